@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the test suite (unit tests, and every notebook in the smoke profile through the runner).
+# Extra arguments go to pytest, e.g. -m "not notebook" or -k sscore
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/setup_env.sh
+exec .venv/bin/python -m pytest "$@"

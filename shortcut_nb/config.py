@@ -1,0 +1,151 @@
+"""Profiles, devices and seeds: the knobs every section shares.
+
+A *profile* sizes a whole run: ``smoke`` (CI, CPU, about a minute per
+notebook, numbers only sanity-checked), ``cpu`` (a laptop, minutes, the
+paper's qualitative findings visible on the synthetic benchmark) and
+``paper`` (a GPU, the paper's models and hyper-parameters).
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+Profile = Literal["smoke", "cpu", "paper"]
+PROFILES: tuple[Profile, ...] = ("smoke", "cpu", "paper")
+DatasetKind = Literal["waterbirds", "isic"]
+
+
+def get_device() -> torch.device:
+    """The one place that picks a device: cuda when present, else cpu."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def check_profile(profile: str) -> Profile:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return profile  # type: ignore[return-value]
+
+
+def runs_root(root: str | os.PathLike | None = None) -> Path:
+    """Root folder of all artifacts (checkpoints, data, features, figures).
+
+    ``root`` wins, then the ``SHORTCUT_NB_RUNS`` environment variable, then
+    ``runs/`` in the current directory's repository (or the cwd).
+    """
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("SHORTCUT_NB_RUNS")
+    if env:
+        return Path(env)
+    here = Path.cwd()
+    for parent in (here, *here.parents):
+        if (parent / "pyproject.toml").exists() and (parent / "shortcut_nb").is_dir():
+            return parent / "runs"
+    return here / "runs"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Fine-tuning recipe. Defaults are the paper's (§3.2)."""
+
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    batch_size: int = 32
+    optimizer: Literal["sgd"] = "sgd"
+    augment: bool = False
+    amp: bool = True  # mixed precision, used on cuda only
+
+    def with_batch_size_for(self, dataset: DatasetKind) -> "TrainSettings":
+        """The paper uses batch 32 for Waterbirds and 64 for ISIC."""
+        return replace(self, batch_size=64 if dataset == "isic" else 32)
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """Everything a profile decides, typed, in one place."""
+
+    profile: Profile
+    image_size: int
+    cnn: str
+    vit: str
+    seeds: tuple[int, ...]
+    train: TrainSettings
+    pretrain: Literal["standin", "timm", "none"]
+    pretrain_epochs: int
+    pretrain_images: int
+    # per-split image counts of the synthetic benchmark (train follows paper Table 1 proportions)
+    n_train: int
+    n_val: int
+    n_test: int
+    minority_ratios: tuple[float, ...] = (0.5, 0.25, 0.05, 0.0)
+    sscore_samples: int = 50
+    extra: dict = field(default_factory=dict)
+
+
+PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
+    "smoke": ProfileSettings(
+        profile="smoke",
+        image_size=32,
+        cnn="resnet_mini",
+        vit="vit_mini",
+        seeds=(0,),
+        train=TrainSettings(epochs=1, lr=1e-2, batch_size=32),
+        pretrain="none",
+        pretrain_epochs=0,
+        pretrain_images=0,
+        n_train=160,
+        n_val=48,
+        n_test=64,
+        minority_ratios=(0.5, 0.0),
+        sscore_samples=8,
+    ),
+    "cpu": ProfileSettings(
+        profile="cpu",
+        image_size=64,
+        cnn="resnet_mini",
+        vit="vit_mini",
+        seeds=(0, 1, 2),
+        train=TrainSettings(epochs=3, lr=1e-2, batch_size=32),
+        pretrain="standin",
+        pretrain_epochs=12,
+        pretrain_images=10000,
+        n_train=2400,
+        n_val=400,
+        n_test=800,
+        sscore_samples=50,
+    ),
+    "paper": ProfileSettings(
+        profile="paper",
+        image_size=224,
+        cnn="resnet18",
+        vit="vit_base_patch16_224",
+        seeds=(0, 1, 2, 3, 4),
+        train=TrainSettings(),
+        pretrain="timm",
+        pretrain_epochs=0,
+        pretrain_images=0,
+        n_train=4795,
+        n_val=1199,
+        n_test=5794,
+        sscore_samples=50,
+    ),
+}
+
+
+def profile_settings(profile: str) -> ProfileSettings:
+    return PROFILE_SETTINGS[check_profile(profile)]

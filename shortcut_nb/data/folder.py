@@ -1,0 +1,254 @@
+"""Dataset folders in the group_DRO / Waterbirds layout, extended with spurious masks.
+
+A dataset is a folder with ``metadata.csv``:
+
+========================  =====================================================
+column                    meaning
+========================  =====================================================
+``img_filename``          image path relative to the folder
+``y``                     class label (Waterbirds: 1 = waterbird; ISIC: 1 = malignant)
+``place`` / ``patch``     spurious attribute a (Waterbirds: 1 = water; ISIC: 1 = patch)
+``split``                 0 train, 1 val, 2 test
+``mask_filename``         optional binary PNG of the spurious region
+========================  =====================================================
+
+Group ``g = 2*y + a``. The format (Waterbirds or ISIC) is detected from the
+columns, so real folders and the synthetic benchmark load through the same code.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .transforms import image_to_tensor, mask_to_tensor
+
+Split = Literal["train", "val", "test"]
+SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+GROUP_NAMES = {
+    "waterbirds": ("landbird/land (G0)", "landbird/water (G1)", "waterbird/land (G2)", "waterbird/water (G3)"),
+    "isic": ("BwoP", "BwP", "MwoP", "MwP"),
+}
+ATTRIBUTE_COLUMN = {"waterbirds": "place", "isic": "patch"}
+
+
+class DatasetFormatError(ValueError):
+    """A dataset folder does not follow the data contract; the message names file, row and column."""
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    root: Path
+    kind: Literal["waterbirds", "isic"]
+    attribute: str
+    has_masks: bool
+
+
+def group_of(y: int | np.ndarray, a: int | np.ndarray):
+    """Group index g = 2*y + a (G0..G3 / BwoP, BwP, MwoP, MwP)."""
+    return 2 * y + a
+
+
+def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
+    """Read and validate ``root/metadata.csv``; detect the format from its columns."""
+    root = Path(root)
+    meta_path = root / "metadata.csv"
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{meta_path} not found: a dataset folder needs a metadata.csv with columns "
+            "img_filename, y, split and place (Waterbirds) or patch (ISIC)"
+        )
+    df = pd.read_csv(meta_path)
+    if "place" in df.columns:
+        kind = "waterbirds"
+    elif "patch" in df.columns:
+        kind = "isic"
+    else:
+        raise DatasetFormatError(
+            f"{meta_path}: missing column 'place' (Waterbirds) or 'patch' (ISIC): "
+            f"found columns {list(df.columns)}"
+        )
+    attribute = ATTRIBUTE_COLUMN[kind]
+    for column in ("img_filename", "y", "split", attribute):
+        if column not in df.columns:
+            raise DatasetFormatError(f"{meta_path}: missing column {column!r} (found {list(df.columns)})")
+    for column, allowed in (("y", {0, 1}), (attribute, {0, 1}), ("split", {0, 1, 2})):
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = ~values.isin(allowed)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DatasetFormatError(
+                f"{meta_path}, row {row + 2} (data row {row}): column {column!r} has {df[column].iloc[row]!r}; "
+                f"expected one of {sorted(allowed)}" + (" (0 train, 1 val, 2 test)" if column == "split" else "")
+            )
+        df[column] = values.astype(int)
+    has_masks = "mask_filename" in df.columns and df["mask_filename"].notna().any()
+    return df, FolderInfo(root=root, kind=kind, attribute=attribute, has_masks=bool(has_masks))
+
+
+def safe_path(root: Path, relative: str, *, what: str, row: int) -> Path:
+    """Resolve a path from metadata and refuse any that leaves the dataset folder."""
+    if not isinstance(relative, str) or not relative:
+        raise DatasetFormatError(f"{root / 'metadata.csv'}, row {row + 2}: empty {what}")
+    root_resolved = root.resolve()
+    path = (root_resolved / relative).resolve()
+    if not path.is_relative_to(root_resolved):
+        raise DatasetFormatError(
+            f"{root / 'metadata.csv'}, row {row + 2}: {what} {relative!r} points outside the dataset folder"
+        )
+    return path
+
+
+class ShortcutDataset(Dataset):
+    """One split of a dataset folder. ``ds[i]`` is a dict:
+
+    - ``image``: float tensor (3, H, W), resized to ``image_size`` and ImageNet-normalised;
+    - ``y``, ``a``, ``g``: ints (class, spurious attribute, group 2y + a);
+    - ``mask``: bool tensor (H, W) of the spurious region (only when the folder has masks);
+    - ``index``: the row's position within this split.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        split: Split,
+        image_size: int = 224,
+        segmentation_dir: str | os.PathLike | None = None,
+        cache: bool = False,
+    ):
+        if split not in SPLIT_CODES:
+            raise ValueError(f"split must be one of {tuple(SPLIT_CODES)}, got {split!r}")
+        df, info = read_metadata(root)
+        self.info = info
+        self.root = info.root
+        self.kind = info.kind
+        self.split = split
+        self.image_size = int(image_size)
+        rows = df.index[df["split"] == SPLIT_CODES[split]]
+        self.meta = df.loc[rows].reset_index().rename(columns={"index": "row"})
+        self.y = torch.tensor(self.meta["y"].to_numpy(copy=True), dtype=torch.long)
+        self.a = torch.tensor(self.meta[info.attribute].to_numpy(copy=True), dtype=torch.long)
+        self.g = group_of(self.y, self.a)
+        self.segmentation_dir = Path(segmentation_dir) if segmentation_dir is not None else None
+        self.image_paths = [
+            safe_path(self.root, f, what="img_filename", row=r) for f, r in zip(self.meta["img_filename"], self.meta["row"])
+        ]
+        for path, r in zip(self.image_paths, self.meta["row"]):
+            if not path.is_file():
+                raise FileNotFoundError(f"{self.root / 'metadata.csv'}, row {r + 2}: image file not found: {path}")
+        self.mask_paths: list[Path | None] | None = None
+        if self.segmentation_dir is not None:
+            self.mask_paths = []
+            for f, r in zip(self.meta["img_filename"], self.meta["row"]):
+                seg = safe_path(self.segmentation_dir, str(Path(f).with_suffix(".png")), what="segmentation", row=r)
+                if not seg.is_file():
+                    raise FileNotFoundError(f"segmentation for row {r + 2} ({f}) not found: {seg}")
+                self.mask_paths.append(seg)
+        elif info.has_masks:
+            self.mask_paths = [
+                None if (not isinstance(f, str) or not f) else safe_path(self.root, f, what="mask_filename", row=r)
+                for f, r in zip(self.meta["mask_filename"], self.meta["row"])
+            ]
+            for path, r in zip(self.mask_paths, self.meta["row"]):
+                if path is not None and not path.is_file():
+                    raise FileNotFoundError(f"{self.root / 'metadata.csv'}, row {r + 2}: mask file not found: {path}")
+        self._cache: dict[int, dict] | None = {} if cache else None
+
+    @property
+    def has_masks(self) -> bool:
+        return self.mask_paths is not None
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def group_counts(self) -> list[int]:
+        return torch.bincount(self.g, minlength=4).tolist()
+
+    def _load_mask(self, i: int, image_size_wh: tuple[int, int]) -> torch.Tensor | None:
+        assert self.mask_paths is not None
+        path = self.mask_paths[i]
+        if path is None:
+            return None
+        with Image.open(path) as m:
+            m = m.convert("L")
+            if m.size != image_size_wh:
+                raise DatasetFormatError(
+                    f"mask {path} is {m.size[0]}x{m.size[1]} but its image {self.image_paths[i].name} is "
+                    f"{image_size_wh[0]}x{image_size_wh[1]}: a mask must have its image's size"
+                )
+            mask = mask_to_tensor(m, self.image_size)
+        if self.segmentation_dir is not None:
+            mask = ~mask  # CUB segmentations mark the bird; the spurious region is the background
+        return mask
+
+    def __getitem__(self, i: int) -> dict:
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        with Image.open(self.image_paths[i]) as im:
+            im = im.convert("RGB")
+            size_wh = im.size
+            image = image_to_tensor(im, self.image_size)
+        item = {"image": image, "y": int(self.y[i]), "a": int(self.a[i]), "g": int(self.g[i]), "index": i}
+        if self.mask_paths is not None:
+            mask = self._load_mask(i, size_wh)
+            item["mask"] = mask if mask is not None else torch.zeros(self.image_size, self.image_size, dtype=torch.bool)
+        if self._cache is not None:
+            self._cache[i] = item
+        return item
+
+
+def load_dataset(
+    root: str | os.PathLike,
+    *,
+    split: Split,
+    image_size: int = 224,
+    segmentation_dir: str | os.PathLike | None = None,
+    cache: bool = False,
+) -> ShortcutDataset:
+    """Load one split of a dataset folder (real Waterbirds/ISIC or the synthetic benchmark).
+
+    Args:
+        root: folder holding ``metadata.csv`` and the images.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        image_size: images and masks are resized to ``image_size × image_size``.
+        segmentation_dir: Waterbirds only: a folder of CUB bird segmentations laid out like
+            ``img_filename`` (with ``.png``); the spurious mask is the background, 1 − bird.
+        cache: keep decoded items in memory (small synthetic sets).
+
+    Returns:
+        A :class:`ShortcutDataset`.
+    """
+    return ShortcutDataset(root, split=split, image_size=image_size, segmentation_dir=segmentation_dir, cache=cache)
+
+
+def group_balanced_indices(
+    g: torch.Tensor | np.ndarray, *, seed: int, n_per_group: int | None = None, groups: tuple[int, ...] = (0, 1, 2, 3)
+) -> np.ndarray:
+    """Indices of a group-balanced subsample: each group drawn without replacement to the smallest group's size.
+
+    Raises:
+        ValueError: when a requested group is empty (nothing to balance with).
+    """
+    g = np.asarray(g)
+    rng = np.random.default_rng(seed)
+    members = {k: np.flatnonzero(g == k) for k in groups}
+    empty = [k for k, idx in members.items() if len(idx) == 0]
+    if empty:
+        raise ValueError(f"cannot group-balance: group(s) {empty} are empty (group counts {[len(members[k]) for k in groups]})")
+    size = min(len(idx) for idx in members.values())
+    if n_per_group is not None:
+        if n_per_group > size:
+            raise ValueError(f"n_per_group={n_per_group} exceeds the smallest group's size {size}")
+        size = n_per_group
+    picked = [rng.choice(idx, size=size, replace=False) for idx in members.values()]
+    return np.sort(np.concatenate(picked))

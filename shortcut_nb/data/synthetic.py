@@ -1,0 +1,272 @@
+"""The embedded default: synthetic Waterbirds-like and ISIC-like benchmarks with ground-truth masks.
+
+Both generators *write the real folder layouts* (PNG images, PNG masks,
+``metadata.csv``), so the default path runs the same loaders as real data.
+
+- Waterbirds-like: core = the foreground object's shape (class 0 and class 1
+  draw from two disjoint shape sets), spurious = the background family
+  (``place`` 0 land-like textures, 1 water-like textures); mask = background.
+  Train follows paper Table 1 (77 % class 0; within each class a
+  ``minority_ratio`` share on the other background); val and test are group-
+  balanced, and in them the two groups of a class share the same foreground
+  objects on different backgrounds (paper Table 3).
+- ISIC-like: core = lesion appearance (benign round and even, malignant
+  irregular and blotchy), spurious = a colour patch in about 47 % of benign
+  training images and in no malignant one; val/test add MwP by inserting
+  patches cut from benign images into malignant ones (paper §3.1), with the
+  inserted region as mask.
+
+Generation is deterministic from ``seed``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import render
+from .isic import insert_patches
+
+WATERBIRDS_TRAIN_CLASS0 = 3703 / 4795  # paper Table 1: landbirds share of the training set
+ISIC_TRAIN_MALIGNANT = 1571 / 13411  # paper Table 1
+ISIC_TRAIN_PATCH_IN_BENIGN = 5526 / 11840  # paper Table 1: BwP share of benign
+
+
+@dataclass(frozen=True)
+class WaterbirdsLikeSettings:
+    """Knobs of the Waterbirds-like generator.
+
+    Attributes:
+        image_size: side of the written PNGs.
+        n_train, n_val, n_test: images per split (val/test group-balanced).
+        minority_ratio: share of each class on the *other* background in train (paper: 5 %).
+        object_scale: foreground size relative to the default (core-cue salience).
+        background_salience: 0..1, saturation of the background families (spurious-cue salience).
+        class_shapes: the two disjoint shape sets that define class 0 and class 1.
+        seed: the one seed of every random choice.
+    """
+
+    image_size: int = 64
+    n_train: int = 2400
+    n_val: int = 400
+    n_test: int = 800
+    minority_ratio: float = 0.05
+    object_scale: float = 1.0
+    background_salience: float = 1.0
+    class_shapes: tuple[tuple[str, ...], tuple[str, ...]] = (("triangle", "square", "cross"), ("circle", "ring", "crescent"))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ISICLikeSettings:
+    """Knobs of the ISIC-like generator.
+
+    Attributes:
+        lesion_irregularity: 0..1, how different malignant lesions look (core-cue strength).
+        patch_area: the colour patch's share of the image (real ISIC: about 5 %).
+        patch_salience: 0..1, the patch colour's saturation/contrast (spurious-cue salience).
+        patch_share_benign: share of benign training images with a patch (paper: 47 %).
+        malignant_share: share of malignant images in train (paper: 12 %).
+    """
+
+    image_size: int = 64
+    n_train: int = 2400
+    n_val: int = 400
+    n_test: int = 800
+    lesion_irregularity: float = 1.0
+    patch_area: float = 0.05
+    patch_salience: float = 1.0
+    patch_share_benign: float = ISIC_TRAIN_PATCH_IN_BENIGN
+    malignant_share: float = ISIC_TRAIN_MALIGNANT
+    seed: int = 0
+
+
+LAND_TEXTURES = ("blobs", "vstripes", "dots")
+WATER_TEXTURES = ("waves", "dstripes", "noise")
+LAND_HUES = (0.25, 0.09)  # green, brown
+WATER_HUE = 0.58  # blue
+
+
+def settings_key(settings) -> str:
+    payload = json.dumps({"type": type(settings).__name__, **asdict(settings)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, optimize=False, compress_level=1)
+
+
+def _waterbirds_counts(s: WaterbirdsLikeSettings) -> dict[int, list[int]]:
+    """Images per group and split: {split: [G0, G1, G2, G3]}."""
+    n0 = round(s.n_train * WATERBIRDS_TRAIN_CLASS0)
+    n1 = s.n_train - n0
+    m0 = round(n0 * s.minority_ratio)
+    m1 = round(n1 * s.minority_ratio)
+    train = [n0 - m0, m0, m1, n1 - m1]
+    # val/test are group-balanced; a class's two groups are rendered as pairs of the same object
+    val = [max(s.n_val // 4, 1)] * 4
+    test = [max(s.n_test // 4, 1)] * 4
+    return {0: train, 1: val, 2: test}
+
+
+def _bird_object(rng: np.random.Generator, y: int, s: WaterbirdsLikeSettings) -> dict:
+    shapes = s.class_shapes[y]
+    size = s.image_size
+    return {
+        "shape": shapes[int(rng.integers(len(shapes)))],
+        "cx": size * rng.uniform(0.35, 0.65),
+        "cy": size * rng.uniform(0.35, 0.65),
+        "radius": size * s.object_scale * rng.uniform(0.2, 0.28),
+        "rotation": rng.uniform(0, 2 * np.pi),
+        "color": render.hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.35, 1.0)),
+        "shade_seed": int(rng.integers(2**31)),  # the object's shading is part of the object, shared by a pair
+    }
+
+
+def _place_background(rng: np.random.Generator, place: int, s: WaterbirdsLikeSettings) -> tuple[np.ndarray, str]:
+    if place == 0:
+        kind = LAND_TEXTURES[int(rng.integers(len(LAND_TEXTURES)))]
+        hue = LAND_HUES[int(rng.integers(len(LAND_HUES)))]
+    else:
+        kind = WATER_TEXTURES[int(rng.integers(len(WATER_TEXTURES)))]
+        hue = WATER_HUE
+    sat = s.background_salience
+    c0 = render.hsv(hue + rng.uniform(-0.04, 0.04), sat * rng.uniform(0.4, 0.8), rng.uniform(0.35, 0.6))
+    c1 = render.hsv(hue + rng.uniform(-0.04, 0.04), sat * rng.uniform(0.3, 0.7), rng.uniform(0.6, 0.9))
+    name = ("land" if place == 0 else "water") + "/" + kind
+    return render.texture(kind, s.image_size, rng, (c0, c1)), name
+
+
+def _render_bird(rng: np.random.Generator, obj: dict, place: int, s: WaterbirdsLikeSettings):
+    background, place_name = _place_background(rng, place, s)
+    fg = render.shape_mask(obj["shape"], s.image_size, cx=obj["cx"], cy=obj["cy"], radius=obj["radius"], rotation=obj["rotation"])
+    image = render.composite(background, obj["color"], fg, np.random.default_rng(obj["shade_seed"]))
+    return render.to_uint8(image), (~fg).astype(np.uint8) * 255, place_name
+
+
+def _atomic_folder(root: Path):
+    """Write into a sibling temp folder, then rename: a killed run leaves no half-written dataset."""
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _finish(tmp: Path, root: Path, rows: list[dict], settings, columns: list[str]) -> Path:
+    pd.DataFrame(rows, columns=columns).to_csv(tmp / "metadata.csv", index=False)
+    (tmp / "generator.json").write_text(json.dumps({"generator": type(settings).__name__, **asdict(settings)}, indent=1))
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+    return root
+
+
+def generate_waterbirds_like(root: str | os.PathLike, settings: WaterbirdsLikeSettings = WaterbirdsLikeSettings()) -> Path:
+    """Write a Waterbirds-like dataset folder (group_DRO's ``metadata.csv`` columns plus ``mask_filename``)."""
+    root = Path(root)
+    s = settings
+    if not 0.0 <= s.minority_ratio <= 0.5:
+        raise ValueError(f"minority_ratio must be in [0, 0.5], got {s.minority_ratio}")
+    tmp = _atomic_folder(root)
+    rng = np.random.default_rng(s.seed)
+    rows: list[dict] = []
+    counts = _waterbirds_counts(s)
+    for split, per_group in counts.items():
+        if split == 0:
+            jobs = [(y, place, _bird_object(rng, y, s)) for y in (0, 1) for place in (0, 1) for _ in range(per_group[2 * y + place])]
+            order = rng.permutation(len(jobs))
+            jobs = [jobs[i] for i in order]
+        else:
+            # the two groups of a class share the same foreground objects (paper Table 3)
+            jobs = []
+            for y in (0, 1):
+                for _ in range(per_group[2 * y]):
+                    obj = _bird_object(rng, y, s)
+                    jobs += [(y, 0, obj), (y, 1, obj)]
+        for y, place, obj in jobs:
+            idx = len(rows)
+            image, mask, place_name = _render_bird(rng, obj, place, s)
+            img_rel = f"images/{split}/{idx:06d}.png"
+            mask_rel = f"masks/{split}/{idx:06d}.png"
+            _save_png(image, tmp / img_rel)
+            _save_png(mask, tmp / mask_rel)
+            rows.append({"img_id": idx + 1, "img_filename": img_rel, "y": y, "split": split, "place": place,
+                         "place_filename": place_name, "mask_filename": mask_rel, "shape": obj["shape"]})
+    columns = ["img_id", "img_filename", "y", "split", "place", "place_filename", "mask_filename", "shape"]
+    return _finish(tmp, root, rows, s, columns)
+
+
+def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISICLikeSettings()) -> Path:
+    """Write an ISIC-like dataset folder (``y``, ``patch``, ``split``, ``mask_filename``).
+
+    Val and test get MwP through :func:`shortcut_nb.data.isic.insert_patches`, the same
+    function that builds the paper's artificial test set from real ISIC folders.
+    """
+    root = Path(root)
+    s = settings
+    tmp = _atomic_folder(root)
+    rng = np.random.default_rng(s.seed)
+    rows: list[dict] = []
+    n_mal_train = round(s.n_train * s.malignant_share)
+    n_ben_train = s.n_train - n_mal_train
+    n_bwp_train = round(n_ben_train * s.patch_share_benign)
+    plans = {
+        0: [(0, 1)] * n_bwp_train + [(0, 0)] * (n_ben_train - n_bwp_train) + [(1, 0)] * n_mal_train,
+        1: [(0, 0)] * (s.n_val // 4) + [(0, 1)] * (s.n_val // 4) + [(1, 0)] * (s.n_val // 4),
+        2: [(0, 0)] * (s.n_test // 4) + [(0, 1)] * (s.n_test // 4) + [(1, 0)] * (s.n_test // 4),
+    }
+    size = s.image_size
+    for split, plan in plans.items():
+        plan = [plan[i] for i in rng.permutation(len(plan))]
+        for y, patch in plan:
+            idx = len(rows)
+            skin = render.hsv(0.06 + rng.uniform(-0.02, 0.02), rng.uniform(0.2, 0.45), rng.uniform(0.7, 0.95))
+            image, _ = render.lesion(size, rng, malignant=bool(y), irregularity=s.lesion_irregularity, skin=skin)
+            patch_mask = np.zeros((size, size), dtype=bool)
+            if patch:
+                rgb, patch_mask = render.colour_patch(size, rng, area=s.patch_area, salience=s.patch_salience)
+                image = np.where(patch_mask[..., None], rgb, image)
+            img_rel = f"images/{split}/{idx:06d}.png"
+            mask_rel = f"masks/{split}/{idx:06d}.png"
+            _save_png(render.to_uint8(image), tmp / img_rel)
+            _save_png(patch_mask.astype(np.uint8) * 255, tmp / mask_rel)
+            rows.append({"img_filename": img_rel, "y": y, "patch": patch, "split": split, "mask_filename": mask_rel})
+    columns = ["img_filename", "y", "patch", "split", "mask_filename"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp / "metadata.csv", index=False)
+    for split in (1, 2):
+        insert_patches(tmp, split=split, seed=s.seed + split)
+    meta = pd.read_csv(tmp / "metadata.csv")
+    return _finish(tmp, root, meta.to_dict("records"), s, list(meta.columns))
+
+
+DatasetName = Literal["waterbirds", "isic"]
+
+
+def synthetic_settings(name: DatasetName, *, image_size: int, n_train: int, n_val: int, n_test: int, seed: int,
+                       **knobs) -> WaterbirdsLikeSettings | ISICLikeSettings:
+    cls = WaterbirdsLikeSettings if name == "waterbirds" else ISICLikeSettings
+    return cls(image_size=image_size, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, **knobs)
+
+
+def ensure_synthetic(name: DatasetName, settings: WaterbirdsLikeSettings | ISICLikeSettings, *, root: str | os.PathLike) -> Path:
+    """The folder for these settings under ``root/data``, generated once and reused (keyed by settings)."""
+    folder = Path(root) / "data" / f"{name}_like-{settings_key(settings)}"
+    done = folder / "generator.json"
+    if done.is_file() and (folder / "metadata.csv").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if name == "waterbirds":
+        return generate_waterbirds_like(folder, settings)  # type: ignore[arg-type]
+    if name == "isic":
+        return generate_isic_like(folder, settings)  # type: ignore[arg-type]
+    raise ValueError(f"dataset name must be 'waterbirds' or 'isic', got {name!r}")

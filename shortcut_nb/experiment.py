@@ -1,0 +1,154 @@
+"""Trained models as cached artifacts, keyed by what produced them.
+
+Every notebook asks for "the CNN trained on the Waterbirds-like set at 5 %
+minority, seed 0, cpu profile" through :func:`train_or_load`; the first asks
+trains it, later ones (and later notebooks) load it from the run root.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from .artifacts import atomic_write_json, read_json, stable_key
+from .config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
+from .data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
+from .models import SplitModel, build_model
+from .pretrain import PretrainSettings, ensure_pretrained
+from .train import FINAL, fine_tune, predict
+
+DatasetName = Literal["waterbirds", "isic"]
+
+# Difficulty knobs of the synthetic benchmark per profile, calibrated so the `cpu`
+# profile lands in the paper's regime (see benchmarks/calibrate.py and the README).
+BENCHMARK_KNOBS: dict[str, dict[str, dict]] = {
+    "smoke": {"waterbirds": {}, "isic": {}},
+    "cpu": {"waterbirds": {"object_scale": 0.8}, "isic": {"lesion_irregularity": 0.35}},
+    "paper": {"waterbirds": {}, "isic": {}},
+}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A synthetic dataset folder (or a real one through ``folder``)."""
+
+    name: DatasetName
+    image_size: int
+    n_train: int
+    n_val: int
+    n_test: int
+    seed: int = 0
+    minority_ratio: float = 0.05
+    knobs: tuple[tuple[str, object], ...] = ()
+    folder: str | None = None  # a real dataset folder; overrides generation
+
+    def generator_settings(self):
+        knobs = dict(self.knobs)
+        if self.name == "waterbirds":
+            knobs["minority_ratio"] = self.minority_ratio
+        return synthetic_settings(self.name, image_size=self.image_size, n_train=self.n_train, n_val=self.n_val,
+                                  n_test=self.n_test, seed=self.seed, **knobs)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fine-tuning run: data, model, seed, recipe and initialisation."""
+
+    data: DataSpec
+    model: str
+    seed: int
+    train: TrainSettings
+    init: Literal["standin", "timm", "none"] = "standin"
+    pretrain: PretrainSettings | None = None
+    profile: str = "custom"
+
+
+def data_spec(profile: Profile | str, name: DatasetName, *, minority_ratio: float = 0.05, seed: int = 0,
+              folder: str | os.PathLike | None = None, **knobs) -> DataSpec:
+    ps = profile_settings(profile)
+    merged = {**BENCHMARK_KNOBS[ps.profile][name], **knobs}
+    return DataSpec(name=name, image_size=ps.image_size, n_train=ps.n_train, n_val=ps.n_val, n_test=ps.n_test, seed=seed,
+                    minority_ratio=minority_ratio, knobs=tuple(sorted(merged.items())),
+                    folder=str(folder) if folder is not None else None)
+
+
+def run_spec(profile: Profile | str, name: DatasetName, *, model: str | None = None, arch: Literal["cnn", "vit"] = "cnn",
+             seed: int = 0, minority_ratio: float = 0.05, data_seed: int = 0, epochs: int | None = None,
+             init: Literal["standin", "timm", "none"] | None = None, folder: str | os.PathLike | None = None,
+             pretrain_epochs: int | None = None, **knobs) -> RunSpec:
+    """The run a profile prescribes for a dataset; keyword arguments override single knobs."""
+    ps: ProfileSettings = profile_settings(profile)
+    model = model or (ps.cnn if arch == "cnn" else ps.vit)
+    train = ps.train.with_batch_size_for(name) if ps.profile == "paper" else ps.train
+    if epochs is not None:
+        train = replace(train, epochs=epochs)
+    init = init or ps.pretrain
+    pre = None
+    if init == "standin":
+        pre = PretrainSettings(arch=model, image_size=ps.image_size, n_images=ps.pretrain_images,
+                               epochs=pretrain_epochs if pretrain_epochs is not None else ps.pretrain_epochs, seed=0)
+    return RunSpec(data=data_spec(profile, name, minority_ratio=minority_ratio, seed=data_seed, folder=folder, **knobs),
+                   model=model, seed=seed, train=train, init=init, pretrain=pre, profile=ps.profile)
+
+
+def dataset_folder(spec: DataSpec, *, root: str | os.PathLike | None = None) -> Path:
+    if spec.folder is not None:
+        return Path(spec.folder)
+    return ensure_synthetic(spec.name, spec.generator_settings(), root=runs_root(root))
+
+
+def get_split(spec: DataSpec, split: str, *, root: str | os.PathLike | None = None) -> ShortcutDataset:
+    return load_dataset(dataset_folder(spec, root=root), split=split, image_size=spec.image_size, cache=True)
+
+
+def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
+    ratio = f"r{round(spec.data.minority_ratio * 100)}" if spec.data.name == "waterbirds" else "std"
+    return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{stable_key(spec)}"
+
+
+def build_for(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True) -> SplitModel:
+    """The untrained model of a run, with its initial weights (stand-in, timm or none)."""
+    weights = None
+    if spec.init == "standin":
+        assert spec.pretrain is not None
+        weights = ensure_pretrained(spec.pretrain, root=runs_root(root), progress_bar=progress_bar)
+    seed_everything(spec.seed)
+    return build_model(spec.model, num_classes=2, pretrained=spec.init == "timm", weights_file=weights,
+                       image_size=spec.data.image_size)
+
+
+def train_or_load(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True) -> tuple[SplitModel, dict]:
+    """The trained model of ``spec``, from the run root if it is there, else trained (and resumed if interrupted).
+
+    Returns:
+        ``(model in eval mode, info)`` with ``info["run_dir"]``, ``info["history"]``,
+        ``info["train_group_counts"]`` and ``info["seconds"]`` (0 when loaded).
+    """
+    out = run_dir(spec, root=root)
+    tic = time.perf_counter()
+    model = build_for(spec, root=root, progress_bar=progress_bar)
+    train_set = get_split(spec.data, "train", root=root)
+    result = fine_tune(model, train_set, settings=spec.train, seed=spec.seed, checkpoint_dir=out, progress_bar=progress_bar)
+    info = {"run_dir": str(out), "history": result["history"], "train_group_counts": train_set.group_counts(),
+            "seconds": time.perf_counter() - tic, "trained_now": not result.get("loaded", False)}
+    if info["trained_now"]:
+        atomic_write_json(out / "spec.json", spec)
+    return model.eval(), info
+
+
+def load_trained(run_directory: str | os.PathLike) -> dict:
+    """The recorded spec of a trained run (for reports)."""
+    return read_json(Path(run_directory) / "spec.json")
+
+
+def evaluate(model: SplitModel, spec: DataSpec, *, split: str = "test", root: str | os.PathLike | None = None) -> dict:
+    """Predictions of ``model`` on a split of ``spec``'s folder (see :func:`~shortcut_nb.train.predict`)."""
+    return predict(model, get_split(spec, split, root=root))
+
+
+def checkpoint_path(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
+    return run_dir(spec, root=root) / FINAL

@@ -1,0 +1,225 @@
+"""Model factory: every model splits into an encoder ``f_enc`` and a linear ``head``.
+
+The paper (§3.3) writes a classifier as ``f = h ∘ f_enc`` with ``f_enc: X → R^d``
+and a linear ``h``. :func:`build_model` returns exactly that split for the
+paper's timm models and for small CPU-sized variants used by the ``smoke`` and
+``cpu`` profiles.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import timm
+import torch
+from torch import nn
+
+PAPER_MODELS = (
+    "resnet18",
+    "resnet50",
+    "resnext50_32x4d",
+    "vit_base_patch16_224",
+    "deit_base_patch16_224",
+)
+
+
+class SplitModel(nn.Module):
+    """``model(x) == model.head(model.f_enc(x))``.
+
+    Attributes:
+        f_enc: the timm backbone with its classifier removed; ``f_enc(x)`` is the
+            penultimate vector z of shape (B, d).
+        head: ``nn.Linear(d, num_classes)``.
+        name: the factory name the model was built from.
+        kind: ``"cnn"`` or ``"vit"``.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Linear, *, name: str, kind: str):
+        super().__init__()
+        self.f_enc = backbone
+        self.head = head
+        self.name = name
+        self.kind = kind
+
+    @property
+    def num_features(self) -> int:
+        return self.head.in_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.f_enc(x))
+
+    def default_target_layer(self) -> nn.Module:
+        """Grad-CAM's default layer: the last conv block (CNN) or the last block's norm1 (ViT)."""
+        if self.kind == "vit":
+            return self.f_enc.blocks[-1].norm1
+        return self.f_enc.layer4[-1] if hasattr(self.f_enc, "layer4") else self.f_enc.stages[-1]
+
+
+def _resnet_mini(image_size: int) -> nn.Module:
+    """A narrow ResNet whose last map is image_size/8 (8×8 at 64 px; ResNet-18 gives 7×7 at 224 px).
+
+    Heatmap-based neuron scores need a last map of at least 7×7 (a standard
+    ResNet at 64 px gives 2×2). Stem stride 2 without max-pool and a stride-1
+    last stage keep that resolution; widths 32..256 and one BasicBlock per
+    stage keep a 32-image training step near 0.25 s on two CPU cores.
+    """
+    from timm.models.resnet import BasicBlock, ResNet
+
+    model = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, num_classes=1000)
+    model.maxpool = nn.Identity()
+    first = model.layer4[0]
+    first.conv1.stride = (1, 1)
+    first.downsample[0].stride = (1, 1)
+    return model
+
+
+def _vit_mini(image_size: int, *, distilled: bool = False) -> nn.Module:
+    """A 4-block ViT with an 8×8 patch grid at any image size divisible by 8."""
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import VisionTransformer
+
+    if image_size % 8:
+        raise ValueError(f"vit_mini needs an image_size divisible by 8, got {image_size}")
+    cls = VisionTransformerDistilled if distilled else VisionTransformer
+    return cls(img_size=image_size, patch_size=image_size // 8, embed_dim=128, depth=4, num_heads=4,
+               mlp_ratio=2.0, num_classes=1000)
+
+
+SMALL_MODELS: dict[str, Callable[[int], nn.Module]] = {
+    "resnet_mini": _resnet_mini,
+    "vit_mini": _vit_mini,
+    "deit_mini": lambda s: _vit_mini(s, distilled=True),
+}
+SMALL_DEFAULT_SIZE = 64
+
+
+def model_kind(name: str) -> str:
+    return "vit" if ("vit" in name or "deit" in name) else "cnn"
+
+
+def _strip_classifier(backbone: nn.Module) -> nn.Linear:
+    """Detach timm's classifier, returning it; the backbone then outputs pre-logits."""
+    if hasattr(backbone, "dist_token") and hasattr(backbone, "head_dist"):
+        # Distilled DeiT averages two heads at inference; we keep the class-token
+        # head only so z stays a single d-vector and h stays linear.
+        backbone.head_dist = nn.Identity()
+        backbone.set_distilled_training(False)
+        backbone.forward_head = _distilled_pre_logits.__get__(backbone)
+    backbone.reset_classifier(0)
+    return backbone
+
+
+def _distilled_pre_logits(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    return x[:, 0]
+
+
+def build_model(
+    name: str,
+    *,
+    num_classes: int = 2,
+    pretrained: bool = False,
+    weights_file: str | os.PathLike | None = None,
+    image_size: int | None = None,
+) -> SplitModel:
+    """Build a classifier split into ``f_enc`` and ``head``.
+
+    Args:
+        name: a timm model name (the paper's: ``resnet18``, ``resnet50``,
+            ``resnext50_32x4d``, ``vit_base_patch16_224``, ``deit_base_patch16_224``)
+            or a CPU-sized variant (``resnet_mini``, ``vit_mini``, ``deit_mini``).
+        num_classes: size of the linear head.
+        pretrained: load ImageNet weights through timm's own mechanism (its hub
+            cache). Without network access and without cached weights this
+            fails with a message that says where to put a weights file.
+        weights_file: a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file with
+            either a timm backbone state dict (its classifier is dropped) or a
+            full :class:`SplitModel` state dict. Loaded as data
+            (``weights_only=True``).
+        image_size: input size for the small variants (default 64); timm models
+            keep their own default unless given.
+
+    Returns:
+        A :class:`SplitModel` with ``model(x) == model.head(model.f_enc(x))``.
+    """
+    kind = model_kind(name)
+    if name in SMALL_MODELS:
+        if pretrained:
+            raise ValueError(
+                f"{name!r} has no public pretrained weights; build it with weights_file= (for example "
+                "the stand-in pretraining of shortcut_nb.pretrain) or use one of " + ", ".join(PAPER_MODELS)
+            )
+        backbone = SMALL_MODELS[name](image_size or SMALL_DEFAULT_SIZE)
+    else:
+        if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
+            raise ValueError(f"unknown model {name!r}: use one of {PAPER_MODELS + tuple(SMALL_MODELS)} or a timm name")
+        kwargs = {"img_size": image_size} if (image_size and kind == "vit") else {}
+        backbone = _create_timm(name, pretrained=pretrained and weights_file is None, **kwargs)
+    d = backbone.num_features
+    _strip_classifier(backbone)
+    head = nn.Linear(d, num_classes)
+    model = SplitModel(backbone, head, name=name, kind=kind)
+    if weights_file is not None:
+        load_weights(model, weights_file)
+    return model
+
+
+def _create_timm(name: str, *, pretrained: bool, **kwargs) -> nn.Module:
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except Exception as err:  # network errors come in many types (OSError, HF hub errors)
+        raise RuntimeError(
+            f"could not load ImageNet weights for {name!r} ({type(err).__name__}: {err}).\n"
+            "This machine may have no network access. Either\n"
+            f"  * download the weights elsewhere (timm.create_model({name!r}, pretrained=True) fills the "
+            "Hugging Face cache under ~/.cache/huggingface) and copy that cache here, or\n"
+            f"  * save them as a state dict file and call build_model({name!r}, weights_file='path/to/file.pth')."
+        ) from err
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from a user file as data, never as code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path}: not a tensor-only checkpoint that loads with weights_only=True ({err})") from err
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a dict of tensors (a state dict)")
+    return state
+
+
+def load_weights(model: SplitModel, path: str | os.PathLike) -> SplitModel:
+    """Load a SplitModel state dict, or a timm backbone state dict (classifier dropped)."""
+    state = read_state_dict(path)
+    if any(k.startswith("f_enc.") for k in state):
+        head_ok = state.get("head.weight", torch.empty(0)).shape == model.head.weight.shape
+        if not head_ok:
+            state = {k: v for k, v in state.items() if not k.startswith("head.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if head_ok or not k.startswith("head.")]
+    else:
+        own = model.f_enc.state_dict()
+        state = {k: v for k, v in state.items() if k in own or not _is_classifier_key(k)}
+        missing, unexpected = model.f_enc.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: weights do not fit {model.name!r}: missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}"
+        )
+    return model
+
+
+def _is_classifier_key(key: str) -> bool:
+    return key.split(".")[0] in {"fc", "head", "head_dist", "classifier", "last_linear"}

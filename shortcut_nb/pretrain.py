@@ -1,0 +1,108 @@
+"""Stand-in pretraining: what ImageNet weights do for the paper's models, on generated images.
+
+No ImageNet weights can be downloaded on the machines this project is built
+on. Fine-tuning from scratch shortcuts totally (the minority groups go to ~0),
+while the paper's ImageNet-pretrained models land in between. This module
+pretrains a backbone on an *uncorrelated* multi-class task — which of
+:data:`~shortcut_nb.data.render.SHAPES` is drawn, on textures of every family,
+shape independent of background — so it starts with generic shape and texture
+features. The result is a plain backbone state dict, loaded through the same
+``weights_file`` path as real pretrained weights (``build_model(...,
+weights_file=...)``); ``pretrained=True`` uses real timm weights where they
+are available.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .artifacts import atomic_torch_save, atomic_write_json, stable_key
+from .config import get_device, seed_everything
+from .data import render
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .models import build_model
+from .progress import progress
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """Stand-in pretraining knobs. ``epochs`` is the strength knob (more epochs, stronger core features)."""
+
+    arch: str = "resnet_mini"
+    image_size: int = 64
+    n_images: int = 10000
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+    held_out: float = 0.1
+
+
+def generate_pretraining_images(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images (uint8, (n, 3, size, size)) of random shapes on random textures, and shape labels."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    labels = rng.integers(len(render.SHAPES), size=n)
+    for i in range(n):
+        kind = render.TEXTURES[int(rng.integers(len(render.TEXTURES)))]
+        background = render.texture(kind, size, rng, render.random_palette(rng))
+        mask = render.shape_mask(render.SHAPES[labels[i]], size, cx=size * rng.uniform(0.3, 0.7), cy=size * rng.uniform(0.3, 0.7),
+                                 radius=size * rng.uniform(0.15, 0.3), rotation=rng.uniform(0, 2 * np.pi))
+        color = render.hsv(rng.random(), rng.uniform(0.2, 1.0), rng.uniform(0.25, 1.0))
+        images[i] = render.to_uint8(render.composite(background, color, mask, rng))
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+def _normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(IMAGENET_MEAN, device=batch_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch_uint8.device).view(1, 3, 1, 1)
+    return (batch_uint8.float() / 255.0 - mean) / std
+
+
+def pretrained_weights_path(settings: PretrainSettings, root: str | Path) -> Path:
+    return Path(root) / "pretrained" / f"{settings.arch}-{settings.image_size}px-{stable_key(settings)}.pth"
+
+
+def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_bar: bool = True) -> Path:
+    """The stand-in pretrained backbone for these settings: built once, then read from ``root/pretrained``."""
+    path = pretrained_weights_path(settings, root)
+    if path.is_file():
+        return path
+    seed_everything(settings.seed)
+    device = get_device()
+    images, labels = generate_pretraining_images(settings.n_images, settings.image_size, settings.seed)
+    n_val = int(len(labels) * settings.held_out)
+    model = build_model(settings.arch, num_classes=len(render.SHAPES), image_size=settings.image_size).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps_per_epoch = (len(labels) - n_val) // settings.batch_size
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=max(steps_per_epoch * settings.epochs, 1))
+    generator = torch.Generator().manual_seed(settings.seed)
+    train_x, train_y = images[n_val:], labels[n_val:]
+    tic = time.perf_counter()
+    for epoch in progress(range(settings.epochs), desc=f"stand-in pretraining {settings.arch}", enabled=progress_bar):
+        model.train()
+        order = torch.randperm(len(train_y), generator=generator)
+        for step in range(steps_per_epoch):
+            idx = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+            x = _normalise(train_x[idx].to(device))
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(flip.to(device)[:, None, None, None], x.flip(-1), x)
+            loss = F.cross_entropy(model(x), train_y[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    model.eval()
+    with torch.no_grad():
+        val_pred = torch.cat([model(_normalise(images[i:i + 256].to(device))).argmax(1).cpu() for i in range(0, n_val, 256)])
+    held_out_acc = float((val_pred == labels[:n_val]).float().mean()) if n_val else float("nan")
+    atomic_torch_save(model.f_enc.state_dict(), path)
+    atomic_write_json(path.with_suffix(".json"), {"settings": settings.__dict__, "held_out_shape_accuracy": held_out_acc,
+                                                  "seconds": time.perf_counter() - tic, "classes": list(render.SHAPES)})
+    return path

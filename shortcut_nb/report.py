@@ -1,0 +1,32 @@
+"""What a notebook records: its numbers as JSON and its figures as PNG, beside the executed notebook."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .artifacts import atomic_write_json, read_json
+
+
+def output_dir(path: str | os.PathLike) -> Path:
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def record(name: str, data: dict[str, Any], out: str | os.PathLike) -> Path:
+    """Write ``out/<name>.json`` atomically (merging with what the notebook recorded before in this run)."""
+    path = output_dir(out) / f"{name}.json"
+    merged = read_json(path) if path.is_file() else {}
+    merged.update(data)
+    return atomic_write_json(path, merged)
+
+
+def save_figure(fig, name: str, out: str | os.PathLike, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as ``out/figures/<name>.png`` (atomically) and return the path."""
+    folder = output_dir(Path(out) / "figures")
+    path = folder / f"{name}.png"
+    tmp = folder / f".{name}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path

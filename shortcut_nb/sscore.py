@@ -1,0 +1,780 @@
+"""Neuron spurious score (s-score, paper §3.3): Grad-CAM of penultimate neurons against spurious masks.
+
+For a model ``f = h ∘ f_enc`` with penultimate vector ``z = f_enc(x) ∈ R^d``, the
+Grad-CAM heatmap of neuron ``i`` on image ``x_j`` is binarised at a threshold
+``alpha`` into ``b_j^i`` and compared with the spurious-region mask ``m_j``::
+
+    s^i = 1/N Σ_j |b_j^i ⊙ m_j| / |b_j^i|          (0 for a sample where |b_j^i| = 0)
+
+Heatmaps are exactly pytorch-grad-cam's ``GradCAM(model=<x -> z>, target_layers=[layer])``
+with target ``ClassifierOutputTarget(i)``: per sample ``cam = ReLU(Σ_c w_c A_c)`` with
+``w_c`` the spatial mean of ``∂z_i/∂A_c``, min-max normalised (``x - min``, then
+``/ (1e-7 + max)``), resized bilinearly to the input size (cv2 ``INTER_LINEAR``, which is
+torch's ``bilinear`` with ``align_corners=False``), clipped at 0 and min-max normalised
+again (pytorch-grad-cam's layer aggregation). Everything here runs on the model's
+device, in torch.
+
+Instead of one forward/backward per neuron we use three exact shortcuts:
+
+* ``"analytic"``: when ``z`` is the global average pool of the target layer's output
+  (a CNN's last block), ``∂z_i/∂A = 1/(hw)`` on channel ``i`` and 0 elsewhere, so the
+  Grad-CAM of neuron ``i`` is ``ReLU(A_i)/(hw)``: all neurons from one forward pass.
+  This is checked at run time on the actual forward (see :func:`_is_pooled_output`).
+* ``"forward"``: Grad-CAM only needs the *spatial mean* of the gradient, i.e.
+  ``w[i, c] = (1/hw) Σ_p ∂z_i/∂A_{c,p}``: the directional derivative of ``z`` along the
+  tangent "ones on channel c". One JVP per target-layer channel gives the weights of
+  *all* ``d`` neurons; tangents are batched with ``torch.func.vmap``.
+* ``"reverse"``: one vector-Jacobian product per neuron, batched over neurons with
+  ``torch.autograd.grad(..., is_grads_batched=True)``.
+
+``"auto"`` picks ``"analytic"`` when it applies, else ``"forward"`` when the target layer
+has fewer channels than neurons requested, else ``"reverse"``.
+
+Binarisation uses ``cam >= alpha`` (see :func:`binarize`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Sequence, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Method = Literal["auto", "analytic", "forward", "reverse"]
+Band = Literal["low", "mid", "high"]
+BANDS: tuple[Band, ...] = ("low", "mid", "high")
+GRADCAM_EPS = 1e-7  # pytorch_grad_cam.utils.image.scale_cam_image: img / (1e-7 + max)
+
+NeuronIndex = Sequence[int] | Tensor | np.ndarray | range | None
+
+
+# --------------------------------------------------------------------------- model plumbing
+
+
+def _encoder(model: nn.Module) -> nn.Module:
+    """The module mapping x -> z: ``model.f_enc`` for a SplitModel, else the model itself."""
+    enc = getattr(model, "f_enc", model)
+    if not isinstance(enc, nn.Module):
+        raise TypeError(f"model.f_enc must be an nn.Module, got {type(enc).__name__}")
+    return enc
+
+
+def _resolve_layer(model: nn.Module, target_layer: nn.Module | None) -> nn.Module:
+    if target_layer is None:
+        if not hasattr(model, "default_target_layer"):
+            raise ValueError("target_layer=None needs a model with default_target_layer() (a SplitModel); "
+                             "pass target_layer= explicitly")
+        target_layer = model.default_target_layer()
+    if not isinstance(target_layer, nn.Module):
+        raise TypeError(f"target_layer must be an nn.Module, got {type(target_layer).__name__}")
+    enc = _encoder(model)
+    if not any(m is target_layer for m in enc.modules()):
+        raise ValueError("target_layer must be a submodule of the encoder (model.f_enc)")
+    return target_layer
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+class _EvalMode:
+    """Put every submodule in eval mode (as pytorch-grad-cam does) and restore each one's mode after."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.modes: list[tuple[nn.Module, bool]] = []
+
+    def __enter__(self) -> None:
+        self.modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, mode in self.modes:
+            m.training = mode
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """How the target layer's output maps to a (B, C, h, w) activation map.
+
+    ``prefix`` > 0 (or ``tokens``) means a ViT token tensor (B, T, C) whose first
+    ``prefix`` tokens (class, distillation, registers) are dropped and the rest
+    reshaped to the patch grid, as a pytorch-grad-cam ``reshape_transform`` does.
+    """
+
+    tokens: bool
+    prefix: int
+    h: int
+    w: int
+
+
+def _geometry(enc: nn.Module, act: Tensor) -> _Geometry:
+    if act.ndim == 4:
+        return _Geometry(False, 0, act.shape[2], act.shape[3])
+    if act.ndim == 3:
+        prefix = getattr(enc, "num_prefix_tokens", None)
+        grid = getattr(getattr(enc, "patch_embed", None), "grid_size", None)
+        if prefix is None or grid is None:
+            raise ValueError(
+                "target layer outputs tokens (B, T, C) but the encoder has no num_prefix_tokens / "
+                "patch_embed.grid_size to reshape them to a patch grid")
+        h, w = int(grid[0]), int(grid[1])
+        if act.shape[1] != prefix + h * w:
+            raise ValueError(f"target layer outputs {act.shape[1]} tokens; expected {prefix} prefix tokens + "
+                             f"{h}x{w} patches (is the image size the one the model was built for?)")
+        return _Geometry(True, int(prefix), h, w)
+    raise ValueError(f"target layer output must be (B, C, h, w) or ViT tokens (B, T, C), got shape {tuple(act.shape)}")
+
+
+def _to_map(t: Tensor, geo: _Geometry) -> Tensor:
+    """(..., B, T, C) tokens -> (..., B, C, h, w); CNN maps pass through."""
+    if not geo.tokens:
+        return t
+    lead = t.shape[:-2]
+    t = t[..., geo.prefix:, :]
+    t = t.reshape(*lead, geo.h, geo.w, t.shape[-1])
+    return t.movedim(-1, -3)
+
+
+def _single_output(out: Any) -> Tensor:
+    if not isinstance(out, Tensor):
+        raise TypeError(f"target layer must return one tensor, got {type(out).__name__}")
+    return out
+
+
+_POOL_TYPES: tuple[type, ...] = (nn.AdaptiveAvgPool2d,)
+try:  # timm's mean pool (SelectAdaptivePool2d(pool_type="fast")); nn.AdaptiveAvgPool2d covers "avg"
+    from timm.layers.adaptive_avgmax_pool import FastAdaptiveAvgPool
+
+    _POOL_TYPES = (nn.AdaptiveAvgPool2d, FastAdaptiveAvgPool)
+except ImportError:  # pragma: no cover - timm is a dependency, but the check needs no timm
+    pass
+
+
+def _is_global_mean_pool(m: nn.Module) -> bool:
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return m.output_size in (1, (1, 1))
+    return isinstance(m, _POOL_TYPES)
+
+
+@dataclass
+class _Probe:
+    act: Tensor  # target layer output, detached
+    z: Tensor
+    pooled: bool
+
+
+def _probe(enc: nn.Module, layer: nn.Module, x: Tensor) -> _Probe:
+    """One no-grad forward recording the target output and whether z is exactly its global mean pool.
+
+    ``pooled`` is True only if (1) a global average-pool module receives the very tensor
+    object the target layer returned, with no in-place change in between (version
+    counter), (2) ``z`` is a view of that pool's output, unchanged since (version
+    counter), and (3) numerically ``z == A.mean((2, 3))``. Then z_i depends on A only
+    through the mean of channel i, so ∂z_i/∂A = 1/(hw) on channel i: the analytic path.
+    """
+    rec: dict[str, Any] = {"calls": 0}
+    handles = []
+
+    def on_target(mod: nn.Module, inp: Any, out: Any) -> None:
+        rec["calls"] += 1
+        if rec["calls"] == 1:
+            rec["act"] = _single_output(out)
+            rec["act_version"] = out._version
+
+    def on_pool(mod: nn.Module, inp: Any, out: Any) -> None:
+        act = rec.get("act")
+        if act is not None and inp and inp[0] is act and act._version == rec["act_version"] and isinstance(out, Tensor):
+            rec["pool_out"] = out
+            rec["pool_version"] = out._version
+
+    try:
+        handles.append(layer.register_forward_hook(on_target))
+        for m in enc.modules():
+            if _is_global_mean_pool(m):
+                handles.append(m.register_forward_hook(on_pool))
+        with torch.no_grad():
+            z = enc(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if rec["calls"] == 0:
+        raise ValueError("target_layer did not run in model.f_enc(x); pick a layer on the path to z")
+    if rec["calls"] > 1:
+        raise ValueError("target_layer runs more than once per forward; pick a module that runs once")
+    if not isinstance(z, Tensor) or z.ndim != 2:
+        raise ValueError(f"model.f_enc(x) must return z of shape (B, d), got {getattr(z, 'shape', type(z))}")
+    act = rec["act"]
+    pooled = False
+    pool_out = rec.get("pool_out")
+    if pool_out is not None and act.ndim == 4 and z.shape == act.shape[:2]:
+        pooled = (
+            z.data_ptr() == pool_out.data_ptr()
+            and z._version == rec["pool_version"]
+            and z.is_contiguous()
+            and torch.allclose(z, act.mean((2, 3)), rtol=1e-4, atol=1e-6)
+        )
+    return _Probe(act.detach(), z.detach(), pooled)
+
+
+# --------------------------------------------------------------------------- low-resolution cams
+
+
+def _analytic_raw(act: Tensor, idx: Tensor) -> Tensor:
+    """(B, C, h, w) pooled-layer activations -> raw Grad-CAM (B, K, h, w) = A_i * ∂z_i/∂A."""
+    h, w = act.shape[-2:]
+    # Keep the 1/(hw) factor (the true gradient) so the 1e-7 in the normalisation acts as in the reference.
+    return act[:, idx] * (1.0 / (h * w))
+
+
+def _reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
+                 chunk_size: int) -> Tensor:
+    """Raw Grad-CAM (B, K, h, w) from batched vector-Jacobian products, ``chunk_size`` neurons at a time."""
+    rec: dict[str, Tensor] = {}
+
+    def leaf(mod: nn.Module, inp: Any, out: Any) -> Tensor:
+        # Build the autograd graph only from the target layer on: the prefix ran under no_grad.
+        torch.set_grad_enabled(True)
+        a = _single_output(out).detach().requires_grad_(True)
+        rec["a"] = a
+        return a
+
+    handle = layer.register_forward_hook(leaf)
+    try:
+        with torch.no_grad():  # restores the grad mode the hook switched on
+            z = enc(x)
+    finally:
+        handle.remove()
+    a = rec["a"]
+    amap = _to_map(a.detach(), geo)  # (B, C, h, w)
+    out = []
+    for start in range(0, len(idx), chunk_size):
+        sel = idx[start:start + chunk_size]
+        grad_out = torch.zeros(len(sel), *z.shape, dtype=z.dtype, device=z.device)
+        grad_out[torch.arange(len(sel), device=z.device), :, sel] = 1.0  # ClassifierOutputTarget(i) summed over samples
+        (g,) = torch.autograd.grad(z, a, grad_out, retain_graph=True, is_grads_batched=True)
+        weights = _to_map(g, geo).mean((-2, -1))  # (k, B, C): Grad-CAM channel weights
+        out.append(torch.einsum("kbc,bchw->bkhw", weights, amap))
+        del g
+    return torch.cat(out, dim=1)
+
+
+def _forward_weights(enc: nn.Module, layer: nn.Module, x: Tensor, act: Tensor, geo: _Geometry,
+                     chunk_size: int) -> Tensor:
+    """Grad-CAM weights of all d neurons, (B, d, C), from one JVP per target-layer channel.
+
+    The tangent "ones on channel c at every patch position" gives Σ_p ∂z/∂A_{c,p};
+    dividing by the number of positions gives pytorch-grad-cam's spatial mean.
+    """
+    from torch.func import jvp, vmap
+
+    C = act.shape[1] if not geo.tokens else act.shape[-1]
+    holder: dict[str, Tensor] = {}
+
+    def replace(mod: nn.Module, inp: Any, out: Any) -> Tensor:
+        return holder["a"]
+
+    def z_of(a: Tensor) -> Tensor:
+        holder["a"] = a
+        return enc(x)
+
+    handle = layer.register_forward_hook(replace)
+    cols = []
+    try:
+        with torch.no_grad():
+            for start in range(0, C, chunk_size):
+                chans = torch.arange(start, min(start + chunk_size, C), device=act.device)
+                tangents = torch.zeros(len(chans), *act.shape, dtype=act.dtype, device=act.device)
+                k = torch.arange(len(chans), device=act.device)
+                if geo.tokens:
+                    tangents[k, :, geo.prefix:, chans] = 1.0
+                else:
+                    tangents[k, :, chans] = 1.0
+                dz = vmap(lambda t: jvp(z_of, (act,), (t,))[1])(tangents)  # (k, B, d)
+                cols.append(dz)
+                del tangents
+    finally:
+        handle.remove()
+        holder.clear()
+    sums = torch.cat(cols, dim=0)  # (C, B, d)
+    return sums.permute(1, 2, 0) / (geo.h * geo.w)
+
+
+def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronIndex, *, method: Method,
+              chunk_size: int) -> tuple[Tensor, Method]:
+    """Raw (pre-ReLU, pre-normalisation) Grad-CAM maps (B, K, h, w) at the target layer's resolution."""
+    enc = _encoder(model)
+    probe = _probe(enc, layer, x)
+    geo = _geometry(enc, probe.act)
+    d = probe.z.shape[1]
+    idx = _neuron_index(neurons, d, x.device)
+    C = probe.act.shape[1] if not geo.tokens else probe.act.shape[-1]
+    if method == "analytic" and not probe.pooled:
+        raise ValueError("method='analytic' needs z = global average pool of the target layer's output "
+                         "(a CNN's last block); use method='auto'")
+    if method == "auto":
+        method = "analytic" if probe.pooled else ("forward" if C < len(idx) else "reverse")
+    if method == "analytic":
+        return _analytic_raw(probe.act, idx), method
+    if method == "forward":
+        try:
+            weights = _forward_weights(enc, layer, x, probe.act, geo, chunk_size)  # (B, d, C)
+        except NotImplementedError:
+            # Some ops (e.g. fused attention on CPU) have no forward-mode derivative: use reverse mode.
+            return _reverse_raw(enc, layer, x, idx, geo, chunk_size), "reverse"
+        amap = _to_map(probe.act, geo)
+        return torch.einsum("bkc,bchw->bkhw", weights[:, idx], amap), method
+    if method == "reverse":
+        return _reverse_raw(enc, layer, x, idx, geo, chunk_size), method
+    raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
+
+
+# --------------------------------------------------------------------------- normalisation (pytorch-grad-cam)
+
+
+def _minmax_(cam: Tensor) -> Tensor:
+    """In place: ``img - min``, then ``img / (1e-7 + max)`` per map over the last two dims."""
+    cam.sub_(cam.amin(dim=(-2, -1), keepdim=True))
+    cam.div_(cam.amax(dim=(-2, -1), keepdim=True).add_(GRADCAM_EPS))
+    return cam
+
+
+def gradcam_scale(raw: Tensor, size: tuple[int, int]) -> Tensor:
+    """pytorch-grad-cam's post-processing of raw maps, in torch.
+
+    Steps (``BaseCAM.compute_cam_per_layer`` then ``aggregate_multi_layers`` for one
+    layer): ReLU; per-map ``x - min`` and ``/ (1e-7 + max)``; ``cv2.resize`` with
+    ``INTER_LINEAR`` (equal to torch bilinear with ``align_corners=False``, up to one
+    float32 ulp); ReLU; ``x - min`` and ``/ (1e-7 + max)`` again.
+
+    Args:
+        raw: (..., h, w) raw cams ``Σ_c w_c A_c``.
+        size: (H, W) output size (the input image size).
+
+    Returns:
+        float32 tensor (..., H, W) in [0, 1).
+    """
+    lead = raw.shape[:-2]
+    cam = raw.float().clamp_min(0.0)
+    cam = _minmax_(cam.reshape(-1, 1, *raw.shape[-2:]))
+    if tuple(cam.shape[-2:]) != tuple(size):
+        cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+    cam.clamp_min_(0.0)
+    return _minmax_(cam).reshape(*lead, *size)
+
+
+# --------------------------------------------------------------------------- public: heatmaps
+
+
+def _check_images(images: Tensor) -> None:
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a tensor (N, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (N, C, H, W) with N > 0, got {tuple(images.shape)}")
+
+
+def _check_positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _neuron_index(neurons: NeuronIndex, d: int, device: torch.device) -> Tensor:
+    if neurons is None:
+        return torch.arange(d, device=device)
+    idx = torch.as_tensor(np.asarray(neurons) if isinstance(neurons, (range, list, tuple)) else neurons)
+    if idx.ndim != 1 or idx.numel() == 0 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        raise ValueError(f"neurons must be a non-empty 1-D sequence of ints, got {neurons!r}")
+    if int(idx.min()) < 0 or int(idx.max()) >= d:
+        raise ValueError(f"neurons must lie in [0, {d}) (z has d={d}), got min {int(idx.min())}, max {int(idx.max())}")
+    return idx.long().to(device)
+
+
+def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | None, neurons: NeuronIndex,
+               chunk_size: int, batch_size: int, method: Method
+               ) -> Iterator[tuple[slice, slice, Tensor, int]]:
+    """Yield (image slice, neuron slice, final cams (b, k, H, W), K in all) blocks; bounded memory."""
+    _check_images(images)
+    _check_positive("chunk_size", chunk_size)
+    _check_positive("batch_size", batch_size)
+    if method not in ("auto", "analytic", "forward", "reverse"):
+        raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
+    layer = _resolve_layer(model, target_layer)
+    enc = _encoder(model)
+    device = _model_device(model)
+    size = (images.shape[-2], images.shape[-1])
+    with _EvalMode(enc):
+        for b0 in range(0, images.shape[0], batch_size):
+            x = images[b0:b0 + batch_size].to(device)
+            raw, _ = _raw_cams(model, layer, x, neurons, method=method, chunk_size=chunk_size)
+            for k0 in range(0, raw.shape[1], chunk_size):
+                yield (slice(b0, b0 + x.shape[0]), slice(k0, k0 + chunk_size),
+                       gradcam_scale(raw[:, k0:k0 + chunk_size], size), raw.shape[1])
+
+
+def neuron_cams(
+    model: nn.Module,
+    images: Tensor,
+    *,
+    target_layer: nn.Module | None = None,
+    neurons: NeuronIndex = None,
+    chunk_size: int = 64,
+    batch_size: int = 16,
+    method: Method = "auto",
+) -> Tensor:
+    """Grad-CAM heatmaps of penultimate neurons, exactly as pytorch-grad-cam computes them.
+
+    Equals, for each neuron ``i``, ``GradCAM(model=<x -> model.f_enc(x)>, target_layers=[layer],
+    reshape_transform=<drop prefix tokens, reshape to the patch grid>)(images,
+    targets=[ClassifierOutputTarget(i)] * N)`` (to float32 rounding), but computes many
+    neurons per pass (see the module docstring). The encoder runs in eval mode (as in
+    pytorch-grad-cam); each submodule's train/eval mode is restored afterwards, and all
+    hooks are removed even when the call raises. No parameter ``.grad`` is touched.
+
+    The result holds N*K*H*W floats (5 GB for 512 neurons x 50 images at 224 px): for
+    scores over all neurons use :func:`s_scores`, which never holds them all.
+
+    Args:
+        model: a SplitModel (``model.f_enc(x)`` = z of shape (B, d)), or any module mapping x to z.
+        images: (N, C, H, W) input batch (moved to the model's device).
+        target_layer: the Grad-CAM layer; None means ``model.default_target_layer()``.
+        neurons: indices into z (default: all d).
+        chunk_size: neurons (or channel tangents) per batched pass and per upsampling block;
+            memory grows with ``chunk_size * batch_size``.
+        batch_size: images per forward pass.
+        method: ``"auto"``, or force ``"analytic"`` (pooled last block only), ``"forward"``, ``"reverse"``.
+
+    Returns:
+        float32 tensor (N, K, H, W) on the model's device, each map min-max normalised to [0, 1).
+    """
+    out: Tensor | None = None
+    for bs, ks, cams, n_neurons in _iter_cams(model, images, target_layer=target_layer, neurons=neurons,
+                                              chunk_size=chunk_size, batch_size=batch_size, method=method):
+        if out is None:
+            out = torch.empty(images.shape[0], n_neurons, *cams.shape[-2:], dtype=cams.dtype, device=cams.device)
+        out[bs, ks] = cams
+    assert out is not None
+    return out
+
+
+# --------------------------------------------------------------------------- public: scores
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def binarize(cams: Tensor, alpha: float) -> Tensor:
+    """Binarise normalised heatmaps: ``cam >= alpha``.
+
+    ``>=`` is the comparison we use everywhere. Normalised maps are in [0, 1)
+    (the 1e-7 in the normalisation keeps the maximum just below 1), so ``alpha=1``
+    selects nothing and ``alpha=0`` selects every pixel.
+
+    Args:
+        cams: (..., H, W) maps from :func:`neuron_cams`.
+        alpha: threshold in [0, 1].
+
+    Returns:
+        bool tensor of the same shape.
+    """
+    return cams >= _check_alpha(alpha)
+
+
+def _masks_to_bool(masks: Tensor, images_shape: tuple[int, ...] | None = None) -> Tensor:
+    if not isinstance(masks, Tensor):
+        raise TypeError(f"masks must be a tensor (N, H, W), got {type(masks).__name__}")
+    if masks.ndim == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape (N, H, W), got {tuple(masks.shape)}")
+    if masks.dtype != torch.bool:
+        if not bool(((masks == 0) | (masks == 1)).all()):
+            raise ValueError("masks must be bool or contain only 0 and 1")
+        masks = masks.bool()
+    if images_shape is not None and (masks.shape[0] != images_shape[0] or masks.shape[1:] != images_shape[2:]):
+        raise ValueError(f"masks must have shape (N, H, W) = {(images_shape[0], *images_shape[2:])} to match images, "
+                         f"got {tuple(masks.shape)}")
+    return masks
+
+
+def _overlap_counts(cams: Tensor, masks: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """|b| and |b ⊙ m| per (sample, neuron) for a block: cams (b, k, H, W), masks (b, H, W)."""
+    b = cams >= alpha
+    n_b = b.sum(dim=(-2, -1))
+    n_bm = (b & masks[:, None]).sum(dim=(-2, -1))
+    return n_b, n_bm
+
+
+def _ratio(n_bm: Tensor, n_b: Tensor) -> Tensor:
+    """|b ⊙ m| / |b|, 0 where |b| = 0 (the paper's s = 0 for a neuron that focuses nowhere)."""
+    return torch.where(n_b > 0, n_bm.double() / n_b.clamp_min(1).double(), torch.zeros((), dtype=torch.float64,
+                                                                                        device=n_b.device))
+
+
+def per_sample_scores(cams: Tensor, masks: Tensor, alpha: float, *, chunk_size: int = 64) -> Tensor:
+    """Per-sample s-scores ``|b ⊙ m| / |b|`` (0 where ``|b| = 0``) of precomputed heatmaps.
+
+    Args:
+        cams: (N, K, H, W) normalised heatmaps (from :func:`neuron_cams`).
+        masks: (N, H, W) bool (or 0/1) spurious-region masks.
+        alpha: binarisation threshold in [0, 1] (``cam >= alpha``).
+        chunk_size: neurons per block (bounds the temporary bool tensors).
+
+    Returns:
+        float32 tensor (N, K) in [0, 1].
+    """
+    alpha = _check_alpha(alpha)
+    _check_positive("chunk_size", chunk_size)
+    if not isinstance(cams, Tensor) or cams.ndim != 4:
+        raise ValueError(f"cams must have shape (N, K, H, W), got {getattr(cams, 'shape', type(cams))}")
+    masks = _masks_to_bool(masks).to(cams.device)
+    if masks.shape[0] != cams.shape[0] or masks.shape[1:] != cams.shape[2:]:
+        raise ValueError(f"masks must have shape {(cams.shape[0], *cams.shape[2:])} to match cams, got {tuple(masks.shape)}")
+    out = torch.empty(cams.shape[:2], dtype=torch.float32, device=cams.device)
+    for k0 in range(0, cams.shape[1], chunk_size):
+        n_b, n_bm = _overlap_counts(cams[:, k0:k0 + chunk_size], masks, alpha)
+        out[:, k0:k0 + chunk_size] = _ratio(n_bm, n_b).float()
+    return out
+
+
+@overload
+def s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: float, target_layer: nn.Module | None = ...,
+             neurons: NeuronIndex = ..., reduction: Literal["mean"] = ..., chunk_size: int = ..., batch_size: int = ...,
+             method: Method = ...) -> Tensor: ...
+@overload
+def s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: float, target_layer: nn.Module | None = ...,
+             neurons: NeuronIndex = ..., reduction: Literal["none"], chunk_size: int = ..., batch_size: int = ...,
+             method: Method = ...) -> Tensor: ...
+def s_scores(
+    model: nn.Module,
+    images: Tensor,
+    masks: Tensor,
+    *,
+    alpha: float,
+    target_layer: nn.Module | None = None,
+    neurons: NeuronIndex = None,
+    reduction: Literal["mean", "none"] = "mean",
+    chunk_size: int = 64,
+    batch_size: int = 16,
+    method: Method = "auto",
+) -> Tensor:
+    """Neuron spurious scores (paper §3.3): ``s_i = 1/N Σ_j |b_j^i ⊙ m_j| / |b_j^i|``.
+
+    ``b_j^i = cam_j^i >= alpha`` with ``cam`` from :func:`neuron_cams` (same maps, same
+    device), a sample with ``|b| = 0`` contributing 0. Heatmaps are made, binarised and
+    counted block by block, so memory stays bounded for any N and d.
+
+    Args:
+        model: a SplitModel, or any module mapping x to z.
+        images: (N, C, H, W) inputs.
+        masks: (N, H, W) bool (or 0/1) spurious-region masks, same H, W as images.
+        alpha: binarisation threshold in [0, 1].
+        target_layer: Grad-CAM layer; None means ``model.default_target_layer()``.
+        neurons: indices into z (default all d).
+        reduction: ``"mean"`` (the s-score, shape (K,)) or ``"none"`` (per-sample scores (N, K)).
+        chunk_size: neurons per batched pass / per block.
+        batch_size: images per forward pass.
+        method: see :func:`neuron_cams`.
+
+    Returns:
+        float32 tensor (K,) (K = d when ``neurons`` is None) in [0, 1], or (N, K) with ``reduction="none"``.
+    """
+    alpha = _check_alpha(alpha)
+    _check_images(images)
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    masks = _masks_to_bool(masks, tuple(images.shape)).to(_model_device(model))
+    per: Tensor | None = None
+    for bs, ks, cams, n_neurons in _iter_cams(model, images, target_layer=target_layer, neurons=neurons,
+                                              chunk_size=chunk_size, batch_size=batch_size, method=method):
+        if per is None:
+            per = torch.empty(images.shape[0], n_neurons, dtype=torch.float64, device=cams.device)
+        n_b, n_bm = _overlap_counts(cams, masks[bs], alpha)
+        per[bs, ks] = _ratio(n_bm, n_b)
+        del cams
+    assert per is not None
+    return (per.mean(0) if reduction == "mean" else per).float()
+
+
+# --------------------------------------------------------------------------- chance level
+
+
+def mask_area(masks: Tensor) -> float:
+    """Chance level of the s-score: the mean fraction of pixels inside the spurious mask.
+
+    A heatmap that ignores the image lands on the mask in proportion to its area, so
+    its expected s-score is the mean per-sample mask area (background is 80-90 % of a
+    Waterbirds-like image; a colour patch about 5 % of an ISIC-like one).
+
+    Args:
+        masks: (N, H, W) bool (or 0/1) masks.
+
+    Returns:
+        mean over samples of (mask pixels / all pixels), in [0, 1].
+    """
+    masks = _masks_to_bool(masks)
+    if masks.shape[0] == 0:
+        raise ValueError("masks must hold at least one sample")
+    return float(masks.float().mean(dim=(-2, -1)).mean())
+
+
+def lift(scores: Tensor, area: float | Tensor) -> Tensor:
+    """s-score over its chance level: ``scores / area`` (1 = no better than a heatmap ignoring the image).
+
+    Args:
+        scores: s-scores, any shape.
+        area: the chance level, a float from :func:`mask_area`, or the masks themselves.
+
+    Returns:
+        tensor like ``scores``.
+    """
+    if isinstance(area, Tensor) and area.ndim >= 2:
+        area = mask_area(area)
+    area = float(area)
+    if not 0.0 < area <= 1.0:
+        raise ValueError(f"area must be in (0, 1] (the masks must cover some pixels), got {area}")
+    return torch.as_tensor(scores, dtype=torch.float32) / area
+
+
+# --------------------------------------------------------------------------- bands and selection
+
+
+def _scores_1d(scores: Tensor | np.ndarray | Sequence[float]) -> Tensor:
+    s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, Tensor) else scores.detach().cpu())
+    if s.ndim != 1:
+        raise ValueError(f"scores must be 1-D (one per neuron), got shape {tuple(s.shape)}")
+    return s.double()
+
+
+def _check_band_edges(low: float, high: float) -> None:
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
+
+
+def bands(scores: Tensor | np.ndarray | Sequence[float], low: float = 0.2, high: float = 0.7) -> np.ndarray:
+    """Paper §5.1 ranges: ``"low"`` if s < low, ``"high"`` if s > high, else ``"mid"`` (edges inclusive in mid).
+
+    Args:
+        scores: (d,) s-scores.
+        low, high: band edges (paper: 0.2 and 0.7).
+
+    Returns:
+        numpy array (d,) of the strings "low" / "mid" / "high".
+    """
+    _check_band_edges(low, high)
+    s = _scores_1d(scores).numpy()
+    return np.where(s < low, "low", np.where(s > high, "high", "mid"))
+
+
+def band_counts(scores: Tensor | np.ndarray | Sequence[float], low: float = 0.2, high: float = 0.7) -> dict[str, int]:
+    """Number of neurons per band, ``{"low": .., "mid": .., "high": ..}`` in that order."""
+    labels = bands(scores, low, high)
+    return {b: int((labels == b).sum()) for b in BANDS}
+
+
+def select_neurons(scores: Tensor | np.ndarray | Sequence[float], threshold: float) -> Tensor:
+    """Indices of neurons with ``s > threshold``, highest score first (ties by index).
+
+    Args:
+        scores: (d,) s-scores.
+        threshold: strict lower bound (the paper prunes s > 0.7).
+
+    Returns:
+        long tensor (k,) of neuron indices.
+    """
+    s = _scores_1d(scores)
+    idx = torch.nonzero(s > float(threshold)).flatten()
+    order = torch.sort(-s[idx], stable=True).indices
+    return idx[order]
+
+
+@overload
+def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, rank: None = ..., *,
+                    low: float = ..., high: float = ...) -> Tensor: ...
+@overload
+def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, rank: int, *,
+                    low: float = ..., high: float = ...) -> int: ...
+def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, rank: int | None = None, *,
+                    low: float = 0.2, high: float = 0.7) -> Tensor | int:
+    """Neurons of one band, highest score first, or the one at position ``rank`` (for a picker widget).
+
+    Args:
+        scores: (d,) s-scores.
+        band: "low", "mid" or "high".
+        rank: None for all, else a position in the band's ranking (0 = highest, -1 = lowest).
+        low, high: band edges.
+
+    Returns:
+        long tensor of indices (rank None) or one neuron index.
+    """
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {BANDS}, got {band!r}")
+    s = _scores_1d(scores)
+    in_band = torch.from_numpy(bands(s, low, high) == band)
+    idx = torch.nonzero(in_band).flatten()
+    idx = idx[torch.sort(-s[idx], stable=True).indices]
+    if rank is None:
+        return idx
+    if isinstance(rank, bool) or not isinstance(rank, int) or not -len(idx) <= rank < len(idx):
+        raise ValueError(f"rank must be an int in [-{len(idx)}, {len(idx)}) for band {band!r} "
+                         f"({len(idx)} neurons), got {rank!r}")
+    return int(idx[rank])
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@overload
+def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[False] = ...
+                      ) -> tuple[Tensor, Tensor]: ...
+@overload
+def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[True]
+                      ) -> tuple[Tensor, Tensor, Tensor]: ...
+def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool = False
+                      ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+    """Draw ``n`` random samples that carry a mask (the paper uses 50 training images, §5.1).
+
+    Items are dicts with ``"image"`` (C, H, W) and ``"mask"`` (H, W); items without a
+    mask (missing key or None) are skipped. The draw is a seeded permutation, so the
+    same seed gives the same samples.
+
+    Args:
+        dataset: a map-style dataset (``len`` and ``[i]``).
+        n: number of samples.
+        seed: seed of the permutation.
+        return_indices: also return the dataset indices drawn.
+
+    Returns:
+        ``images`` (n, C, H, W) float, ``masks`` (n, H, W) bool, and with ``return_indices``
+        the long tensor (n,) of dataset indices.
+    """
+    _check_positive("n", n)
+    total = len(dataset)
+    gen = torch.Generator().manual_seed(int(seed))
+    images, masks, picked = [], [], []
+    for i in torch.randperm(total, generator=gen).tolist():
+        item = dataset[i]
+        if not isinstance(item, dict) or "image" not in item:
+            raise TypeError(f"dataset items must be dicts with 'image' (and 'mask'), got {type(item).__name__}")
+        mask = item.get("mask")
+        if mask is None:
+            continue
+        images.append(torch.as_tensor(item["image"]))
+        masks.append(torch.as_tensor(mask).bool())
+        picked.append(i)
+        if len(picked) == n:
+            break
+    if len(picked) < n:
+        raise ValueError(f"asked for n={n} samples with masks, but the dataset has only {len(picked)} "
+                         f"(of {total} items)")
+    out = (torch.stack(images), torch.stack(masks))
+    return (*out, torch.tensor(picked)) if return_indices else out

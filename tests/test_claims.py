@@ -1,0 +1,39 @@
+"""The claims report: verdicts follow the recorded numbers; missing notebooks show as not run."""
+from __future__ import annotations
+
+import json
+
+from shortcut_nb.claims import evaluate_claims, write_claims_report
+
+
+def _record(tmp_path, table2, sweep):
+    (tmp_path / "01_groups.json").write_text(json.dumps({"profile": "cpu", "table2": table2, "sweep": sweep}))
+
+
+GOOD_SWEEP = {
+    "0.5": {"ratio": 0.5, "groups": [0.97, 0.96, 0.9, 0.92]},
+    "0.25": {"ratio": 0.25, "groups": [0.98, 0.9, 0.8, 0.93]},
+    "0.05": {"ratio": 0.05, "groups": [0.99, 0.7, 0.5, 0.95]},
+    "0": {"ratio": 0.0, "groups": [0.99, 0.3, 0.2, 0.96]},
+}
+
+
+def test_claims_hold_and_fail_with_the_numbers(tmp_path):
+    _record(tmp_path, {"waterbirds/cnn": {"avg": 0.85, "wga": 0.5}}, GOOD_SWEEP)
+    rows = {r["id"]: r for r in evaluate_claims(tmp_path)}
+    assert rows["groups.gap"]["holds"] is True and rows["groups.sweep"]["holds"] is True
+    rising = {k: dict(v) for k, v in GOOD_SWEEP.items()}
+    rising["0"] = {"ratio": 0.0, "groups": [0.99, 0.9, 0.9, 0.96]}  # minority accuracy rises at 0 %
+    _record(tmp_path, {"waterbirds/cnn": {"avg": 0.85, "wga": 0.8}}, rising)
+    rows = {r["id"]: r for r in evaluate_claims(tmp_path)}
+    assert rows["groups.gap"]["holds"] is False and rows["groups.sweep"]["holds"] is False
+
+
+def test_report_files_are_well_formed(tmp_path):
+    _record(tmp_path, {"waterbirds/cnn": {"avg": 0.85, "wga": 0.5}}, GOOD_SWEEP)
+    json_path, md_path = write_claims_report(tmp_path)
+    rows = json.loads(json_path.read_text())["claims"]
+    assert all({"claim", "paper", "ours", "holds"} <= set(r) for r in rows)
+    assert md_path.read_text().count("\n|") >= len(rows) + 1
+    not_run = [r for r in rows if r["notebook"] != "01_groups"]
+    assert all(r["ours"] == "not run" and r["holds"] is None for r in not_run)

@@ -1,0 +1,108 @@
+"""Group metrics against hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from shortcut_nb.config import seed_everything
+from shortcut_nb.metrics import aggregate_seeds, group_accuracies, mean_std, summarize
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    seed_everything(0)
+
+
+# group 0: 3/4 correct, group 1: 1/2, group 2: 2/3, group 3: 1/1; overall 7/10
+PREDS = [1, 0, 1, 1, 0, 0, 1, 1, 0, 1]
+Y = [1, 0, 0, 1, 0, 1, 1, 1, 1, 1]
+G = [0, 0, 0, 0, 1, 1, 2, 2, 2, 3]
+
+
+def test_group_accuracies_hand_values():
+    accs = group_accuracies(PREDS, Y, G)
+    assert list(accs) == [0, 1, 2, 3]
+    assert accs[0] == pytest.approx(0.75)
+    assert accs[1] == pytest.approx(0.5)
+    assert accs[2] == pytest.approx(2 / 3)
+    assert accs[3] == pytest.approx(1.0)
+
+
+def test_group_accuracies_accepts_tensors():
+    accs = group_accuracies(torch.tensor(PREDS), torch.tensor(Y), torch.tensor(G))
+    assert accs[2] == pytest.approx(2 / 3)
+
+
+def test_empty_group_raises_or_nan():
+    g = [0, 0, 0, 0, 1, 1, 1, 1, 1, 3]  # group 2 empty
+    with pytest.raises(ValueError, match="group 2"):
+        group_accuracies(PREDS, Y, g)
+    accs = group_accuracies(PREDS, Y, g, require_all=False)
+    assert math.isnan(accs[2])
+    s = summarize(PREDS, Y, g, require_all=False)
+    # wga ignores the empty group: groups 0 (3/4), 1 (3/5), 3 (1/1)
+    assert s["wga"] == pytest.approx(0.6)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="same length"):
+        group_accuracies(PREDS[:-1], Y, G)
+    with pytest.raises(ValueError, match="g must lie"):
+        group_accuracies(PREDS, Y, [5] * 10)
+    with pytest.raises(TypeError, match="integer"):
+        group_accuracies(np.full(10, 0.5), Y, G)
+
+
+def test_summarize_hand_values():
+    s = summarize(PREDS, Y, G)
+    assert s["groups"] == pytest.approx([0.75, 0.5, 2 / 3, 1.0])
+    assert s["avg"] == pytest.approx(0.7)  # plain mean over samples, not over groups
+    assert s["wga"] == pytest.approx(0.5)
+    assert s["gap"] == pytest.approx(0.2)
+    assert s["avg_weighted"] is None
+    assert s["n"] == 10
+
+
+def test_summarize_weighted_average():
+    # training proportions 0.1, 0, 0.3, 0.6 -> 0.1*0.75 + 0.3*2/3 + 0.6*1 = 0.875
+    s = summarize(PREDS, Y, G, train_group_counts=[10, 0, 30, 60])
+    assert s["avg_weighted"] == pytest.approx(0.875)
+    assert s["avg"] == pytest.approx(0.7)
+    assert s["gap"] == pytest.approx(0.2)  # gap uses the plain average
+    s2 = summarize(PREDS, Y, G, train_group_counts={0: 1, 2: 3, 3: 6})
+    assert s2["avg_weighted"] == pytest.approx(0.875)
+    with pytest.raises(ValueError, match="train_group_counts"):
+        summarize(PREDS, Y, G, train_group_counts=[1, 2, 3])
+
+
+def test_mean_std_sample_std():
+    m, sd = mean_std([0.5, 0.7, 0.9])
+    assert m == pytest.approx(0.7)
+    assert sd == pytest.approx(0.2)  # ddof=1: sqrt((0.04 + 0 + 0.04) / 2)
+    assert mean_std([0.3]) == (pytest.approx(0.3), 0.0)
+    with pytest.raises(ValueError, match="empty"):
+        mean_std([])
+
+
+def test_aggregate_seeds():
+    s1 = summarize(PREDS, Y, G, train_group_counts=[10, 0, 30, 60])
+    s2 = summarize([1] * 10, Y, G, train_group_counts=[10, 0, 30, 60])
+    # s2: groups 0 -> 2/4, 1 -> 1/2, 2 -> 1, 3 -> 1; avg 0.7; wga 0.5; weighted 0.05+0.3+0.6
+    agg = aggregate_seeds([s1, s2])
+    assert agg["n_seeds"] == 2
+    assert agg["avg"]["mean"] == pytest.approx(0.7)
+    assert agg["avg"]["std"] == pytest.approx(0.0)
+    assert agg["wga"]["mean"] == pytest.approx(0.5) and agg["wga"]["std"] == pytest.approx(0.0)
+    assert agg["gap"]["mean"] == pytest.approx(0.2)
+    assert agg["avg_weighted"]["mean"] == pytest.approx((0.875 + 0.95) / 2)
+    assert agg["avg_weighted"]["std"] == pytest.approx(np.std([0.875, 0.95], ddof=1))
+    assert agg["groups"]["mean"] == pytest.approx([0.625, 0.5, 5 / 6, 1.0])
+    assert agg["groups"]["std"][0] == pytest.approx(np.std([0.75, 0.5], ddof=1))
+    one = aggregate_seeds([summarize(PREDS, Y, G)])
+    assert one["wga"] == {"mean": pytest.approx(0.5), "std": 0.0}
+    assert one["avg_weighted"] is None
+    with pytest.raises(ValueError, match="empty"):
+        aggregate_seeds([])
