@@ -35,38 +35,34 @@ def claim(id: str, notebook: str, text: str, paper: str):
     return register
 
 
-WGA_GAP_MIN = 0.10  # "well below": at least 10 points under AVG
+# Topic modules that register claims with @claim; each is imported (if present) before evaluation.
+CLAIM_MODULES = (
+    "shortcut_nb.groups",
+    "shortcut_nb.latent",
+    "shortcut_nb.neurons",
+    "shortcut_nb.entanglement",
+    "shortcut_nb.components",
+    "shortcut_nb.vit_heads",
+)
 
 
-@claim("groups.gap", "01_groups", "WGA is well below AVG for every model and dataset",
-       "Table 2: GAP 0.19-0.71 (e.g. ResNet-18 Waterbirds AVG 0.83 / WGA 0.46)")
-def _gap(rec: dict):
-    rows = rec["table2"]
-    ours = "; ".join(f"{k}: AVG {r['avg']:.2f} / WGA {r['wga']:.2f}" for k, r in rows.items())
-    return ours, all(r["avg"] - r["wga"] >= WGA_GAP_MIN for r in rows.values())
+def load_claims() -> list[Claim]:
+    """Import every topic module so its claims are registered; return them in notebook order."""
+    import importlib
+    import importlib.util
 
-
-@claim("groups.sweep", "01_groups",
-       "As the minority ratio falls, minority-group accuracy falls, majority groups stay above 0.9, and 0 % stays above zero",
-       "Table 3: G1 0.98/0.95/0.78/0.34, G2 0.84/0.74/0.46/0.22, G0 ≥ 0.98, G3 ≥ 0.83 (50/25/5/0 %)")
-def _sweep(rec: dict):
-    sweep = sorted(rec["sweep"].values(), key=lambda r: -r["ratio"])
-    minority = [(r["groups"][1] + r["groups"][2]) / 2 for r in sweep]
-    falls = all(b <= a + 0.02 for a, b in zip(minority, minority[1:]))  # 2 points of seed noise allowed
-    majority_ok = all(min(r["groups"][0], r["groups"][3]) >= 0.9 for r in sweep if r["ratio"] < 0.5)
-    zero = [m for r, m in zip(sweep, minority) if r["ratio"] == 0]
-    above_zero = bool(zero) and zero[0] > 0.10
-    ours = "minority mean " + " / ".join(f"{m:.2f}" for m in minority) + " at " + \
-        " / ".join(f"{r['ratio'] * 100:g}%" for r in sweep) + "; majority min " + \
-        " / ".join(f"{min(r['groups'][0], r['groups'][3]):.2f}" for r in sweep)
-    return ours, falls and majority_ok and above_zero
+    for name in CLAIM_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    order = {name.rsplit(".", 1)[1]: i for i, name in enumerate(CLAIM_MODULES)}
+    return sorted(CLAIMS, key=lambda c: (c.notebook, order.get(c.id.split(".")[0], 99)))
 
 
 def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
     """Check every registered claim against the JSON files in ``out_dir``."""
     out_dir = Path(out_dir)
     rows = []
-    for c in CLAIMS:
+    for c in load_claims():
         path = out_dir / f"{c.notebook}.json"
         row = {"id": c.id, "notebook": c.notebook, "claim": c.claim, "paper": c.paper}
         if not path.is_file():

@@ -100,7 +100,7 @@ def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_
             scheduler.step()
     model.eval()
     with torch.no_grad():
-        val_pred = torch.cat([model(_normalise(images[i:i + 256].to(device))).argmax(1).cpu() for i in range(0, n_val, 256)])
+        val_pred = torch.cat([model(_normalise(images[i:min(i + 256, n_val)].to(device))).argmax(1).cpu() for i in range(0, n_val, 256)])
     held_out_acc = float((val_pred == labels[:n_val]).float().mean()) if n_val else float("nan")
     atomic_torch_save(model.f_enc.state_dict(), path)
     atomic_write_json(path.with_suffix(".json"), {"settings": settings.__dict__, "held_out_shape_accuracy": held_out_acc,

@@ -337,36 +337,75 @@ def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronInde
 
 # --------------------------------------------------------------------------- normalisation (pytorch-grad-cam)
 
+# Maps per finishing block are capped so a block holds at most this many float32 pixels (128 MiB):
+# big enough to amortise per-op overhead, small enough to stay bounded at any image size.
+_BLOCK_PIXELS = 2**25
+
+
+def _interp_matrix(n_in: int, n_out: int, device: torch.device) -> Tensor:
+    """(n_out, n_in) weights of cv2 ``INTER_LINEAR`` along one axis (half-pixel centres, edge clamp).
+
+    cv2 computes ``fx = (dx + 0.5) * (n_in / n_out) - 0.5`` in double, ``sx = floor(fx)``,
+    clamps at the borders and weights the two neighbours by ``1 - fx`` and ``fx`` in
+    float32; a row has at most two non-zeros summing to 1.
+    """
+    src = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
+    i0 = src.floor()
+    lam = (src - i0).float()
+    i0 = i0.long()
+    lam[i0 < 0] = 0.0  # left border: cv2 clamps to the first pixel
+    lam[i0 >= n_in - 1] = 0.0  # right border: the last pixel
+    i0 = i0.clamp(0, n_in - 1)
+    i1 = (i0 + 1).clamp_max(n_in - 1)
+    rows = torch.arange(n_out)
+    mat = torch.zeros(n_out, n_in, dtype=torch.float32)
+    mat.index_put_((rows, i0), 1.0 - lam, accumulate=True)
+    mat.index_put_((rows, i1), lam, accumulate=True)
+    return mat.to(device)
+
 
 def _minmax_(cam: Tensor) -> Tensor:
-    """In place: ``img - min``, then ``img / (1e-7 + max)`` per map over the last two dims."""
-    cam.sub_(cam.amin(dim=(-2, -1), keepdim=True))
-    cam.div_(cam.amax(dim=(-2, -1), keepdim=True).add_(GRADCAM_EPS))
-    return cam
+    """In place, per map (last dim flattened): ``img - min``, then ``img / (1e-7 + max)``, as scale_cam_image."""
+    mn = cam.amin(dim=-1, keepdim=True)
+    # max(img - min) == max(img) - min exactly, as float rounding is monotone: one pass saved.
+    mx = cam.amax(dim=-1, keepdim=True).sub_(mn)
+    return cam.sub_(mn).div_(mx.add_(GRADCAM_EPS))
 
 
-def gradcam_scale(raw: Tensor, size: tuple[int, int]) -> Tensor:
-    """pytorch-grad-cam's post-processing of raw maps, in torch.
+def gradcam_scale(raw: Tensor, size: tuple[int, int], *, out: Tensor | None = None) -> Tensor:
+    """pytorch-grad-cam's post-processing of raw maps, in torch, on raw's device.
 
-    Steps (``BaseCAM.compute_cam_per_layer`` then ``aggregate_multi_layers`` for one
-    layer): ReLU; per-map ``x - min`` and ``/ (1e-7 + max)``; ``cv2.resize`` with
-    ``INTER_LINEAR`` (equal to torch bilinear with ``align_corners=False``, up to one
-    float32 ulp); ReLU; ``x - min`` and ``/ (1e-7 + max)`` again.
+    Steps (``BaseCAM.compute_cam_per_layer``, then ``aggregate_multi_layers`` for one
+    layer): ReLU; per map ``x - min`` and ``/ (1e-7 + max)``; ``cv2.resize(.., (W, H))``
+    with its default ``INTER_LINEAR`` (done here as two small matrix products with cv2's
+    weights, equal to cv2 within one float32 ulp); ReLU (a no-op: interpolation of
+    non-negative maps with non-negative weights); ``x - min`` and ``/ (1e-7 + max)`` again.
 
     Args:
         raw: (..., h, w) raw cams ``Σ_c w_c A_c``.
         size: (H, W) output size (the input image size).
+        out: optional float32 buffer with room for ``raw[..., 0, 0].numel() * H * W`` values,
+            reused to avoid allocating (fresh memory costs more than the arithmetic here).
 
     Returns:
-        float32 tensor (..., H, W) in [0, 1).
+        float32 tensor (..., H, W) with values in [0, 1) (a view of ``out`` when given).
     """
-    lead = raw.shape[:-2]
-    cam = raw.float().clamp_min(0.0)
-    cam = _minmax_(cam.reshape(-1, 1, *raw.shape[-2:]))
-    if tuple(cam.shape[-2:]) != tuple(size):
-        cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
-    cam.clamp_min_(0.0)
-    return _minmax_(cam).reshape(*lead, *size)
+    lead, (h, w) = raw.shape[:-2], raw.shape[-2:]
+    H, W = int(size[0]), int(size[1])
+    cam = raw.float().clamp_min(0.0).reshape(-1, h * w)
+    cam = _minmax_(cam).view(-1, h, w)
+    m = cam.shape[0]
+    if out is None:
+        out = torch.empty(m * H * W, dtype=torch.float32, device=raw.device)
+    res = out.reshape(-1)[: m * H * W].view(m, H, W)
+    if (h, w) == (H, W):
+        res.copy_(cam)
+    else:
+        ry = _interp_matrix(h, H, raw.device)  # (H, h)
+        rx = _interp_matrix(w, W, raw.device)  # (W, w)
+        torch.matmul(ry, cam @ rx.T, out=res)  # (m, H, W)
+    _minmax_(res.view(m, H * W))
+    return res.view(*lead, H, W)
 
 
 # --------------------------------------------------------------------------- public: heatmaps
@@ -399,7 +438,10 @@ def _neuron_index(neurons: NeuronIndex, d: int, device: torch.device) -> Tensor:
 def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | None, neurons: NeuronIndex,
                chunk_size: int, batch_size: int, method: Method
                ) -> Iterator[tuple[slice, slice, Tensor, int]]:
-    """Yield (image slice, neuron slice, final cams (b, k, H, W), K in all) blocks; bounded memory."""
+    """Yield (image slice, neuron slice, final cams (b, k, H, W), K in all) blocks.
+
+    The cams of a block live in one reused buffer: use them before asking for the next.
+    """
     _check_images(images)
     _check_positive("chunk_size", chunk_size)
     _check_positive("batch_size", batch_size)
@@ -408,14 +450,19 @@ def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | No
     layer = _resolve_layer(model, target_layer)
     enc = _encoder(model)
     device = _model_device(model)
-    size = (images.shape[-2], images.shape[-1])
+    H, W = images.shape[-2], images.shape[-1]
+    buf: Tensor | None = None
     with _EvalMode(enc):
         for b0 in range(0, images.shape[0], batch_size):
             x = images[b0:b0 + batch_size].to(device)
             raw, _ = _raw_cams(model, layer, x, neurons, method=method, chunk_size=chunk_size)
-            for k0 in range(0, raw.shape[1], chunk_size):
-                yield (slice(b0, b0 + x.shape[0]), slice(k0, k0 + chunk_size),
-                       gradcam_scale(raw[:, k0:k0 + chunk_size], size), raw.shape[1])
+            b, n_neurons = raw.shape[:2]
+            k_blk = max(1, min(chunk_size, _BLOCK_PIXELS // (H * W * b)))
+            if buf is None:
+                buf = torch.empty(b * min(k_blk, n_neurons) * H * W, dtype=torch.float32, device=device)
+            for k0 in range(0, n_neurons, k_blk):
+                cams = gradcam_scale(raw[:, k0:k0 + k_blk], (H, W), out=buf)
+                yield slice(b0, b0 + b), slice(k0, k0 + k_blk), cams, n_neurons
 
 
 def neuron_cams(
@@ -467,17 +514,23 @@ def neuron_cams(
 
 
 def _check_alpha(alpha: float) -> float:
+    """Validate alpha and round it to float32, the precision the maps are compared in.
+
+    Rounding first makes ``cam >= alpha`` the same whether an op compares in float32 or
+    float64 (a float64 alpha between two float32 values could otherwise split them).
+    """
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    return float(alpha)
+    return float(np.float32(alpha))
 
 
 def binarize(cams: Tensor, alpha: float) -> Tensor:
-    """Binarise normalised heatmaps: ``cam >= alpha``.
+    """Binarise normalised heatmaps: ``cam >= alpha`` (alpha rounded to float32).
 
-    ``>=`` is the comparison we use everywhere. Normalised maps are in [0, 1)
-    (the 1e-7 in the normalisation keeps the maximum just below 1), so ``alpha=1``
-    selects nothing and ``alpha=0`` selects every pixel.
+    ``>=`` is the comparison used everywhere in this module (:func:`s_scores` counts
+    exactly these pixels). Normalised maps lie in [0, 1): the 1e-7 in pytorch-grad-cam's
+    normalisation keeps the maximum just below 1, so ``alpha=1`` selects nothing and
+    ``alpha=0`` every pixel.
 
     Args:
         cams: (..., H, W) maps from :func:`neuron_cams`.
@@ -506,31 +559,54 @@ def _masks_to_bool(masks: Tensor, images_shape: tuple[int, ...] | None = None) -
     return masks
 
 
-def _overlap_counts(cams: Tensor, masks: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-    """|b| and |b ⊙ m| per (sample, neuron) for a block: cams (b, k, H, W), masks (b, H, W)."""
-    b = cams >= alpha
-    n_b = b.sum(dim=(-2, -1))
-    n_bm = (b & masks[:, None]).sum(dim=(-2, -1))
-    return n_b, n_bm
+def _count_weights(masks: Tensor) -> Tensor:
+    """(N, H*W, 2) float32 columns [1, m]: one matrix product then gives |b| and |b ⊙ m|."""
+    m = masks.reshape(masks.shape[0], -1).float()
+    return torch.stack([torch.ones_like(m), m], dim=-1)
+
+
+def _overlap_counts_(cams: Tensor, weights: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """|b| and |b ⊙ m| per (sample, neuron) of a block, overwriting ``cams``.
+
+    Args:
+        cams: (b, k, H, W) float32 normalised maps; destroyed.
+        weights: (b, H*W, 2) from :func:`_count_weights`.
+        alpha: float32-rounded threshold.
+
+    ``heaviside(cam - alpha, 1)`` is exactly ``cam >= alpha`` (a float difference is 0
+    only for equal operands and keeps their order), and it stays float so a batched
+    matrix product counts: bool tensors and their sums are several times slower here.
+    Counts are sums of 0/1 in float32, exact below 2**24 pixels per image.
+    """
+    b, k = cams.shape[:2]
+    hw = cams.shape[-1] * cams.shape[-2]
+    if hw >= 2**24:  # float32 stops counting exactly; take the slow exact path
+        bin_ = cams >= alpha
+        m = weights[..., 1].bool().view(b, 1, *cams.shape[-2:])
+        return bin_.sum(dim=(-2, -1)), (bin_ & m).sum(dim=(-2, -1))
+    flat = cams.view(b, k, hw)
+    flat.sub_(alpha).heaviside_(torch.ones((), dtype=flat.dtype, device=flat.device))
+    counts = torch.bmm(flat, weights)  # (b, k, 2)
+    return counts[..., 0].round().long(), counts[..., 1].round().long()
 
 
 def _ratio(n_bm: Tensor, n_b: Tensor) -> Tensor:
     """|b ⊙ m| / |b|, 0 where |b| = 0 (the paper's s = 0 for a neuron that focuses nowhere)."""
-    return torch.where(n_b > 0, n_bm.double() / n_b.clamp_min(1).double(), torch.zeros((), dtype=torch.float64,
-                                                                                        device=n_b.device))
+    zero = torch.zeros((), dtype=torch.float64, device=n_b.device)
+    return torch.where(n_b > 0, n_bm.double() / n_b.clamp_min(1).double(), zero)
 
 
 def per_sample_scores(cams: Tensor, masks: Tensor, alpha: float, *, chunk_size: int = 64) -> Tensor:
     """Per-sample s-scores ``|b ⊙ m| / |b|`` (0 where ``|b| = 0``) of precomputed heatmaps.
 
     Args:
-        cams: (N, K, H, W) normalised heatmaps (from :func:`neuron_cams`).
+        cams: (N, K, H, W) normalised heatmaps (from :func:`neuron_cams`); not modified.
         masks: (N, H, W) bool (or 0/1) spurious-region masks.
-        alpha: binarisation threshold in [0, 1] (``cam >= alpha``).
-        chunk_size: neurons per block (bounds the temporary bool tensors).
+        alpha: binarisation threshold in [0, 1] (``cam >= alpha``, see :func:`binarize`).
+        chunk_size: neurons per block (bounds the temporary copy).
 
     Returns:
-        float32 tensor (N, K) in [0, 1].
+        float32 tensor (N, K) in [0, 1]; ``.mean(0)`` is the s-score.
     """
     alpha = _check_alpha(alpha)
     _check_positive("chunk_size", chunk_size)
@@ -538,10 +614,13 @@ def per_sample_scores(cams: Tensor, masks: Tensor, alpha: float, *, chunk_size: 
         raise ValueError(f"cams must have shape (N, K, H, W), got {getattr(cams, 'shape', type(cams))}")
     masks = _masks_to_bool(masks).to(cams.device)
     if masks.shape[0] != cams.shape[0] or masks.shape[1:] != cams.shape[2:]:
-        raise ValueError(f"masks must have shape {(cams.shape[0], *cams.shape[2:])} to match cams, got {tuple(masks.shape)}")
+        raise ValueError(f"masks must have shape {(cams.shape[0], *cams.shape[2:])} to match cams, "
+                         f"got {tuple(masks.shape)}")
+    weights = _count_weights(masks)
     out = torch.empty(cams.shape[:2], dtype=torch.float32, device=cams.device)
     for k0 in range(0, cams.shape[1], chunk_size):
-        n_b, n_bm = _overlap_counts(cams[:, k0:k0 + chunk_size], masks, alpha)
+        block = cams[:, k0:k0 + chunk_size].float().clone()
+        n_b, n_bm = _overlap_counts_(block, weights, alpha)
         out[:, k0:k0 + chunk_size] = _ratio(n_bm, n_b).float()
     return out
 
@@ -569,9 +648,10 @@ def s_scores(
 ) -> Tensor:
     """Neuron spurious scores (paper §3.3): ``s_i = 1/N Σ_j |b_j^i ⊙ m_j| / |b_j^i|``.
 
-    ``b_j^i = cam_j^i >= alpha`` with ``cam`` from :func:`neuron_cams` (same maps, same
-    device), a sample with ``|b| = 0`` contributing 0. Heatmaps are made, binarised and
-    counted block by block, so memory stays bounded for any N and d.
+    ``b_j^i = cam_j^i >= alpha`` with ``cam`` exactly the maps of :func:`neuron_cams`, a
+    sample with ``|b| = 0`` contributing 0. Heatmaps are made, binarised and counted
+    block by block in one reused buffer, so memory stays bounded for any N and d.
+    Compare the result with the chance level :func:`mask_area` (see :func:`lift`).
 
     Args:
         model: a SplitModel, or any module mapping x to z.
@@ -592,15 +672,14 @@ def s_scores(
     _check_images(images)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    masks = _masks_to_bool(masks, tuple(images.shape)).to(_model_device(model))
+    weights = _count_weights(_masks_to_bool(masks, tuple(images.shape)).to(_model_device(model)))
     per: Tensor | None = None
     for bs, ks, cams, n_neurons in _iter_cams(model, images, target_layer=target_layer, neurons=neurons,
                                               chunk_size=chunk_size, batch_size=batch_size, method=method):
         if per is None:
             per = torch.empty(images.shape[0], n_neurons, dtype=torch.float64, device=cams.device)
-        n_b, n_bm = _overlap_counts(cams, masks[bs], alpha)
+        n_b, n_bm = _overlap_counts_(cams, weights[bs], alpha)
         per[bs, ks] = _ratio(n_bm, n_b)
-        del cams
     assert per is not None
     return (per.mean(0) if reduction == "mean" else per).float()
 

@@ -656,15 +656,15 @@ def train_mask(
     history: list[dict] = []
     was_training = model.training
     model.eval()  # frozen: BN running stats are used, never updated
-    total = steps if steps is not None else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=f"mask ({objective})", leave=False)
+        bar = tqdm(total=steps, desc=f"mask ({objective})", leave=False)
     try:
         train_keep = wrapper.train_keep_fraction()
-        for epoch, batch in _batches(loader, steps=steps, epochs=epochs) if steps != 0 else iter(()):
+        batches = _batches(loader, steps=steps, epochs=epochs) if steps != 0 else iter(())
+        for epoch, batch in batches:
             t0 = time.perf_counter()
             x = _take(batch, "image").to(device)
             y = _take(batch, "y").to(device).long()

@@ -1,12 +1,15 @@
 """Shared fixtures: seeds reset for every test, tiny dataset folders, a smoke run of the notebooks."""
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
 import pytest
 
 from shortcut_nb.config import seed_everything
+from shortcut_nb.runner import TIMEOUTS, run_all
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -31,3 +34,27 @@ def tiny_isic(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("data") / "isic"
     return generate_isic_like(root, ISICLikeSettings(image_size=16, n_train=64, n_val=16, n_test=16, seed=3))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One runner call over all notebooks (later notebooks reuse the models earlier ones trained)."""
+    out = tmp_path_factory.mktemp("smoke_out")
+    runs = tmp_path_factory.mktemp("smoke_runs")
+    results = run_all(profile="smoke", out=out, runs_root=str(runs), timeout=TIMEOUTS["smoke"])
+    return out, {r.name: r for r in results}
+
+
+def recorded(smoke_run, name: str) -> dict:
+    """The JSON a notebook recorded in the session's smoke run (fails with the notebook's error if it failed)."""
+    out, results = smoke_run
+    assert name in results, f"{name} was not run"
+    result = results[name]
+    assert result.ok, f"{name} failed:\n{result.error}"
+    assert (out / f"{name}.ipynb").is_file()
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def unit(x) -> bool:
+    """A finite number in [0, 1]."""
+    return isinstance(x, (int, float)) and not math.isnan(x) and 0.0 <= x <= 1.0

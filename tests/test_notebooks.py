@@ -26,25 +26,7 @@ def test_notebook_is_stored_clean_with_parameters(name):
     assert not any("sys.path" in c.source or "autoreload" in c.source for c in code)
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """One runner call over all notebooks (later notebooks reuse the models earlier ones trained)."""
-    out = tmp_path_factory.mktemp("smoke_out")
-    runs = tmp_path_factory.mktemp("smoke_runs")
-    results = run_all(profile="smoke", out=out, runs_root=str(runs), timeout=TIMEOUTS["smoke"])
-    return out, {r.name: r for r in results}
-
-
-def _recorded(smoke_run, name) -> dict:
-    out, results = smoke_run
-    result = results[name]
-    assert result.ok, f"{name} failed:\n{result.error}"
-    assert (out / f"{name}.ipynb").is_file()
-    return json.loads((out / f"{name}.json").read_text())
-
-
-def _unit(x) -> bool:
-    return isinstance(x, (int, float)) and not math.isnan(x) and 0.0 <= x <= 1.0
+from conftest import recorded as _recorded, unit as _unit  # noqa: E402
 
 
 @pytest.mark.notebook
