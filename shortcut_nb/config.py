@@ -122,7 +122,7 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         seeds=(0, 1, 2),
         train=TrainSettings(epochs=3, lr=1e-2, batch_size=32),
         pretrain="standin",
-        pretrain_epochs=8,
+        pretrain_epochs=16,
         pretrain_images=6000,
         n_train=2000,
         n_val=400,

@@ -54,8 +54,10 @@ def run_and_summarize(profile: str, dataset: DatasetName, *, arch: Literal["cnn"
 
 def group_performance(profile: str, *, datasets: Sequence[DatasetName], archs: Sequence[str], seeds: Sequence[int],
                       minority_ratio: float = 0.05, root: str | os.PathLike | None = None,
-                      progress_bar: bool = True) -> dict[str, dict]:
+                      folders: dict[str, str] | None = None, progress_bar: bool = True) -> dict[str, dict]:
     """Paper Table 2: per model and dataset, mean ± std over seeds of AVG, WGA, GAP and group accuracies.
+
+    ``folders`` maps a dataset name to a real dataset folder (used instead of the synthetic benchmark).
 
     Returns:
         ``{"<dataset>/<arch>": {"model", "avg", "avg_std", "wga", "wga_std", "gap", ..., "per_seed": [...]}}``.
@@ -63,8 +65,9 @@ def group_performance(profile: str, *, datasets: Sequence[DatasetName], archs: S
     results = {}
     for dataset in datasets:
         for arch in archs:
+            folder = (folders or {}).get(dataset)
             per_seed = [run_and_summarize(profile, dataset, arch=arch, seed=s, minority_ratio=minority_ratio, root=root,
-                                          progress_bar=progress_bar) for s in seeds]
+                                          progress_bar=progress_bar, folder=folder) for s in seeds]
             agg = flatten_aggregate(aggregate_seeds(per_seed))
             agg.update({"model": per_seed[0]["model"], "dataset": dataset, "arch": arch, "per_seed": per_seed})
             results[f"{dataset}/{arch}"] = agg

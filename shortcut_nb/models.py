@@ -59,31 +59,64 @@ class SplitModel(nn.Module):
 def _resnet_mini(image_size: int) -> nn.Module:
     """A narrow ResNet whose last map is image_size/8 (8×8 at 64 px; ResNet-18 gives 7×7 at 224 px).
 
-    Heatmap-based neuron scores need a last map of at least 7×7 (a standard
-    ResNet at 64 px gives 2×2). Stem stride 2 without max-pool and a stride-1
-    last stage keep that resolution; widths 32..256 and one BasicBlock per
-    stage keep a 32-image training step near 0.25 s on two CPU cores.
+    Heatmap-based neuron scores need a last map of at least 7×7 (a standard ResNet at 64 px gives 2×2).
+    The usual stem (stride 2 and max-pool) with stride-1 third and fourth stages keeps that resolution;
+    one BasicBlock of widths 32..256 per stage keeps a 64-image training step near 0.5 s on two CPU cores.
     """
     from timm.models.resnet import BasicBlock, ResNet
 
     model = ResNet(BasicBlock, (1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=32, num_classes=1000)
-    model.maxpool = nn.Identity()
-    first = model.layer4[0]
-    first.conv1.stride = (1, 1)
-    first.downsample[0].stride = (1, 1)
+    for stage in (model.layer3, model.layer4):
+        first = stage[0]
+        first.conv1.stride = (1, 1)
+        first.downsample[0].stride = (1, 1)
     return model
 
 
+class ConvStemPatchEmbed(nn.Module):
+    """Patch embedding by a small convolutional stem (Xiao et al. 2021, "Early Convolutions Help Transformers
+    See Better") instead of one strided convolution.
+
+    Measured here: a plain patchify ViT trained from scratch on a few thousand generated images stays at chance
+    on held-out shapes, while with this stem it learns them. It keeps timm's ``PatchEmbed`` interface
+    (``patch_size``, ``grid_size``, ``num_patches``, ``img_size``), so token layouts are read the same way.
+    """
+
+    def __init__(self, img_size: int = 64, patch_size: int = 8, in_chans: int = 3, embed_dim: int = 128, **_):
+        super().__init__()
+        if patch_size & (patch_size - 1) or patch_size < 2:
+            raise ValueError(f"ConvStemPatchEmbed needs a power-of-two patch_size, got {patch_size}")
+        self.img_size = (img_size, img_size)
+        self.patch_size = (patch_size, patch_size)
+        self.grid_size = (img_size // patch_size, img_size // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.flatten = True
+        self.output_fmt = "NLC"
+        self.dynamic_img_pad = False
+        layers: list[nn.Module] = []
+        width, stride = 32, 1
+        channels = in_chans
+        while stride < patch_size:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            channels, width, stride = width, min(width * 2, embed_dim), stride * 2
+        layers.append(nn.Conv2d(channels, embed_dim, 1))
+        self.proj = nn.Sequential(*layers)
+        self.norm = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
 def _vit_mini(image_size: int, *, distilled: bool = False) -> nn.Module:
-    """A 4-block ViT with an 8×8 patch grid at any image size divisible by 8."""
+    """A 4-block ViT with an 8×8 patch grid at any image size divisible by 8 and a convolutional patch stem."""
     from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer
 
-    if image_size % 8:
-        raise ValueError(f"vit_mini needs an image_size divisible by 8, got {image_size}")
+    if image_size % 8 or (image_size // 8) & (image_size // 8 - 1):
+        raise ValueError(f"vit_mini needs an image_size of 8 × a power of two (16, 32, 64, 128...), got {image_size}")
     cls = VisionTransformerDistilled if distilled else VisionTransformer
     return cls(img_size=image_size, patch_size=image_size // 8, embed_dim=128, depth=4, num_heads=4,
-               mlp_ratio=2.0, num_classes=1000)
+               mlp_ratio=2.0, num_classes=1000, embed_layer=ConvStemPatchEmbed)
 
 
 SMALL_MODELS: dict[str, Callable[[int], nn.Module]] = {

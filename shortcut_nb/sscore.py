@@ -233,9 +233,71 @@ def _analytic_raw(act: Tensor, idx: Tensor) -> Tensor:
     return act[:, idx] * (1.0 / (h * w))
 
 
-def _reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
-                 chunk_size: int) -> Tensor:
-    """Raw Grad-CAM (B, K, h, w) from batched vector-Jacobian products, ``chunk_size`` neurons at a time."""
+class _NoBroadcast(Exception):
+    """The replicated forward did not give one z per copy: fall back to vmap."""
+
+
+def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
+                           chunk_size: int, d: int) -> Tensor:
+    """Raw Grad-CAM (B, K, h, w): per image, ``k`` copies of the target output, one backward pass.
+
+    Each image runs alone (batch 1) up to the target layer; the hook returns ``k``
+    copies of its output as one leaf, so everything downstream runs on a batch of
+    ``k``. Tensors that bypass the target layer (a residual stream, a shortcut) keep
+    batch 1 and broadcast, which equals copying them. Copy ``r`` is seeded with the
+    one-hot of neuron ``idx[r]``, so one backward pass gives ``k`` neurons' gradients
+    as one dense batch (vmap over the backward has no batching rule for layer norm or
+    attention and falls back to slow per-sample loops).
+
+    Raises:
+        _NoBroadcast: when the model does not give k outputs (an op mixed the batch).
+    """
+    B = x.shape[0]
+    rec: dict[str, Any] = {}
+
+    def leaf(mod: nn.Module, inp: Any, out: Any) -> Tensor:
+        out = _single_output(out)
+        rec["a0"] = out.detach()
+        torch.set_grad_enabled(True)  # graph from the target layer on only; the prefix ran under no_grad
+        a = out.detach().expand(rec["k"], *out.shape[1:]).clone().requires_grad_(True)
+        rec["a"] = a
+        return a
+
+    out_maps = torch.empty(B, len(idx), geo.h, geo.w, dtype=torch.float32, device=x.device)
+    handle = layer.register_forward_hook(leaf)
+    try:
+        for j in range(B):
+            for start in range(0, len(idx), chunk_size):
+                sel = idx[start:start + chunk_size]
+                rec["k"] = len(sel)
+                try:
+                    with torch.no_grad():  # restores the grad mode the hook switched on
+                        z = enc(x[j:j + 1])
+                except RuntimeError as err:  # e.g. an in-place op or a cat that cannot broadcast batch 1
+                    raise _NoBroadcast(str(err)) from err
+                if not isinstance(z, Tensor) or z.shape != (len(sel), d) or not z.requires_grad:
+                    raise _NoBroadcast(f"z has shape {getattr(z, 'shape', None)}")
+                grad_out = torch.zeros_like(z)
+                grad_out[torch.arange(len(sel), device=z.device), sel] = 1.0  # ClassifierOutputTarget(idx[r])
+                (g,) = torch.autograd.grad(z, rec["a"], grad_out)
+                weights = _to_map(g, geo).mean((-2, -1))  # (k, C): Grad-CAM channel weights
+                amap = _to_map(rec["a0"], geo)[0]  # (C, h, w)
+                out_maps[j, start:start + len(sel)] = torch.einsum("kc,chw->khw", weights, amap).float()
+                del z, g, grad_out
+                rec.pop("a", None)
+    finally:
+        handle.remove()
+        rec.clear()
+    return out_maps
+
+
+def _vmap_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
+                      chunk_size: int) -> Tensor:
+    """Raw Grad-CAM (B, K, h, w) from vmapped vector-Jacobian products (``is_grads_batched``).
+
+    The fallback of :func:`_replicate_reverse_raw`: works for any model, but slow where
+    backward ops lack vmap batching rules.
+    """
     rec: dict[str, Tensor] = {}
 
     def leaf(mod: nn.Module, inp: Any, out: Any) -> Tensor:
@@ -327,11 +389,15 @@ def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronInde
             weights = _forward_weights(enc, layer, x, probe.act, geo, chunk_size)  # (B, d, C)
         except NotImplementedError:
             # Some ops (e.g. fused attention on CPU) have no forward-mode derivative: use reverse mode.
-            return _reverse_raw(enc, layer, x, idx, geo, chunk_size), "reverse"
-        amap = _to_map(probe.act, geo)
-        return torch.einsum("bkc,bchw->bkhw", weights[:, idx], amap), method
+            method = "reverse"
+        else:
+            amap = _to_map(probe.act, geo)
+            return torch.einsum("bkc,bchw->bkhw", weights[:, idx], amap), method
     if method == "reverse":
-        return _reverse_raw(enc, layer, x, idx, geo, chunk_size), method
+        try:
+            return _replicate_reverse_raw(enc, layer, x, idx, geo, chunk_size, d), method
+        except _NoBroadcast:
+            return _vmap_reverse_raw(enc, layer, x, idx, geo, chunk_size), method
     raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
 
 
@@ -573,10 +639,10 @@ def _overlap_counts_(cams: Tensor, weights: Tensor, alpha: float) -> tuple[Tenso
         weights: (b, H*W, 2) from :func:`_count_weights`.
         alpha: float32-rounded threshold.
 
-    ``heaviside(cam - alpha, 1)`` is exactly ``cam >= alpha`` (a float difference is 0
-    only for equal operands and keeps their order), and it stays float so a batched
-    matrix product counts: bool tensors and their sums are several times slower here.
-    Counts are sums of 0/1 in float32, exact below 2**24 pixels per image.
+    The in-place ``ge_`` writes ``cam >= alpha`` as 1.0/0.0 into the float buffer, so a
+    batched matrix product counts: bool tensors, their sums and fresh allocations are
+    several times slower here. Counts are sums of 0/1 in float32, exact below 2**24
+    pixels per image.
     """
     b, k = cams.shape[:2]
     hw = cams.shape[-1] * cams.shape[-2]
@@ -585,7 +651,7 @@ def _overlap_counts_(cams: Tensor, weights: Tensor, alpha: float) -> tuple[Tenso
         m = weights[..., 1].bool().view(b, 1, *cams.shape[-2:])
         return bin_.sum(dim=(-2, -1)), (bin_ & m).sum(dim=(-2, -1))
     flat = cams.view(b, k, hw)
-    flat.sub_(alpha).heaviside_(torch.ones((), dtype=flat.dtype, device=flat.device))
+    flat.ge_(alpha)
     counts = torch.bmm(flat, weights)  # (b, k, 2)
     return counts[..., 0].round().long(), counts[..., 1].round().long()
 

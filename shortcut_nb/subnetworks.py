@@ -658,9 +658,17 @@ def train_mask(
     model.eval()  # frozen: BN running stats are used, never updated
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import PLAIN_ENV
 
-        bar = tqdm(total=steps, desc=f"mask ({objective})", leave=False)
+        if os.environ.get(PLAIN_ENV):
+            # headless runs (papermill/CI): plain text, redrawn at most every 10 s, as progress.progress does
+            from tqdm.std import tqdm
+
+            bar = tqdm(total=steps, desc=f"mask ({objective})", leave=False, mininterval=10.0, ascii=True)
+        else:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"mask ({objective})", leave=False)
     try:
         train_keep = wrapper.train_keep_fraction()
         batches = _batches(loader, steps=steps, epochs=epochs) if steps != 0 else iter(())

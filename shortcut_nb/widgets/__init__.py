@@ -1,0 +1,1 @@
+"""Notebook widgets: thin ipywidgets views over module-level functions that tests call directly."""

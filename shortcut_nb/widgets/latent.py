@@ -1,0 +1,88 @@
+"""Notebook 02's explorer: pick model, dataset, split, projection and colouring; the picture redraws.
+
+The widget is a thin view. Its callback turns the dropdown values into a
+:class:`~shortcut_nb.latent.LatentView` with :func:`view_from_values` and draws it
+with :func:`draw`; both are plain module-level functions that tests call without a
+browser. Features and projections come from the :class:`~shortcut_nb.latent.LatentSource`
+caches, so going back to an earlier choice costs no forward pass and no new t-SNE.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+
+from ..latent import COLOUR_BY, PROJECTION_LABELS, PROJECTIONS, SPLITS, LatentSource, LatentView, render_view
+
+ARCH_LABELS = {"cnn": "CNN", "vit": "ViT"}
+DATASET_LABELS = {"waterbirds": "Waterbirds-like", "isic": "ISIC-like"}
+FIELDS = ("arch", "dataset", "split", "projection", "colour_by")
+
+
+def options(source: LatentSource) -> dict[str, list[tuple[str, str]]]:
+    """The ``(label, value)`` choices of each dropdown for ``source``."""
+    return {
+        "arch": [(ARCH_LABELS.get(a, a), a) for a in source.archs],
+        "dataset": [(DATASET_LABELS.get(d, d), d) for d in source.datasets],
+        "split": [(s, s) for s in SPLITS],
+        "projection": [(PROJECTION_LABELS[p], p) for p in PROJECTIONS],
+        "colour_by": [(c, c) for c in COLOUR_BY],
+    }
+
+
+def view_from_values(source: LatentSource, values: Mapping[str, str]) -> LatentView:
+    """The view the dropdowns describe.
+
+    Args:
+        source: the data source (its offered datasets and models).
+        values: ``{"arch", "dataset", "split", "projection", "colour_by"}`` (missing keys take the defaults).
+
+    Raises:
+        ValueError: an unknown key or a value that is not offered (named in the message).
+    """
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown widget field(s) {sorted(unknown)}; expected some of {FIELDS}")
+    return source.check(LatentView(**dict(values)))
+
+
+def draw(source: LatentSource, view: LatentView):
+    """The figure of ``view`` (what the widget shows; see :func:`shortcut_nb.latent.render_view`)."""
+    return render_view(source, view)
+
+
+def latent_explorer(source: LatentSource, *, initial: LatentView | None = None):
+    """An ipywidgets box: five dropdowns over an output area showing :func:`draw` of the current choice.
+
+    Never blocks: the first picture is drawn when the box is built, later ones on each change.
+
+    Returns:
+        ``ipywidgets.VBox`` (its ``.controls`` attribute maps field name -> Dropdown, ``.output`` the Output).
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    view = source.check(initial or LatentView(dataset=source.datasets[0], arch=source.archs[0]))
+    opts = options(source)
+    controls = {name: w.Dropdown(options=opts[name], value=getattr(view, name), description=name.replace("_", " "),
+                                 style={"description_width": "initial"}, layout=w.Layout(width="190px"))
+                for name in FIELDS}
+    output = w.Output()
+
+    def redraw(change=None):
+        with output:
+            output.clear_output(wait=True)
+            try:
+                fig = draw(source, view_from_values(source, {k: c.value for k, c in controls.items()}))
+            except Exception as err:  # noqa: BLE001 - show it where the user looks, keep the widget alive
+                print(f"could not draw this view: {type(err).__name__}: {err}")
+                return
+            display(fig)
+            plt.close(fig)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    box = w.VBox([w.HBox(list(controls.values())), output])
+    box.controls, box.output = controls, output
+    redraw()
+    return box
