@@ -171,8 +171,8 @@ PRUSC_KEEP = 0.52
 
 PROFILE_RECIPES: dict[str, ProfileRecipes] = {
     "smoke": ProfileRecipes(
-        prusc=MaskRecipe(objective="prusc", keep_fraction=PRUSC_KEEP, steps=3, batch_size=16, lr=0.1, data_split="val"),
-        removal=MaskRecipe(objective="ce", keep_fraction=0.8, steps=3, batch_size=16, lr=0.1),
+        prusc=MaskRecipe(objective="prusc", keep_fraction=PRUSC_KEEP, steps=2, batch_size=16, lr=0.1, data_split="val"),
+        removal=MaskRecipe(objective="ce", keep_fraction=0.8, steps=2, batch_size=16, lr=0.1),
         keep_grid=(0.8, 0.6),
     ),
     "cpu": ProfileRecipes(

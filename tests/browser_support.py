@@ -58,6 +58,7 @@ CHROMIUM_ARGS = (
 ERROR_TEXT = (
     r"Traceback \(most recent call last\)",
     r"could not draw",
+    r"not precomputed",
     r"Error displaying widget",
     r"Failed to load model class",
     r"Model not found",

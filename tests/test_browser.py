@@ -60,12 +60,42 @@ CHECKS: dict[str, NotebookCheck] = {
         # the other model: other features, another t-SNE picture
         Set("arch", "ViT", expect=(Shows("ViT"), ImageChanged(min_fraction=0.01))),
     )),
+    "03_cnn_neurons": NotebookCheck(steps=(
+        # the α slider (arrow keys): band counts recomputed at the new threshold, histogram and heatmaps redrawn
+        Nudge("alpha", 2, expect=(Shows("0.60"), TextMatches(r"at α = 0\.60: low \d+ · mid \d+ · high \d+ neurons"),
+                                  ImageChanged())),
+        # the τ slider: the pruning line recomputed for the new cut
+        Set("tau", 0.9, expect=(Shows("0.90"), TextMatches(r"pruning s > 0\.90 zeroes \d+ neurons"))),
+        # the neuron picker (by index): the shown neuron's line and heatmaps follow
+        Set("number", 0, expect=(TextMatches(r"neuron 0 \((low|mid|high) band, rank \d+ of \d+\): s = \d\.\d{3} "
+                                             r"at α = 0\.60"),)),
+        Set("number", 1, expect=(TextMatches(r"neuron 1 \((low|mid|high) band"), ImageChanged())),
+    )),
+    "04_entanglement": NotebookCheck(steps=(
+        # another C of DFR's grid: the line of numbers names it, the kept-neuron histogram redraws
+        Set("C", "C=0.1", expect=(Shows("C=0.1"), TextMatches(r"waterbirds/cnn · DFR C=0\.1: WGA \d\.\d\d"),
+                                  ImageChanged())),
+        # another model: the C choice is kept, numbers and histogram are the other model's
+        Set("model", "isic · resnet_mini", expect=(Shows("isic · resnet_mini"),
+                                                   TextMatches(r"isic/cnn · DFR C=0\.1: WGA \d\.\d\d"),
+                                                   ImageChanged())),
+    )),
     "05_subnetworks": NotebookCheck(steps=(
         # the mask trained without the other group: the caption names it and the figure redraws
         Set("mask trained", "without BwP",
             expect=(TextMatches(r"Mask trained without BwP, keeping \d+\.\d% of the weights"), ImageChanged())),
         # a sparser mask of the same group: the caption's keep fraction and the figure change
         Set("keeping", "60% of weights", expect=(Shows("60% of weights"), TextChanged(), ImageChanged())),
+    )),
+    "06_vit_heads": NotebookCheck(steps=(
+        # neuron view: a lower s-score threshold lets more neurons through; caption and histogram follow
+        Set("min s-score", 0.2, expect=(Shows("0.20"), TextMatches(r"neurons have s-score ≥ 0\.20"), ImageChanged())),
+        # the attention explorer's layer / head / patch picker
+        Set("head", "head 1", expect=(Shows("head 1"), TextMatches(r"· layer \d+ · head 1: "), ImageChanged())),
+        Set("layer", 0, expect=(Shows("0"), TextMatches(r"· layer 0 · head 1: "), ImageChanged())),
+        Set("patch row", 0, expect=(Shows("0"), TextMatches(r"target patch \(0, \d+\)"))),
+        Set("patch col", 0, expect=(Shows("0"), TextMatches(r"target patch \(0, 0\) \[(core|spurious)\] · layer 0 · head 1"),
+                                    ImageChanged())),
     )),
 }
 
