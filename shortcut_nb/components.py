@@ -30,7 +30,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,6 +44,7 @@ from .config import Profile, check_profile, profile_settings, runs_root
 from .data import GROUP_NAMES
 from .experiment import DatasetName, RunSpec, checkpoint_path, get_split, run_spec, train_or_load
 from .metrics import summarize
+from .neurons import nonempty_mask_samples
 from .subnetworks import (
     DEFAULT_SPARSITY_WEIGHT,
     Granularity,
@@ -65,7 +66,6 @@ __all__ = [
     "train_or_load_mask",
     "LabelsOnly",
     "group_summary",
-    "sscore_images",
     "sscore_stats",
     "prusc_experiment",
     "group_removal_experiment",
@@ -312,34 +312,6 @@ def group_summary(model: nn.Module, dataset: torch.utils.data.Dataset, *,
     return summary
 
 
-def sscore_images(dataset: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` training images whose spurious mask is non-empty, with their masks.
-
-    An ISIC-like image without a patch has an empty mask, so every neuron scores 0 on it
-    whatever it looks at; we draw from the images that show the spurious feature (patched
-    benign images for ISIC, every image for Waterbirds, whose background is the mask).
-
-    Args:
-        dataset: a ShortcutDataset with ``.a`` (spurious attribute) and masks.
-        n: number of images (fewer if fewer exist; at least one is required).
-        seed: seed of the draw.
-
-    Returns:
-        ``images`` (n, 3, H, W), ``masks`` (n, H, W) bool.
-    """
-    from .sscore import sample_for_sscore
-
-    kind = getattr(dataset, "kind", None)
-    if kind == "isic":
-        idx = np.flatnonzero(np.asarray(dataset.a) == 1).tolist()
-        pool = torch.utils.data.Subset(dataset, idx)
-    else:
-        pool = dataset
-    if len(pool) == 0:
-        raise ValueError("no image with a spurious mask to compute s-scores on")
-    return sample_for_sscore(pool, min(int(n), len(pool)), seed)
-
-
 def sscore_stats(scores: torch.Tensor | np.ndarray, head_weight: torch.Tensor | np.ndarray, area: float) -> dict:
     """Summary of neuron s-scores: mean over all neurons and over the neurons the head still uses.
 
@@ -438,7 +410,8 @@ def prusc_experiment(
     train = get_split(spec.data, "train", root=root)
     mask, minfo = train_or_load_mask(model, spec, recipe, root=root, progress_bar=progress_bar)
     pruned = mask.apply(model)
-    images, masks = sscore_images(train, n_s, seed)
+    # the same draw as notebook 03 (Fig. 5's baseline): training images whose spurious mask is non-empty
+    images, masks, _ = nonempty_mask_samples(train, n_s, seed)
     area = mask_area(masks)
     out = {"dataset": dataset, "model": spec.model, "arch": arch, "seed": seed, "alpha": float(alpha),
            "sscore_samples": int(images.shape[0]), "recipe": asdict(recipe)}

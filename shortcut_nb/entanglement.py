@@ -128,11 +128,6 @@ def _scores_np(scores, d: int | None = None) -> np.ndarray:
     return s
 
 
-def _opt(x) -> float | None:
-    """A float, or None for undefined values (NaN is not valid JSON)."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def _features(fs: Mapping, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(z, y, g)`` of a FeatureSet-like mapping, checked."""
     if not isinstance(fs, Mapping) or not {"z", "y", "g"} <= set(fs):
@@ -420,7 +415,7 @@ def analyze_heads(
 
     res, notes = fit_dfr_checked(zv, yv, gv, seed=seed, c_grid=grid, n_refits=n_refits, fallback_C=fallback_C,
                                  verbose=verbose)
-    dfr = _dfr_summary(res, notes, tuned=not any(n.startswith("C not tuned") for n in notes), **common)
+    dfr = _dfr_summary(res, notes, tuned=bool(res.tuning_wga), **common)  # empty table: C was not tuned
     sweep = {}
     for c in grid:
         r, n = fit_dfr_checked(zv, yv, gv, seed=seed, C=c, n_refits=n_refits, verbose=False)
@@ -450,8 +445,9 @@ def model_sscores(model: nn.Module, dataset: Dataset, *, n: int, seed: int, alph
                   target_layer: nn.Module | None = None, chunk_size: int = 128, batch_size: int = 16) -> dict:
     """s-scores of every penultimate neuron of ``model`` on ``n`` training images that show the spurious feature.
 
-    Images come from :func:`shortcut_nb.components.sscore_images` (ISIC-like: patched
-    images only, an empty mask would score 0 whatever the neuron looks at). The
+    Images come from :func:`shortcut_nb.neurons.nonempty_mask_samples`, as in notebook 03
+    (ISIC-like: patched images only; an empty mask would score 0 whatever the neuron
+    looks at), so the same ``seed`` scores the same images there and here. The
     target layer defaults to the model's (CNN: last block; ViT: last block's
     ``norm1``, whose tokens :func:`~shortcut_nb.sscore.s_scores` reshapes to the
     patch grid). Runs on the model's device.
@@ -469,13 +465,13 @@ def model_sscores(model: nn.Module, dataset: Dataset, *, n: int, seed: int, alph
     Returns:
         ``{"scores": float64 array (d,), "area": mean mask area (the chance level), "n", "alpha", "seconds"}``.
     """
-    from .components import sscore_images
+    from .neurons import nonempty_mask_samples
     from .sscore import mask_area, s_scores
 
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     tic = time.perf_counter()
-    images, masks = sscore_images(dataset, n, seed)
+    images, masks, _ = nonempty_mask_samples(dataset, n, seed)
     device = next(model.parameters()).device
     scores = s_scores(model, images.to(device), masks.to(device), alpha=alpha, target_layer=target_layer,
                       chunk_size=chunk_size, batch_size=batch_size)
@@ -512,7 +508,8 @@ def collect_results(runs: Sequence[Mapping]) -> dict[str, dict]:
     for run in runs:
         missing = {"dataset", "arch", "model", "seed", "baseline", "dfr", "sweep", "edit", "sscore"} - set(run)
         if missing:
-            raise ValueError(f"each run needs the keys of analyze_model plus dataset/arch/model/seed; missing {sorted(missing)}")
+            raise ValueError(f"each run needs the keys of analyze_model plus dataset/arch/model/seed; "
+                             f"missing {sorted(missing)}")
         entry = results.setdefault(f"{run['dataset']}/{run['arch']}", {
             "dataset": run["dataset"], "arch": run["arch"], "model": run["model"], "seeds": [], "runs": []})
         entry["seeds"].append(int(run["seed"]))
@@ -523,10 +520,14 @@ def collect_results(runs: Sequence[Mapping]) -> dict[str, dict]:
 
 
 def analyze_model(model: nn.Module, *, train: Dataset, val: Dataset, test: Dataset, seed: int, alpha: float,
-                  sscore_samples: int, c_grid: Sequence[float] = DFR_C_GRID, n_refits: int = 20,
-                  fallback_C: float = 1.0, edit_scales: Sequence[float] = (0.0,), band_draws: int = 2000,
+                  sscore_samples: int, sample_seed: int = 0, c_grid: Sequence[float] = DFR_C_GRID,
+                  n_refits: int = 20, fallback_C: float = 1.0, edit_scales: Sequence[float] = (0.0,),
+                  band_draws: int = 2000,
                   root: str | os.PathLike | None = None, progress_bar: bool = True) -> dict:
     """:func:`analyze_heads` for a trained model: features of val/test (disk-cached) and s-scores on training images.
+
+    ``seed`` seeds DFR; ``sample_seed`` draws the s-score images (0, as notebook 03, so every model is scored
+    on the same images).
 
     Returns:
         :func:`analyze_heads`'s dict plus ``sscore`` (``scores`` list, ``area``, ``lift``, ``n``, ``alpha``,
@@ -537,7 +538,7 @@ def analyze_model(model: nn.Module, *, train: Dataset, val: Dataset, test: Datas
     tic = time.perf_counter()
     fv = extract_features(model, val, root=root, progress_bar=progress_bar)
     ft = extract_features(model, test, root=root, progress_bar=progress_bar)
-    ss = model_sscores(model, train, n=sscore_samples, seed=seed, alpha=alpha)
+    ss = model_sscores(model, train, n=sscore_samples, seed=sample_seed, alpha=alpha)
     counts = train.group_counts() if hasattr(train, "group_counts") else None
     out = analyze_heads(head=model.head, scores=ss["scores"], val=fv, test=ft, seed=seed, c_grid=c_grid,
                         n_refits=n_refits, fallback_C=fallback_C, edit_scales=edit_scales,
@@ -557,6 +558,7 @@ def entanglement_experiment(
     seeds: Sequence[int] | None = None,
     alpha: float = 0.5,
     sscore_samples: int | None = None,
+    sample_seed: int = 0,
     c_grid: Sequence[float] | None = None,
     n_refits: int | None = None,
     fallback_C: float = 1.0,
@@ -574,6 +576,7 @@ def entanglement_experiment(
         seeds: trained runs to analyse (None: the profile's seeds).
         alpha: s-score binarisation threshold.
         sscore_samples: training images per s-score (None: the profile's, 50 outside smoke).
+        sample_seed: seed of the draw of s-score images (the same images for every model and seed).
         c_grid: DFR's grid (None: the authors').
         n_refits: DFR refits (None: :func:`default_n_refits`).
         fallback_C: C when tuning is impossible.
@@ -599,12 +602,16 @@ def entanglement_experiment(
     refits = int(n_refits or default_n_refits(ps.profile))
     jobs = [(ds, arch, seed) for ds in datasets for arch in archs for seed in seeds]
     runs = []
+    loaded: dict[tuple, Dataset] = {}  # one dataset object per (data, split): the CNN and the ViT share decoded images
     for ds, arch, seed in progress(jobs, desc="DFR per model", enabled=progress_bar):
         spec = run_spec(profile, ds, arch=arch, seed=seed)
         model, _ = train_or_load(spec, root=root, progress_bar=progress_bar)
-        splits = {s: get_split(spec.data, s, root=root) for s in ("train", "val", "test")}
-        run = analyze_model(model, **splits, seed=seed, alpha=alpha, sscore_samples=n_s, c_grid=grid,
-                            n_refits=refits, fallback_C=fallback_C, edit_scales=edit_scales,
+        for split in ("train", "val", "test"):
+            if (spec.data, split) not in loaded:
+                loaded[(spec.data, split)] = get_split(spec.data, split, root=root)
+        splits = {split: loaded[(spec.data, split)] for split in ("train", "val", "test")}
+        run = analyze_model(model, **splits, seed=seed, alpha=alpha, sscore_samples=n_s, sample_seed=sample_seed,
+                            c_grid=grid, n_refits=refits, fallback_C=fallback_C, edit_scales=edit_scales,
                             band_draws=band_draws, root=root, progress_bar=False)
         run.update({"dataset": ds, "arch": arch, "model": spec.model, "seed": int(seed)})
         runs.append(run)

@@ -84,8 +84,8 @@ class ConvStemPatchEmbed(nn.Module):
 
     def __init__(self, img_size: int = 64, patch_size: int = 8, in_chans: int = 3, embed_dim: int = 128, **_):
         super().__init__()
-        if patch_size & (patch_size - 1) or patch_size < 2:
-            raise ValueError(f"ConvStemPatchEmbed needs a power-of-two patch_size, got {patch_size}")
+        if patch_size < 1:
+            raise ValueError(f"ConvStemPatchEmbed needs a positive patch_size, got {patch_size}")
         self.img_size = (img_size, img_size)
         self.patch_size = (patch_size, patch_size)
         self.grid_size = (img_size // patch_size, img_size // patch_size)
@@ -96,14 +96,18 @@ class ConvStemPatchEmbed(nn.Module):
         layers: list[nn.Module] = []
         width, stride = 32, 1
         channels = in_chans
-        while stride < patch_size:
+        while patch_size % (stride * 2) == 0:  # 3×3 stride-2 convolutions while they divide the patch
             layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
             channels, width, stride = width, min(width * 2, embed_dim), stride * 2
-        layers.append(nn.Conv2d(channels, embed_dim, 1))
+        rest = patch_size // stride  # what is left (1 for powers of two) is one non-overlapping convolution
+        layers.append(nn.Conv2d(channels, embed_dim, rest, stride=rest))
         self.proj = nn.Sequential(*layers)
         self.norm = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torch._assert (not `if`) keeps the module traceable by torch.fx, as timm's own PatchEmbed does
+        torch._assert(x.shape[-2] == self.img_size[0], f"input height differs from the {self.img_size[0]} px this ViT was built for")
+        torch._assert(x.shape[-1] == self.img_size[1], f"input width differs from the {self.img_size[1]} px this ViT was built for")
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -112,8 +116,8 @@ def _vit_mini(image_size: int, *, distilled: bool = False) -> nn.Module:
     from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer
 
-    if image_size % 8 or (image_size // 8) & (image_size // 8 - 1):
-        raise ValueError(f"vit_mini needs an image_size of 8 × a power of two (16, 32, 64, 128...), got {image_size}")
+    if image_size % 8:
+        raise ValueError(f"vit_mini needs an image_size divisible by 8, got {image_size}")
     cls = VisionTransformerDistilled if distilled else VisionTransformer
     return cls(img_size=image_size, patch_size=image_size // 8, embed_dim=128, depth=4, num_heads=4,
                mlp_ratio=2.0, num_classes=1000, embed_layer=ConvStemPatchEmbed)

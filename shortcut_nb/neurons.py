@@ -428,7 +428,7 @@ def _used(head: nn.Linear) -> int:
 
 def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, tau: float, test: Features,
                     val: Features, seed: int = 0, train_group_counts: Sequence[int] | None = None,
-                    n_groups: int = 4, memo: dict | None = None) -> dict[str, dict | None]:
+                    n_groups: int = 4, memo: dict | None = None) -> dict[str, Any]:
     """The four rows of the paper's Table 4 on cached features.
 
     * ``baseline``: the trained head.
@@ -448,9 +448,10 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
         memo: optional dict reused across calls (refits keyed by the neuron set and seed).
 
     Returns:
-        ``{row: summary | None}``; a summary is :func:`head_summary`'s dict plus ``n_zeroed`` and
-        ``n_used`` (neurons with a non-zero weight); a refit that cannot be made (a group missing
-        from ``val``, every neuron pruned) is None, with the reason in ``result["errors"][row]``.
+        ``{row: summary | None}`` for the four rows, plus ``"pruned_neurons"`` (ids, highest s first)
+        and ``"errors"`` (``{row: reason}``). A summary is :func:`head_summary`'s dict plus ``n_zeroed``
+        and ``n_used`` (neurons with a non-zero weight); a refit that cannot be made (a group missing
+        from ``val``, every neuron pruned) is None, with the reason in ``errors``.
     """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.shape != (head.in_features,):

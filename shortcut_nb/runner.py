@@ -66,6 +66,9 @@ def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_ro
     for key, value in params.items():
         cmd += ["-y", json.dumps({key: value})]
     env = {**os.environ, PLAIN_ENV: "1", "MPLBACKEND": "Agg"}
+    if profile == "smoke":
+        # smoke models are tiny: one thread is as fast, and it does not collapse on a shared, loaded machine
+        env.setdefault("OMP_NUM_THREADS", "1")
     if runs_root:
         env["SHORTCUT_NB_RUNS"] = str(Path(runs_root).resolve())
     tic = time.perf_counter()

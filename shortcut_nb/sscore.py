@@ -187,6 +187,8 @@ def _probe(enc: nn.Module, layer: nn.Module, x: Tensor) -> _Probe:
         if rec["calls"] == 1:
             rec["act"] = _single_output(out)
             rec["act_version"] = out._version
+            # A copy: a later in-place op (ReLU(inplace=True)) must not change the values we keep.
+            rec["act_value"] = out.detach().clone()
 
     def on_pool(mod: nn.Module, inp: Any, out: Any) -> None:
         act = rec.get("act")
@@ -220,10 +222,20 @@ def _probe(enc: nn.Module, layer: nn.Module, x: Tensor) -> _Probe:
             and z.is_contiguous()
             and torch.allclose(z, act.mean((2, 3)), rtol=1e-4, atol=1e-6)
         )
-    return _Probe(act.detach(), z.detach(), pooled)
+    return _Probe(rec["act_value"], z.detach(), pooled)
 
 
 # --------------------------------------------------------------------------- low-resolution cams
+
+# Element budgets that size the automatic chunks (float32 elements): the forward-mode
+# tangents of one pass, and the replicated target-layer copies of one reverse pass
+# (their autograd graph is several times larger). About 128 MiB and 32 MiB.
+_TANGENT_ELEMENTS = 2**25
+_COPY_ELEMENTS = 2**23
+# One forward-mode tangent pass costs about a third of one replicated forward+backward
+# (resnet18 layer3, 2 CPU cores: 0.13 s vs 0.30 s per image and vector at 64 px), so
+# forward mode wins unless far fewer neurons than target channels are asked for.
+_FORWARD_COST_RATIO = 3
 
 
 def _analytic_raw(act: Tensor, idx: Tensor) -> Tensor:
@@ -233,24 +245,69 @@ def _analytic_raw(act: Tensor, idx: Tensor) -> Tensor:
     return act[:, idx] * (1.0 / (h * w))
 
 
+def _forward_weights(enc: nn.Module, layer: nn.Module, x: Tensor, act: Tensor, geo: _Geometry,
+                     chunk_size: int | None) -> Tensor:
+    """Grad-CAM weights of all d neurons, (B, d, C), from one JVP per target-layer channel.
+
+    The tangent "ones on channel c at every patch position" gives Σ_p ∂z/∂A_{c,p};
+    dividing by the number of positions gives pytorch-grad-cam's spatial mean. The
+    tangents of a chunk are batched with ``torch.func.vmap``; the hook swaps the target
+    output for the (dual) primal, so the layers before it run once per chunk, without
+    tangents.
+    """
+    from torch.func import jvp, vmap
+
+    C = act.shape[-1] if geo.tokens else act.shape[1]
+    k = chunk_size or max(1, min(C, _TANGENT_ELEMENTS // act.numel()))
+    holder: dict[str, Tensor] = {}
+
+    def replace(mod: nn.Module, inp: Any, out: Any) -> Tensor:
+        return holder["a"].clone()  # a copy for in-place ops downstream; the primal stays intact
+
+    def z_of(a: Tensor) -> Tensor:
+        holder["a"] = a
+        return enc(x)
+
+    cols = []
+    handle = layer.register_forward_hook(replace)
+    try:
+        with torch.no_grad():
+            for start in range(0, C, k):
+                chans = torch.arange(start, min(start + k, C), device=act.device)
+                rows = torch.arange(len(chans), device=act.device)
+                tangents = torch.zeros(len(chans), *act.shape, dtype=act.dtype, device=act.device)
+                if geo.tokens:
+                    tangents[rows, :, geo.prefix:, chans] = 1.0  # patch tokens only, as the reshape drops the rest
+                else:
+                    tangents[rows, :, chans] = 1.0
+                cols.append(vmap(lambda t: jvp(z_of, (act,), (t,))[1])(tangents))  # (k, B, d)
+                del tangents
+    finally:
+        handle.remove()
+        holder.clear()
+    sums = torch.cat(cols, dim=0)  # (C, B, d)
+    return sums.permute(1, 2, 0) / (geo.h * geo.w)
+
+
 class _NoBroadcast(Exception):
     """The replicated forward did not give one z per copy: fall back to vmap."""
 
 
 def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
-                           chunk_size: int, d: int) -> Tensor:
-    """Raw Grad-CAM (B, K, h, w): per image, ``k`` copies of the target output, one backward pass.
+                           k: int, d: int) -> Tensor:
+    """Raw Grad-CAM (B, K, h, w): per image, ``k`` copies of the target output and one backward pass.
 
-    Each image runs alone (batch 1) up to the target layer; the hook returns ``k``
-    copies of its output as one leaf, so everything downstream runs on a batch of
-    ``k``. Tensors that bypass the target layer (a residual stream, a shortcut) keep
-    batch 1 and broadcast, which equals copying them. Copy ``r`` is seeded with the
-    one-hot of neuron ``idx[r]``, so one backward pass gives ``k`` neurons' gradients
-    as one dense batch (vmap over the backward has no batching rule for layer norm or
-    attention and falls back to slow per-sample loops).
+    Each image runs alone (batch 1) up to the target layer, without a graph; the hook
+    returns ``k`` copies of its output as one leaf, so everything downstream runs on a
+    batch of ``k``. Tensors that bypass the target layer (a residual stream, a
+    shortcut) keep batch 1 and broadcast, which equals copying them. Copy ``r`` is
+    seeded with the one-hot of neuron ``idx[r]``, so one backward pass gives ``k``
+    neurons' gradients as one dense batch. (``is_grads_batched`` vmaps the backward,
+    and layer norm, GELU and attention backward have no batching rule there: per-sample
+    loops, 2-3x slower on ViTs.)
 
     Raises:
-        _NoBroadcast: when the model does not give k outputs (an op mixed the batch).
+        _NoBroadcast: the model did not give k outputs (an op could not broadcast batch 1).
     """
     B = x.shape[0]
     rec: dict[str, Any] = {}
@@ -261,17 +318,17 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
         torch.set_grad_enabled(True)  # graph from the target layer on only; the prefix ran under no_grad
         a = out.detach().expand(rec["k"], *out.shape[1:]).clone().requires_grad_(True)
         rec["a"] = a
-        return a
+        return a.clone()  # not the leaf itself: downstream in-place ops (ReLU(inplace=True)) must work
 
     out_maps = torch.empty(B, len(idx), geo.h, geo.w, dtype=torch.float32, device=x.device)
     handle = layer.register_forward_hook(leaf)
     try:
         for j in range(B):
-            for start in range(0, len(idx), chunk_size):
-                sel = idx[start:start + chunk_size]
+            for start in range(0, len(idx), k):
+                sel = idx[start:start + k]
                 rec["k"] = len(sel)
                 try:
-                    with torch.no_grad():  # restores the grad mode the hook switched on
+                    with torch.no_grad():  # also restores the grad mode the hook switched on
                         z = enc(x[j:j + 1])
                 except RuntimeError as err:  # e.g. an in-place op or a cat that cannot broadcast batch 1
                     raise _NoBroadcast(str(err)) from err
@@ -292,112 +349,85 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
 
 
 def _vmap_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
-                      chunk_size: int) -> Tensor:
+                      k: int) -> Tensor:
     """Raw Grad-CAM (B, K, h, w) from vmapped vector-Jacobian products (``is_grads_batched``).
 
-    The fallback of :func:`_replicate_reverse_raw`: works for any model, but slow where
+    The fallback of :func:`_replicate_reverse_raw`: works for any model, slower where
     backward ops lack vmap batching rules.
     """
     rec: dict[str, Tensor] = {}
 
     def leaf(mod: nn.Module, inp: Any, out: Any) -> Tensor:
-        # Build the autograd graph only from the target layer on: the prefix ran under no_grad.
-        torch.set_grad_enabled(True)
-        a = _single_output(out).detach().requires_grad_(True)
+        torch.set_grad_enabled(True)  # graph from the target layer on only; the prefix ran under no_grad
+        a = _single_output(out).detach().clone().requires_grad_(True)
         rec["a"] = a
-        return a
+        return a.clone()  # not the leaf itself: downstream in-place ops (ReLU(inplace=True)) must work
 
     handle = layer.register_forward_hook(leaf)
     try:
-        with torch.no_grad():  # restores the grad mode the hook switched on
+        with torch.no_grad():  # also restores the grad mode the hook switched on
             z = enc(x)
     finally:
         handle.remove()
-    a = rec["a"]
+    a = rec.pop("a")
     amap = _to_map(a.detach(), geo)  # (B, C, h, w)
     out = []
-    for start in range(0, len(idx), chunk_size):
-        sel = idx[start:start + chunk_size]
+    for start in range(0, len(idx), k):
+        sel = idx[start:start + k]
         grad_out = torch.zeros(len(sel), *z.shape, dtype=z.dtype, device=z.device)
-        grad_out[torch.arange(len(sel), device=z.device), :, sel] = 1.0  # ClassifierOutputTarget(i) summed over samples
+        grad_out[torch.arange(len(sel), device=z.device), :, sel] = 1.0  # ClassifierOutputTarget, summed over samples
         (g,) = torch.autograd.grad(z, a, grad_out, retain_graph=True, is_grads_batched=True)
-        weights = _to_map(g, geo).mean((-2, -1))  # (k, B, C): Grad-CAM channel weights
-        out.append(torch.einsum("kbc,bchw->bkhw", weights, amap))
+        weights = _to_map(g, geo).mean((-2, -1))  # (k, B, C)
+        out.append(torch.einsum("kbc,bchw->bkhw", weights, amap).float())
         del g
     return torch.cat(out, dim=1)
 
 
-def _forward_weights(enc: nn.Module, layer: nn.Module, x: Tensor, act: Tensor, geo: _Geometry,
-                     chunk_size: int) -> Tensor:
-    """Grad-CAM weights of all d neurons, (B, d, C), from one JVP per target-layer channel.
-
-    The tangent "ones on channel c at every patch position" gives Σ_p ∂z/∂A_{c,p};
-    dividing by the number of positions gives pytorch-grad-cam's spatial mean.
-    """
-    from torch.func import jvp, vmap
-
-    C = act.shape[1] if not geo.tokens else act.shape[-1]
-    holder: dict[str, Tensor] = {}
-
-    def replace(mod: nn.Module, inp: Any, out: Any) -> Tensor:
-        return holder["a"]
-
-    def z_of(a: Tensor) -> Tensor:
-        holder["a"] = a
-        return enc(x)
-
-    handle = layer.register_forward_hook(replace)
-    cols = []
-    try:
-        with torch.no_grad():
-            for start in range(0, C, chunk_size):
-                chans = torch.arange(start, min(start + chunk_size, C), device=act.device)
-                tangents = torch.zeros(len(chans), *act.shape, dtype=act.dtype, device=act.device)
-                k = torch.arange(len(chans), device=act.device)
-                if geo.tokens:
-                    tangents[k, :, geo.prefix:, chans] = 1.0
-                else:
-                    tangents[k, :, chans] = 1.0
-                dz = vmap(lambda t: jvp(z_of, (act,), (t,))[1])(tangents)  # (k, B, d)
-                cols.append(dz)
-                del tangents
-    finally:
-        handle.remove()
-        holder.clear()
-    sums = torch.cat(cols, dim=0)  # (C, B, d)
-    return sums.permute(1, 2, 0) / (geo.h * geo.w)
+def _choose_method(method: Method, probe: _Probe, geo: _Geometry, n_neurons: int) -> Method:
+    if method == "analytic" and not probe.pooled:
+        raise ValueError("method='analytic' needs z = global average pool of the target layer's output "
+                         "(a CNN's last block); use method='auto'")
+    if method != "auto":
+        return method
+    if probe.pooled:
+        return "analytic"
+    if geo.tokens:
+        return "reverse"  # fused attention has no forward-mode derivative
+    channels = probe.act.shape[1]
+    return "forward" if channels < _FORWARD_COST_RATIO * n_neurons else "reverse"
 
 
 def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronIndex, *, method: Method,
-              chunk_size: int) -> tuple[Tensor, Method]:
-    """Raw (pre-ReLU, pre-normalisation) Grad-CAM maps (B, K, h, w) at the target layer's resolution."""
+              chunk_size: int | None) -> tuple[Tensor, Method]:
+    """Raw (pre-ReLU, pre-normalisation) Grad-CAM maps (B, K, h, w) at the target layer's resolution.
+
+    Returns:
+        the maps and the method used.
+    """
     enc = _encoder(model)
     probe = _probe(enc, layer, x)
     geo = _geometry(enc, probe.act)
     d = probe.z.shape[1]
     idx = _neuron_index(neurons, d, x.device)
-    C = probe.act.shape[1] if not geo.tokens else probe.act.shape[-1]
-    if method == "analytic" and not probe.pooled:
-        raise ValueError("method='analytic' needs z = global average pool of the target layer's output "
-                         "(a CNN's last block); use method='auto'")
-    if method == "auto":
-        method = "analytic" if probe.pooled else ("forward" if C < len(idx) else "reverse")
+    method = _choose_method(method, probe, geo, len(idx))
     if method == "analytic":
-        return _analytic_raw(probe.act, idx), method
+        return _analytic_raw(probe.act, idx).float(), method
     if method == "forward":
         try:
             weights = _forward_weights(enc, layer, x, probe.act, geo, chunk_size)  # (B, d, C)
         except NotImplementedError:
-            # Some ops (e.g. fused attention on CPU) have no forward-mode derivative: use reverse mode.
-            method = "reverse"
+            method = "reverse"  # an op without a forward-mode derivative (e.g. fused attention on CPU)
         else:
             amap = _to_map(probe.act, geo)
-            return torch.einsum("bkc,bchw->bkhw", weights[:, idx], amap), method
+            return torch.einsum("bkc,bchw->bkhw", weights[:, idx], amap).float(), method
     if method == "reverse":
+        per_image = probe.act[0].numel()
         try:
-            return _replicate_reverse_raw(enc, layer, x, idx, geo, chunk_size, d), method
+            k = chunk_size or max(1, _COPY_ELEMENTS // per_image)
+            return _replicate_reverse_raw(enc, layer, x, idx, geo, k, d), method
         except _NoBroadcast:
-            return _vmap_reverse_raw(enc, layer, x, idx, geo, chunk_size), method
+            k = chunk_size or max(1, _COPY_ELEMENTS // (per_image * x.shape[0]))
+            return _vmap_reverse_raw(enc, layer, x, idx, geo, k), method
     raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
 
 
@@ -502,15 +532,18 @@ def _neuron_index(neurons: NeuronIndex, d: int, device: torch.device) -> Tensor:
 
 
 def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | None, neurons: NeuronIndex,
-               chunk_size: int, batch_size: int, method: Method
+               chunk_size: int | None, batch_size: int, method: Method
                ) -> Iterator[tuple[slice, slice, Tensor, int]]:
     """Yield (image slice, neuron slice, final cams (b, k, H, W), K in all) blocks.
 
     The cams of a block live in one reused buffer: use them before asking for the next.
     """
     _check_images(images)
-    _check_positive("chunk_size", chunk_size)
+    if chunk_size is not None:
+        _check_positive("chunk_size", chunk_size)
     _check_positive("batch_size", batch_size)
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("Grad-CAM needs autograd: call this outside torch.inference_mode()")
     if method not in ("auto", "analytic", "forward", "reverse"):
         raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
     layer = _resolve_layer(model, target_layer)
@@ -523,7 +556,7 @@ def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | No
             x = images[b0:b0 + batch_size].to(device)
             raw, _ = _raw_cams(model, layer, x, neurons, method=method, chunk_size=chunk_size)
             b, n_neurons = raw.shape[:2]
-            k_blk = max(1, min(chunk_size, _BLOCK_PIXELS // (H * W * b)))
+            k_blk = max(1, _BLOCK_PIXELS // (H * W * b))
             if buf is None:
                 buf = torch.empty(b * min(k_blk, n_neurons) * H * W, dtype=torch.float32, device=device)
             for k0 in range(0, n_neurons, k_blk):
@@ -537,7 +570,7 @@ def neuron_cams(
     *,
     target_layer: nn.Module | None = None,
     neurons: NeuronIndex = None,
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     batch_size: int = 16,
     method: Method = "auto",
 ) -> Tensor:
@@ -558,10 +591,12 @@ def neuron_cams(
         images: (N, C, H, W) input batch (moved to the model's device).
         target_layer: the Grad-CAM layer; None means ``model.default_target_layer()``.
         neurons: indices into z (default: all d).
-        chunk_size: neurons (or channel tangents) per batched pass and per upsampling block;
-            memory grows with ``chunk_size * batch_size``.
-        batch_size: images per forward pass.
-        method: ``"auto"``, or force ``"analytic"`` (pooled last block only), ``"forward"``, ``"reverse"``.
+        chunk_size: channel tangents ("forward") or neuron copies ("reverse") per batched pass;
+            None sizes it to a fixed memory budget (about 128 MiB of tangents, or 32 MiB of
+            copies of the target output plus their graph). Results do not depend on it.
+        batch_size: images per forward pass (forward-mode memory grows with it too).
+        method: ``"auto"`` (see the module docstring), or force ``"analytic"`` (pooled
+            last block only), ``"forward"`` or ``"reverse"``.
 
     Returns:
         float32 tensor (N, K, H, W) on the model's device, each map min-max normalised to [0, 1).
@@ -693,11 +728,11 @@ def per_sample_scores(cams: Tensor, masks: Tensor, alpha: float, *, chunk_size: 
 
 @overload
 def s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: float, target_layer: nn.Module | None = ...,
-             neurons: NeuronIndex = ..., reduction: Literal["mean"] = ..., chunk_size: int = ..., batch_size: int = ...,
+             neurons: NeuronIndex = ..., reduction: Literal["mean"] = ..., chunk_size: int | None = ..., batch_size: int = ...,
              method: Method = ...) -> Tensor: ...
 @overload
 def s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: float, target_layer: nn.Module | None = ...,
-             neurons: NeuronIndex = ..., reduction: Literal["none"], chunk_size: int = ..., batch_size: int = ...,
+             neurons: NeuronIndex = ..., reduction: Literal["none"], chunk_size: int | None = ..., batch_size: int = ...,
              method: Method = ...) -> Tensor: ...
 def s_scores(
     model: nn.Module,
@@ -708,7 +743,7 @@ def s_scores(
     target_layer: nn.Module | None = None,
     neurons: NeuronIndex = None,
     reduction: Literal["mean", "none"] = "mean",
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     batch_size: int = 16,
     method: Method = "auto",
 ) -> Tensor:
@@ -727,9 +762,7 @@ def s_scores(
         target_layer: Grad-CAM layer; None means ``model.default_target_layer()``.
         neurons: indices into z (default all d).
         reduction: ``"mean"`` (the s-score, shape (K,)) or ``"none"`` (per-sample scores (N, K)).
-        chunk_size: neurons per batched pass / per block.
-        batch_size: images per forward pass.
-        method: see :func:`neuron_cams`.
+        chunk_size, batch_size, method: see :func:`neuron_cams`.
 
     Returns:
         float32 tensor (K,) (K = d when ``neurons`` is None) in [0, 1], or (N, K) with ``reduction="none"``.

@@ -191,6 +191,7 @@ def score_models(
     model_names: Mapping[str, str] | None = None,
     indices: Sequence[int] | None = None,
     batch_size: int = 16,
+    chunk_size: int = 128,
 ) -> NeuronStudy:
     """Neuron s-scores of every model on the same images, masks and α.
 
@@ -205,6 +206,8 @@ def score_models(
         model_names: display names per arch (default: the model's ``name`` attribute).
         indices: dataset indices of the images, stored for the record.
         batch_size: images per forward pass.
+        chunk_size: neurons per batched Grad-CAM pass (:func:`shortcut_nb.sscore.s_scores`); 128 covers
+            all of vit_mini's neurons in one backward pass per image, about twice as fast on CPU as 64.
 
     Returns:
         A :class:`NeuronStudy` (scores on CPU).
@@ -225,29 +228,12 @@ def score_models(
     scores = {}
     for arch, model in models.items():
         dev = _model_device(model)
-        scores[arch] = s_scores(model, images.to(dev), masks.to(dev), alpha=alpha, batch_size=batch_size).cpu()
+        scores[arch] = s_scores(model, images.to(dev), masks.to(dev), alpha=alpha, batch_size=batch_size,
+                                chunk_size=chunk_size).cpu()
     names = {a: (model_names or {}).get(a) or getattr(m, "name", a) for a, m in models.items()}
     return NeuronStudy(dataset=dataset, alpha=float(alpha), images=images.cpu(), masks=masks.cpu(),
                        models=dict(models), model_names=names, scores=scores, area=mask_area(masks.cpu()),
                        indices=None if indices is None else [int(i) for i in indices])
-
-
-def _sample_with_indices(dataset: Any, n: int, seed: int) -> tuple[Tensor, Tensor, list[int]]:
-    """The images :func:`shortcut_nb.components.sscore_images` draws (non-empty masks), with dataset indices."""
-    from .sscore import sample_for_sscore
-
-    if getattr(dataset, "kind", None) == "isic":
-        pool_idx = np.flatnonzero(np.asarray(dataset.a) == 1).tolist()  # patched (benign) images carry a mask
-    else:
-        pool_idx = list(range(len(dataset)))
-    if not pool_idx:
-        raise ValueError("no image with a spurious mask to compute s-scores on")
-    pool = torch.utils.data.Subset(dataset, pool_idx)
-    images, masks, picked = sample_for_sscore(pool, min(int(n), len(pool)), seed, return_indices=True)
-    keep = masks.flatten(1).any(1)  # a resized mask can vanish at a tiny size: drop such images
-    if not bool(keep.any()):
-        raise ValueError("every sampled mask is empty at this image size")
-    return images[keep], masks[keep], [pool_idx[int(i)] for i, k in zip(picked, keep) if k]
 
 
 def neuron_study(
@@ -270,7 +256,8 @@ def neuron_study(
         seed: training seed of the models.
         alpha: heatmap binarisation threshold (the same for both models).
         n_samples: training images to score (default: the profile's ``sscore_samples``).
-        sample_seed: seed of the draw (images with a non-empty mask).
+        sample_seed: seed of the draw of training images with a non-empty mask
+            (:func:`shortcut_nb.neurons.nonempty_mask_samples`, the draw notebook 03 makes).
         archs: which models.
         root: run root (default: the usual one).
         progress_bar: show training progress if a model has to be trained.
@@ -280,6 +267,7 @@ def neuron_study(
     """
     from .config import profile_settings
     from .experiment import get_split, run_spec, train_or_load
+    from .neurons import nonempty_mask_samples
 
     n = n_samples if n_samples is not None else profile_settings(profile).sscore_samples
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -292,8 +280,10 @@ def neuron_study(
         data_spec = spec.data  # the same data spec for both archs (it depends on profile and dataset only)
     assert data_spec is not None
     train = get_split(data_spec, "train", root=root)
-    images, masks, idx = _sample_with_indices(train, n, sample_seed)
-    return score_models(models, images, masks, alpha=alpha, dataset=dataset, model_names=names, indices=idx)
+    # Notebook 03's draw: with the same sample_seed, the CNN here is scored on the images 03 scores it on.
+    images, masks, idx = nonempty_mask_samples(train, n, sample_seed)
+    return score_models(models, images, masks, alpha=alpha, dataset=dataset, model_names=names,
+                        indices=idx.tolist())
 
 
 def example_neurons(scores: Tensor | np.ndarray | Sequence[float], k: int = 4) -> list[int]:
@@ -374,8 +364,8 @@ def _overlay(ax, image: Tensor, heat: Tensor | np.ndarray, mask: Tensor | None =
              cmap: str = "jet", alpha: float = 0.5) -> Any:
     _show_image(ax, image, None)
     heat = heat.detach().cpu().numpy() if isinstance(heat, Tensor) else np.asarray(heat)
-    im = ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=0, vmax=vmax if vmax is not None else max(float(heat.max()), 1e-12),
-                   interpolation="nearest")
+    top = vmax if vmax is not None else max(float(heat.max()), 1e-12)
+    im = ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=0, vmax=top, interpolation="nearest")
     if mask is not None and bool(mask.any()) and not bool(mask.all()):
         ax.contour(mask.float().numpy(), levels=[0.5], colors="white", linewidths=0.8)
     return im
@@ -761,7 +751,8 @@ def attention_study(
     if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
         raise ValueError(f"n_examples must be a positive int, got {n_examples!r}")
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"images must be a non-empty (N, 3, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+        raise ValueError(f"images must be a non-empty (N, 3, H, W) tensor, "
+                         f"got {getattr(images, 'shape', type(images))}")
     masks = _check_masks(masks, images.shape[0])
     layout = att.token_layout(model)
     e = min(n_examples, images.shape[0])
@@ -779,7 +770,8 @@ def default_target_patch(mask: Tensor, layout: att.TokenLayout, *, threshold: fl
 
     The core object (bird, lesion) is what is not masked as spurious; its centroid lies on
     it for a compact object in the middle of the image (the synthetic benchmarks, most
-    real images). Ties go to the first patch in row-major order.
+    real images). Ties go to the first patch in row-major order. When every patch is
+    spurious (an object smaller than half a patch), the least covered patch is returned.
 
     Args:
         mask: (H, W) bool spurious mask of one image.
@@ -791,10 +783,11 @@ def default_target_patch(mask: Tensor, layout: att.TokenLayout, *, threshold: fl
     """
     if not isinstance(mask, Tensor) or mask.ndim != 2:
         raise ValueError(f"mask must be an (H, W) tensor, got {getattr(mask, 'shape', type(mask))}")
-    spur = att.spurious_patches(mask[None].bool(), layout, threshold)[0].reshape(layout.grid)
-    core = (~spur).nonzero().double()
+    cover = att.mask_to_patches(mask[None].bool(), layout)[0].reshape(layout.grid)
+    core = (cover <= threshold).nonzero().double()
     if core.shape[0] == 0:
-        raise ValueError("the mask covers every patch: there is no core patch to target")
+        flat = int(torch.argmin(cover.flatten()))
+        return flat // layout.grid[1], flat % layout.grid[1]
     centre = core.mean(0)
     d = ((core - centre) ** 2).sum(1)
     r, c = core[int(torch.argmin(d))].long().tolist()  # argmin returns the first minimum: row-major tie-break
@@ -807,7 +800,8 @@ def _check_layer_head(study: AttentionStudy, layer: int | None, head: int | None
         layer = L - 1
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= int(layer) < L:
         raise ValueError(f"layer must be an int in [0, {L}), got {layer!r}")
-    if head is not None and (isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= int(head) < H):
+    if head is not None and (isinstance(head, bool) or not isinstance(head, (int, np.integer))
+                             or not 0 <= int(head) < H):
         raise ValueError(f"head must be None (mean over heads) or an int in [0, {H}), got {head!r}")
     return int(layer), None if head is None else int(head)
 
@@ -1114,7 +1108,8 @@ def _sscore_claim(rec: dict):
 
 @claim("vit_heads.heads", "06_vit_heads",
        "Some heads attend from core patches to spurious regions more than the spurious area alone explains",
-       "§6.2 / Fig. 9 (ISIC, ViT-B/16): from a core target patch, layers 8-9 and heads 4, 5, 6, 12 attend to the patch")
+       "§6.2 / Fig. 9 (ISIC, ViT-B/16): from a core target patch, layers 8-9 and heads 4, 5, 6, 12 "
+       "attend to the patch")
 def _heads_claim(rec: dict):
     att_rec = rec["attention"]
     parts = []

@@ -603,8 +603,9 @@ class NotebookSession:
                 break
             time.sleep(0.5)
         else:
-            raise BrowserCheckError(f"{self.path}: 'run all' did not finish in {timeout:.0f} s; {state.get('done')} "
-                                    f"of {state.get('total')} code cells ran, waiting on {state.get('pendingSource')!r}")
+            raise BrowserCheckError(f"{self.path}: 'run all' did not finish in {timeout:.0f} s; "
+                                    f"{state.get('done')} of {state.get('total')} code cells ran, "
+                                    f"waiting on {state.get('pendingSource')!r}")
         self.wait_idle(30, what="the last outputs", settle=1.0)
         return time.monotonic() - tic
 
@@ -904,4 +905,5 @@ def check_notebook(browser: LabBrowser, source: Path, check: NotebookCheck, *, o
     finally:
         session.close()
     summary["seconds"] = round(time.monotonic() - tic, 1)
+    summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return summary

@@ -7,11 +7,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from shortcut_nb.config import seed_everything
 from shortcut_nb.runner import TIMEOUTS, run_all
 
+torch.set_num_threads(1)
+
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Test models are tiny: one thread is as fast and stays fast when the machine is shared.
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the notebook kernels the tests start
 
 
 @pytest.fixture(autouse=True)

@@ -89,12 +89,14 @@ CHECKS: dict[str, NotebookCheck] = {
     )),
     "06_vit_heads": NotebookCheck(steps=(
         # neuron view: a lower s-score threshold lets more neurons through; caption and histogram follow
-        Set("min s-score", 0.2, expect=(Shows("0.20"), TextMatches(r"neurons have s-score ≥ 0\.20"), ImageChanged())),
+        Set("min s-score", 0.2, expect=(Shows("0.20"), TextMatches(r"neurons have s-score ≥ 0\.20"),
+                                        ImageChanged())),
         # the attention explorer's layer / head / patch picker
         Set("head", "head 1", expect=(Shows("head 1"), TextMatches(r"· layer \d+ · head 1: "), ImageChanged())),
         Set("layer", 0, expect=(Shows("0"), TextMatches(r"· layer 0 · head 1: "), ImageChanged())),
         Set("patch row", 0, expect=(Shows("0"), TextMatches(r"target patch \(0, \d+\)"))),
-        Set("patch col", 0, expect=(Shows("0"), TextMatches(r"target patch \(0, 0\) \[(core|spurious)\] · layer 0 · head 1"),
+        Set("patch col", 0, expect=(Shows("0"),
+                                    TextMatches(r"target patch \(0, 0\) \[(core|spurious)\] · layer 0 · head 1"),
                                     ImageChanged())),
     )),
 }
@@ -185,7 +187,8 @@ def test_notebook_runs_and_widgets_respond_in_jupyterlab(name, lab, browser_out,
 
 
 def test_every_notebook_with_widgets_has_steps():
-    """An entry without steps is only for a notebook that builds no widget."""
+    """An entry without steps is only for a notebook that builds no widget; no entry names a missing notebook."""
+    assert set(CHECKS) <= set(NOTEBOOKS), f"entries for no notebook: {sorted(set(CHECKS) - set(NOTEBOOKS))}"
     for name in NOTEBOOKS:
         check = CHECKS.get(name)
         assert check is not None, f"{name} has no entry in CHECKS"

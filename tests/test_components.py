@@ -5,7 +5,6 @@ import json
 import math
 
 import matplotlib
-import numpy as np
 import pytest
 import torch
 
@@ -121,28 +120,6 @@ def test_sscore_stats_against_dfr_reference():
     assert math.isnan(dead["mean_used"]) and dead["n_used"] == 0
     with pytest.raises(ValueError, match="head_weight"):
         C.sscore_stats(s, torch.ones(2, 3), area=0.2)
-
-
-def test_sscore_images_isic_draws_only_images_with_the_patch():
-    class ISIC(torch.utils.data.Dataset):
-        kind = "isic"
-
-        def __init__(self):
-            self.a = torch.tensor([0, 1, 0, 1, 1, 0])
-
-        def __len__(self):
-            return 6
-
-        def __getitem__(self, i):
-            m = torch.zeros(8, 8, dtype=torch.bool)
-            if self.a[i]:
-                m[:2, :2] = True
-            return {"image": torch.full((3, 8, 8), float(i)), "mask": m}
-
-    images, masks = C.sscore_images(ISIC(), 10, seed=0)  # asks for more than exist: takes all three
-    assert images.shape == (3, 3, 8, 8)
-    assert sorted(images[:, 0, 0, 0].tolist()) == [1.0, 3.0, 4.0]
-    assert bool(masks.flatten(1).any(1).all())
 
 
 # --------------------------------------------------------------------------- widget views

@@ -63,3 +63,20 @@ def test_06_claims_rows_are_evaluated(smoke_run):
     for row in rows.values():
         assert row["ours"] != "not run" and not row["ours"].startswith("not recorded")
         assert row["holds"] in (True, False)
+
+
+@pytest.mark.notebook
+def test_06_cnn_scores_match_notebook_03(smoke_run):
+    """Same draw (SAMPLE_SEED), same α: the CNN here is scored on notebook 03's images, with 03's result."""
+    rec = recorded(smoke_run, NAME)
+    path = smoke_run[0] / "03_cnn_neurons.json"
+    if not path.is_file():
+        pytest.skip("notebook 03 did not record in this run")
+    rec03 = json.loads(path.read_text())
+    if rec03["alpha"] != rec["alpha"]:
+        pytest.skip("notebooks 03 and 06 ran with different alphas")
+    for ds, r in rec["sscore"].items():
+        r03 = rec03["datasets"][ds]
+        assert r["indices"] == r03["sample_index"]
+        assert r["area"] == pytest.approx(r03["area"], abs=1e-9)
+        assert r["cnn"]["mean"] == pytest.approx(r03["mean"], abs=1e-4)

@@ -238,8 +238,11 @@ def test_default_target_patch_is_the_core_patch_nearest_the_core_centroid():
     bird = torch.ones(16, 16, dtype=torch.bool)
     bird[10:14, 2:6] = False  # a small core object: patches rows 5-6, cols 1-2
     assert vh.default_target_patch(bird, layout) == (5, 1)
-    with pytest.raises(ValueError, match="no core patch"):
-        vh.default_target_patch(torch.ones(16, 16, dtype=torch.bool), layout)
+    tiny = torch.ones(16, 16, dtype=torch.bool)
+    tiny[6, 9] = False  # the core object is smaller than half a patch: the least covered patch
+    assert vh.default_target_patch(tiny, layout) == (3, 4)
+    with pytest.raises(ValueError, match="mask must be"):
+        vh.default_target_patch(torch.ones(1, 16, 16, dtype=torch.bool), layout)
 
 
 def test_target_view_maps_shares_and_caption(astudy):
@@ -357,6 +360,7 @@ def test_widgets_update_their_caption(study, astudy):
     assert box.caption.value == vh.target_view(astudy, image=0, row=6, col=1, layer=0, head=2)["text"].replace(
         "&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     nbox = wv.neuron_explorer(study, threshold=0.0, k=2)
+    assert {c.description for c in nbox.controls.values()} == {"model", "min s-score", "scored image"}
     before = nbox.caption.value
     assert "128 of 128" in before
     nbox.controls["threshold"].value = 1.0
@@ -366,3 +370,24 @@ def test_widgets_update_their_caption(study, astudy):
     with pytest.raises(ValueError, match="unknown control"):
         wv.attention_values(astudy, {"colour": 1})
     assert wv.head_options(2) == [("mean over heads", -1), ("head 0", 0), ("head 1", 1)]
+
+
+def test_degenerate_data_without_spurious_patches_does_not_crash(toy, study):
+    """Smoke-sized data can have no patch that is mostly spurious: everything still records and draws."""
+    _, vit, images, _ = toy
+    masks = torch.zeros(2, SIZE, SIZE, dtype=torch.bool)
+    masks[:, 0, 0] = True  # one pixel: no patch is more than half spurious
+    empty = vh.attention_study(vit, images[:2], masks, dataset="isic", n_examples=1)
+    assert empty.used == [] and empty.shares.shape == (0, 4, 4) and empty.stats()["n_images"] == 0
+    view = vh.target_view(empty)
+    assert view["area"] == 0 and view["selected_lift"] is None and "no spurious patch" in view["text"]
+    rec = vh.record_payload([study], {"isic": (empty, view)}, profile="smoke", seconds=1.0)
+    json.dumps(rec, allow_nan=False)
+    a = rec["attention"]["isic"]
+    assert a["core"]["heads_beyond_area"] == [] and a["target"]["lift"] is None
+    assert "no sampled image has both core and spurious patches" in vh.takeaways(rec)
+    assert _claim("vit_heads.heads").check(rec)[1] is False
+    vh.plot_head_tables(view, empty)
+    vh.plot_fig9(view)
+    with pytest.raises(ValueError, match="needs spurious patches"):
+        vh.target_table(view, "lift")

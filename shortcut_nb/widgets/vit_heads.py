@@ -38,6 +38,7 @@ DESCRIPTIONS = {
     "head": "head",
     "threshold": "min s-score",
     "arch": "model",
+    "neuron_image": "scored image",
 }
 
 
@@ -152,7 +153,7 @@ def neuron_explorer(study: NeuronStudy, *, arch: str = "vit", threshold: float =
         "threshold": w.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.05, description=DESCRIPTIONS["threshold"],
                                    style=style, continuous_update=False, readout_format=".2f"),
         "image": w.Dropdown(options=[(f"sample {i}", i) for i in range(int(study.images.shape[0]))], value=image,
-                            description=DESCRIPTIONS["image"], style=style),
+                            description=DESCRIPTIONS["neuron_image"], style=style),
     }
     caption = w.HTML()
     output = w.Output()
