@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup_env.sh
+bash ci/install_browser.sh  # Debian's chromium for the browser tests of the widgets
 exec .venv/bin/python -m pytest "$@"

@@ -17,7 +17,7 @@ import torch
 from .artifacts import atomic_write_json, read_json, stable_key
 from .config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
 from .data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
-from .models import SplitModel, build_model
+from .models import SplitModel, arch_version, build_model
 from .pretrain import PretrainSettings, ensure_pretrained
 from .train import FINAL, fine_tune, predict
 
@@ -107,7 +107,8 @@ def get_split(spec: DataSpec, split: str, *, root: str | os.PathLike | None = No
 
 def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
     ratio = f"r{round(spec.data.minority_ratio * 100)}" if spec.data.name == "waterbirds" else "std"
-    return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{stable_key(spec)}"
+    key = stable_key(spec, {"arch_version": arch_version(spec.model)})
+    return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{key}"
 
 
 def build_for(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True) -> SplitModel:

@@ -129,6 +129,14 @@ SMALL_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "deit_mini": lambda s: _vit_mini(s, distilled=True),
 }
 SMALL_DEFAULT_SIZE = 64
+# Bumped whenever a small model's layers change, so cached checkpoints and stand-in weights of the old
+# definition are not loaded into the new one (they are keyed by it).
+ARCH_VERSIONS = {"resnet_mini": 2, "vit_mini": 2, "deit_mini": 2}
+
+
+def arch_version(name: str) -> int:
+    """Version of a model definition (timm models: 1; they follow timm's own versioning)."""
+    return ARCH_VERSIONS.get(name, 1)
 
 
 def model_kind(name: str) -> str:

@@ -25,7 +25,7 @@ from .artifacts import atomic_torch_save, atomic_write_json, stable_key
 from .config import get_device, seed_everything
 from .data import render
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .models import build_model
+from .models import arch_version, build_model
 from .progress import progress
 
 
@@ -74,7 +74,8 @@ def _normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def pretrained_weights_path(settings: PretrainSettings, root: str | Path) -> Path:
-    return Path(root) / "pretrained" / f"{settings.arch}-{settings.image_size}px-{stable_key(settings)}.pth"
+    key = stable_key(settings, {"arch_version": arch_version(settings.arch), "task_version": 2})
+    return Path(root) / "pretrained" / f"{settings.arch}-{settings.image_size}px-{key}.pth"
 
 
 def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_bar: bool = True) -> Path:

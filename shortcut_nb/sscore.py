@@ -6,36 +6,52 @@ Grad-CAM heatmap of neuron ``i`` on image ``x_j`` is binarised at a threshold
 
     s^i = 1/N Σ_j |b_j^i ⊙ m_j| / |b_j^i|          (0 for a sample where |b_j^i| = 0)
 
-Heatmaps are exactly pytorch-grad-cam's ``GradCAM(model=<x -> z>, target_layers=[layer])``
-with target ``ClassifierOutputTarget(i)``: per sample ``cam = ReLU(Σ_c w_c A_c)`` with
-``w_c`` the spatial mean of ``∂z_i/∂A_c``, min-max normalised (``x - min``, then
-``/ (1e-7 + max)``), resized bilinearly to the input size (cv2 ``INTER_LINEAR``, which is
-torch's ``bilinear`` with ``align_corners=False``), clipped at 0 and min-max normalised
-again (pytorch-grad-cam's layer aggregation). Everything here runs on the model's
-device, in torch.
+with ``b = cam >= alpha`` (inclusive, alpha rounded to float32; see :func:`binarize`).
+An s-score is a precision, so it has a chance level, the mean mask area
+(:func:`mask_area`, :func:`lift`): show it next to every s-score figure.
 
-Instead of one forward/backward per neuron we use three exact shortcuts:
+Heatmaps are pytorch-grad-cam's ``GradCAM(model=<x -> z>, target_layers=[layer],
+reshape_transform=...)`` with target ``ClassifierOutputTarget(i)``: per sample
+``cam = ReLU(Σ_c w_c A_c)``, ``w_c`` the spatial mean of ``∂z_i/∂A_c``; per map
+``x - min`` then ``/ (1e-7 + max)``; ``cv2.resize`` (``INTER_LINEAR``) to the input size;
+``x - min`` and ``/ (1e-7 + max)`` again (its layer aggregation). All of it runs in
+torch on the model's device and agrees with pytorch-grad-cam to ~1e-6 (float
+rounding, so a pixel within that of alpha may binarise differently).
 
-* ``"analytic"``: when ``z`` is the global average pool of the target layer's output
-  (a CNN's last block), ``∂z_i/∂A = 1/(hw)`` on channel ``i`` and 0 elsewhere, so the
-  Grad-CAM of neuron ``i`` is ``ReLU(A_i)/(hw)``: all neurons from one forward pass.
-  This is checked at run time on the actual forward (see :func:`_is_pooled_output`).
-* ``"forward"``: Grad-CAM only needs the *spatial mean* of the gradient, i.e.
-  ``w[i, c] = (1/hw) Σ_p ∂z_i/∂A_{c,p}``: the directional derivative of ``z`` along the
-  tangent "ones on channel c". One JVP per target-layer channel gives the weights of
-  *all* ``d`` neurons; tangents are batched with ``torch.func.vmap``.
-* ``"reverse"``: one vector-Jacobian product per neuron, batched over neurons with
-  ``torch.autograd.grad(..., is_grads_batched=True)``.
+Instead of one forward and backward pass per neuron, three exact shortcuts:
 
-``"auto"`` picks ``"analytic"`` when it applies, else ``"forward"`` when the target layer
-has fewer channels than neurons requested, else ``"reverse"``.
+* ``"analytic"``: if ``z`` is the global average pool of the target layer's output (a
+  CNN's last block), ``∂z_i/∂A`` is ``1/(hw)`` on channel ``i`` and 0 elsewhere, so
+  neuron ``i``'s map is ``ReLU(A_i)/(hw)``: every neuron from one forward pass.
+  Checked on the actual forward (:func:`_probe`): the pool must read the very tensor
+  the layer returned, unchanged, and z must be that pool's output.
+* ``"forward"``: Grad-CAM needs only the spatial mean of the gradient,
+  ``w[i, c] = (1/hw) Σ_p ∂z_i/∂A_{c,p}``, the derivative of z along the tangent "ones
+  on channel c". One JVP per target channel gives the weights of all d neurons;
+  tangents are batched with ``torch.func.vmap``.
+* ``"reverse"``: per image, k copies of the target output run through the rest of the
+  network as one batch and one backward pass gives k neurons' gradients (falls back
+  to ``autograd.grad(..., is_grads_batched=True)`` when the model cannot broadcast).
 
-Binarisation uses ``cam >= alpha`` (see :func:`binarize`).
+``"auto"`` takes ``"analytic"`` when it applies; else ``"reverse"`` for ViT tokens
+(fused attention has no forward-mode derivative); else ``"forward"`` unless fewer than
+a third as many neurons as target channels are asked for (a tangent pass costs about
+a third of a copy's forward and backward). The cost of the last two is that of the
+network after the target layer, times C (forward) or K (reverse): cheap for late
+layers, close to a full pass per neuron for early ones.
+
+Semantics: the encoder runs in eval mode; train/eval modes are restored; hooks are
+removed even on errors; parameter ``.grad`` is untouched. For a target whose output is
+changed in place afterwards (``BatchNorm`` then ``ReLU(inplace=True)``) we use the
+layer's actual output; pytorch-grad-cam keeps a view of it on CPU (and so sees the
+values after the in-place op) and a copy on GPU. The default targets end a block and
+are not affected.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Sequence, overload
+from typing import Any, Iterator, Literal, Sequence, overload
 
 import numpy as np
 import torch
@@ -165,7 +181,7 @@ def _is_global_mean_pool(m: nn.Module) -> bool:
 
 @dataclass
 class _Probe:
-    act: Tensor  # target layer output, detached
+    act: Tensor  # a copy of the target layer's output
     z: Tensor
     pooled: bool
 
@@ -280,7 +296,10 @@ def _forward_weights(enc: nn.Module, layer: nn.Module, x: Tensor, act: Tensor, g
                     tangents[rows, :, geo.prefix:, chans] = 1.0  # patch tokens only, as the reshape drops the rest
                 else:
                     tangents[rows, :, chans] = 1.0
-                cols.append(vmap(lambda t: jvp(z_of, (act,), (t,))[1])(tangents))  # (k, B, d)
+                with warnings.catch_warnings():
+                    # torch's first jvp loads decompositions with torch.jit.script, which warns
+                    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+                    cols.append(vmap(lambda t: jvp(z_of, (act,), (t,))[1])(tangents))  # (k, B, d)
                 del tangents
     finally:
         handle.remove()
@@ -294,7 +313,7 @@ class _NoBroadcast(Exception):
 
 
 def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
-                           k: int, d: int) -> Tensor:
+                           k: int, probe: _Probe) -> Tensor:
     """Raw Grad-CAM (B, K, h, w): per image, ``k`` copies of the target output and one backward pass.
 
     Each image runs alone (batch 1) up to the target layer, without a graph; the hook
@@ -307,16 +326,19 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
     loops, 2-3x slower on ViTs.)
 
     Raises:
-        _NoBroadcast: the model did not give k outputs (an op could not broadcast batch 1).
+        _NoBroadcast: the model did not give k equal copies of the image's z (an op could
+            not broadcast batch 1, or mixed the copies).
     """
-    B = x.shape[0]
+    B, d = x.shape[0], probe.z.shape[1]
     rec: dict[str, Any] = {}
 
     def leaf(mod: nn.Module, inp: Any, out: Any) -> Tensor:
         out = _single_output(out)
-        rec["a0"] = out.detach()
+        a0 = probe.act[rec["j"]:rec["j"] + 1]  # the batched forward's values, as pytorch-grad-cam sees them
+        if out.shape != a0.shape:
+            raise _NoBroadcast(f"target output {tuple(out.shape)} differs from the batched {tuple(a0.shape)}")
         torch.set_grad_enabled(True)  # graph from the target layer on only; the prefix ran under no_grad
-        a = out.detach().expand(rec["k"], *out.shape[1:]).clone().requires_grad_(True)
+        a = a0.expand(rec["k"], *a0.shape[1:]).clone().requires_grad_(True)
         rec["a"] = a
         return a.clone()  # not the leaf itself: downstream in-place ops (ReLU(inplace=True)) must work
 
@@ -324,9 +346,10 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
     handle = layer.register_forward_hook(leaf)
     try:
         for j in range(B):
+            amap = _to_map(probe.act[j:j + 1], geo)[0]  # (C, h, w)
             for start in range(0, len(idx), k):
                 sel = idx[start:start + k]
-                rec["k"] = len(sel)
+                rec["j"], rec["k"] = j, len(sel)
                 try:
                     with torch.no_grad():  # also restores the grad mode the hook switched on
                         z = enc(x[j:j + 1])
@@ -334,11 +357,12 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
                     raise _NoBroadcast(str(err)) from err
                 if not isinstance(z, Tensor) or z.shape != (len(sel), d) or not z.requires_grad:
                     raise _NoBroadcast(f"z has shape {getattr(z, 'shape', None)}")
+                if start == 0 and not _same_z(z.detach(), probe.z[j]):
+                    raise _NoBroadcast("the copies' z differ from the image's z")
                 grad_out = torch.zeros_like(z)
                 grad_out[torch.arange(len(sel), device=z.device), sel] = 1.0  # ClassifierOutputTarget(idx[r])
                 (g,) = torch.autograd.grad(z, rec["a"], grad_out)
                 weights = _to_map(g, geo).mean((-2, -1))  # (k, C): Grad-CAM channel weights
-                amap = _to_map(rec["a0"], geo)[0]  # (C, h, w)
                 out_maps[j, start:start + len(sel)] = torch.einsum("kc,chw->khw", weights, amap).float()
                 del z, g, grad_out
                 rec.pop("a", None)
@@ -346,6 +370,12 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
         handle.remove()
         rec.clear()
     return out_maps
+
+
+def _same_z(z_copies: Tensor, z_ref: Tensor) -> bool:
+    """Every copy's z equals the batched forward's z for that image (to batch-size rounding)."""
+    scale = float(z_ref.abs().max()) + 1e-6
+    return bool(((z_copies - z_ref).abs().max() <= 1e-3 * scale).item())
 
 
 def _vmap_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,
@@ -424,7 +454,7 @@ def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronInde
         per_image = probe.act[0].numel()
         try:
             k = chunk_size or max(1, _COPY_ELEMENTS // per_image)
-            return _replicate_reverse_raw(enc, layer, x, idx, geo, k, d), method
+            return _replicate_reverse_raw(enc, layer, x, idx, geo, k, probe), method
         except _NoBroadcast:
             k = chunk_size or max(1, _COPY_ELEMENTS // (per_image * x.shape[0]))
             return _vmap_reverse_raw(enc, layer, x, idx, geo, k), method
@@ -496,6 +526,10 @@ def gradcam_scale(raw: Tensor, size: tuple[int, int], *, out: Tensor | None = No
     res = out.reshape(-1)[: m * H * W].view(m, H, W)
     if (h, w) == (H, W):
         res.copy_(cam)
+    elif raw.device.type != "cpu":
+        # On GPUs a float32 matmul may run in TF32 (set_float32_matmul_precision), too coarse
+        # here; interpolate is exact there and fast enough.
+        res.copy_(F.interpolate(cam[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0])
     else:
         ry = _interp_matrix(h, H, raw.device)  # (H, h)
         rx = _interp_matrix(w, W, raw.device)  # (W, w)
@@ -551,14 +585,16 @@ def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | No
     device = _model_device(model)
     H, W = images.shape[-2], images.shape[-1]
     buf: Tensor | None = None
+    max_maps = 0
     with _EvalMode(enc):
         for b0 in range(0, images.shape[0], batch_size):
             x = images[b0:b0 + batch_size].to(device)
             raw, _ = _raw_cams(model, layer, x, neurons, method=method, chunk_size=chunk_size)
             b, n_neurons = raw.shape[:2]
-            k_blk = max(1, _BLOCK_PIXELS // (H * W * b))
-            if buf is None:
-                buf = torch.empty(b * min(k_blk, n_neurons) * H * W, dtype=torch.float32, device=device)
+            if buf is None:  # the first batch is the largest: size the buffer once
+                max_maps = min(max(b, _BLOCK_PIXELS // (H * W)), b * n_neurons)
+                buf = torch.empty(max_maps * H * W, dtype=torch.float32, device=device)
+            k_blk = max(1, max_maps // b)  # b * k_blk maps fit in the buffer
             for k0 in range(0, n_neurons, k_blk):
                 cams = gradcam_scale(raw[:, k0:k0 + k_blk], (H, W), out=buf)
                 yield slice(b0, b0 + b), slice(k0, k0 + k_blk), cams, n_neurons
@@ -726,14 +762,6 @@ def per_sample_scores(cams: Tensor, masks: Tensor, alpha: float, *, chunk_size: 
     return out
 
 
-@overload
-def s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: float, target_layer: nn.Module | None = ...,
-             neurons: NeuronIndex = ..., reduction: Literal["mean"] = ..., chunk_size: int | None = ..., batch_size: int = ...,
-             method: Method = ...) -> Tensor: ...
-@overload
-def s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: float, target_layer: nn.Module | None = ...,
-             neurons: NeuronIndex = ..., reduction: Literal["none"], chunk_size: int | None = ..., batch_size: int = ...,
-             method: Method = ...) -> Tensor: ...
 def s_scores(
     model: nn.Module,
     images: Tensor,

@@ -42,11 +42,16 @@ def tiny_isic(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
+def smoke_runs_root(tmp_path_factory) -> Path:
+    """One runs root for all smoke notebook runs of the session (runner and browser): each model trains once."""
+    return tmp_path_factory.mktemp("smoke_runs")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, smoke_runs_root):
     """One runner call over all notebooks (later notebooks reuse the models earlier ones trained)."""
     out = tmp_path_factory.mktemp("smoke_out")
-    runs = tmp_path_factory.mktemp("smoke_runs")
-    results = run_all(profile="smoke", out=out, runs_root=str(runs), timeout=TIMEOUTS["smoke"])
+    results = run_all(profile="smoke", out=out, runs_root=str(smoke_runs_root), timeout=TIMEOUTS["smoke"])
     return out, {r.name: r for r in results}
 
 

@@ -243,8 +243,9 @@ def test_gradcam_scale_matches_cv2_resize() -> None:
         assert ours.shape == (4, H, W)
         assert np.abs(ours - ref).max() <= 1e-6
         up = cv2.resize(np.float32(np.arange(h * w).reshape(h, w)), (W, H))
-        mine = sscore._interp_matrix(h, H, torch.device("cpu")) @ torch.arange(h * w, dtype=torch.float32).reshape(h, w) \
-            @ sscore._interp_matrix(w, W, torch.device("cpu")).T
+        cpu = torch.device("cpu")
+        grid = torch.arange(h * w, dtype=torch.float32).reshape(h, w)
+        mine = sscore._interp_matrix(h, H, cpu) @ grid @ sscore._interp_matrix(w, W, cpu).T
         assert np.abs(mine.numpy() - up).max() <= 1e-4 * max(1, h * w)
 
 
@@ -281,6 +282,23 @@ def test_chunk_and_batch_size_do_not_change_results(layer_name: str) -> None:
                           batch_size=2)
     s_b = sscore.s_scores(model, images, masks, alpha=0.5, target_layer=layer, neurons=neurons)
     assert torch.allclose(s_a, s_b, atol=1e-6)
+
+
+def test_small_blocks_and_uneven_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finishing in blocks of a few maps, with a short last batch, changes nothing."""
+    model = trained_like(build_model("resnet_mini", image_size=32))
+    images = torch.randn(5, 3, 32, 32)
+    masks = torch.rand(5, 32, 32) > 0.5
+    neurons = list(range(10))
+    cams = sscore.neuron_cams(model, images, neurons=neurons)
+    scores = sscore.s_scores(model, images, masks, alpha=0.5, neurons=neurons, reduction="none")
+    monkeypatch.setattr(sscore, "_BLOCK_PIXELS", 7 * 32 * 32)  # 7 maps per block
+    assert torch.equal(sscore.neuron_cams(model, images, neurons=neurons), cams)  # same batches: bit for bit
+    assert torch.equal(sscore.s_scores(model, images, masks, alpha=0.5, neurons=neurons, reduction="none"), scores)
+    # other batch sizes change the forward's float rounding only
+    assert torch.allclose(sscore.neuron_cams(model, images, neurons=neurons, batch_size=2), cams, atol=1e-5, rtol=0)
+    assert torch.allclose(sscore.s_scores(model, images, masks, alpha=0.5, neurons=neurons, batch_size=3,
+                                          reduction="none"), scores, atol=1e-3)
 
 
 def test_s_scores_equal_per_sample_scores_of_neuron_cams() -> None:

@@ -1,0 +1,152 @@
+"""All-neuron s-scores: shortcut_nb.sscore fast paths vs pytorch-grad-cam looped per neuron.
+
+Run: ``python benchmarks/bench_sscore.py [--quick]``.
+
+For each case the fast path computes s-scores of every penultimate neuron on N
+images. The reference is what one writes with pytorch-grad-cam: one ``GradCAM``
+call per neuron (``ClassifierOutputTarget(i)`` on a module mapping x to z), then
+binarise and score in numpy. The loop is timed on a few neurons and extrapolated
+to all of them (its cost per neuron is constant); where noted, the fast path is
+timed on a subset of the images and extrapolated linearly (its cost is linear in
+images). Ratios come from one run, so machine load affects both sides alike.
+The loop's s-scores are compared with the fast path's for the timed neurons.
+
+Models have random weights with random BatchNorm statistics (timm zero-initialises
+the last BN of each residual block, which would make mid-block maps trivial).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shortcut_nb import sscore  # noqa: E402
+from shortcut_nb.config import seed_everything  # noqa: E402
+from shortcut_nb.models import build_model  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from pytorch_grad_cam import GradCAM  # noqa: E402
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+
+ALPHA = 0.5
+
+
+class _Z(nn.Module):
+    def __init__(self, enc: nn.Module):
+        super().__init__()
+        self.enc = enc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x)
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@dataclass
+class Case:
+    name: str
+    model: str
+    size: int
+    layer: Callable[[nn.Module], nn.Module]
+    target: float  # required speed-up
+    fast_images: int | None = None  # time the fast path on this many images and extrapolate
+
+
+def _reference_loop(model: nn.Module, layer: nn.Module, images: torch.Tensor, masks: np.ndarray,
+                    neurons: list[int]) -> tuple[float, np.ndarray]:
+    """Seconds per neuron, and per-sample s-scores (len(neurons), N), of the pytorch-grad-cam loop."""
+    scores = []
+    with GradCAM(model=_Z(model.f_enc), target_layers=[layer]) as cam:
+        start = time.perf_counter()
+        for i in neurons:
+            maps = cam(images, targets=[ClassifierOutputTarget(i)] * len(images))
+            b = maps >= np.float32(ALPHA)
+            n_b = b.sum((1, 2))
+            per = np.where(n_b > 0, (b & masks).sum((1, 2)) / np.maximum(n_b, 1), 0.0)
+            scores.append(per)
+        per_neuron = (time.perf_counter() - start) / len(neurons)
+    return per_neuron, np.array(scores)
+
+
+def run_case(case: Case, n_images: int, n_ref: int) -> dict[str, object]:
+    seed_everything(0)
+    model = _randomise_norms(build_model(case.model, image_size=case.size if "mini" in case.model else None))
+    layer = case.layer(model)
+    images = torch.randn(n_images, 3, case.size, case.size)
+    masks = torch.rand(n_images, case.size, case.size) > 0.3
+    d = model.num_features
+    sscore.s_scores(model, images[:2], masks[:2], alpha=ALPHA, target_layer=layer, neurons=[0, 1])  # warm-up
+    method = sscore._raw_cams(model, layer, images[:1], None, method="auto", chunk_size=None)[1]
+
+    fast_n = min(case.fast_images or n_images, n_images)
+    start = time.perf_counter()
+    fast = sscore.s_scores(model, images[:fast_n], masks[:fast_n], alpha=ALPHA, target_layer=layer)
+    fast_s = (time.perf_counter() - start) * n_images / fast_n
+
+    neurons = list(range(0, d, max(1, d // n_ref)))[:n_ref]
+    per_neuron, ref_per_sample = _reference_loop(model, layer, images, masks.numpy(), neurons)
+    ref_scores = ref_per_sample[:, :fast_n].mean(1)  # on the images the fast path saw
+    ref_s = per_neuron * d
+    return {
+        "case": case.name, "method": method, "work": f"{d} x {n_images}", "fast_s": fast_s,
+        "fast_note": "" if fast_n == n_images else f" (timed on {fast_n} images)",
+        "ref_neuron_s": per_neuron, "ref_s": ref_s, "ratio": ref_s / fast_s, "target": case.target,
+        "agree": float(np.abs(fast[neurons].numpy() - ref_scores).max()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 images, 1 reference neuron (about a minute)")
+    args = parser.parse_args()
+    n_images, n_ref = (10, 1) if args.quick else (50, 2)
+    cases = [
+        Case("resnet18 64px pooled layer4[-1]", "resnet18", 64, lambda m: m.default_target_layer(), 50),
+        Case("resnet18 64px layer3", "resnet18", 64, lambda m: m.f_enc.layer3, 20),
+        Case("resnet18 224px pooled layer4[-1]", "resnet18", 224, lambda m: m.default_target_layer(), 200),
+        Case("resnet18 224px layer3", "resnet18", 224, lambda m: m.f_enc.layer3, 20,
+             fast_images=2 if args.quick else 10),
+        Case("resnet_mini 64px pooled layer4[-1]", "resnet_mini", 64, lambda m: m.default_target_layer(), 50),
+    ]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n_images} images, alpha={ALPHA}, "
+          f"reference loop timed on {n_ref} neuron(s) and extrapolated")
+    header = (f"{'case':36s} {'path':9s} {'neurons x images':>16s} {'fast (s)':>9s} {'ref/neuron (s)':>14s} "
+              f"{'ref all (s)':>11s} {'ratio':>7s} {'target':>7s}  max|Δs|")
+    print(header)
+    print("-" * len(header))
+    total = time.perf_counter()
+    failed = []
+    for case in cases:
+        r = run_case(case, n_images, n_ref)
+        ok = r["ratio"] >= r["target"]
+        if not ok:
+            failed.append(case.name)
+        print(f"{r['case']:36s} {r['method']:9s} {r['work']:>16s} {r['fast_s']:9.2f} {r['ref_neuron_s']:14.2f} "
+              f"{r['ref_s']:11.0f} {r['ratio']:6.0f}x {'>=' + str(int(r['target'])) + 'x':>7s}  {r['agree']:.1e}"
+              f"{'' if ok else '  BELOW TARGET'}{r['fast_note']}", flush=True)
+    print(f"benchmark wall time {time.perf_counter() - total:.0f} s; "
+          + ("all targets met" if not failed else f"below target: {', '.join(failed)}"))
+
+
+if __name__ == "__main__":
+    main()
