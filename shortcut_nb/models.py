@@ -53,7 +53,16 @@ class SplitModel(nn.Module):
         """Grad-CAM's default layer: the last conv block (CNN) or the last block's norm1 (ViT)."""
         if self.kind == "vit":
             return self.f_enc.blocks[-1].norm1
-        return self.f_enc.layer4[-1] if hasattr(self.f_enc, "layer4") else self.f_enc.stages[-1]
+        enc = self.f_enc
+        if hasattr(enc, "layer4"):  # ResNet, ResNeXt
+            return enc.layer4[-1]
+        if hasattr(enc, "stages"):  # ConvNeXt and other staged CNNs
+            return enc.stages[-1]
+        if hasattr(enc, "bn2"):  # EfficientNet / MobileNet: the last feature map before pooling
+            return enc.bn2
+        if hasattr(enc, "blocks"):  # MobileNetV3 and other block-list CNNs
+            return enc.blocks[-1]
+        raise ValueError(f"no default target layer known for {self.name!r}: pass target_layer= explicitly")
 
 
 def _resnet_mini(image_size: int) -> nn.Module:
@@ -200,7 +209,8 @@ def build_model(
             raise ValueError(f"unknown model {name!r}: use one of {PAPER_MODELS + tuple(SMALL_MODELS)} or a timm name")
         kwargs = {"img_size": image_size} if (image_size and kind == "vit") else {}
         backbone = _create_timm(name, pretrained=pretrained and weights_file is None, **kwargs)
-    d = backbone.num_features
+    # z's width: timm's head_hidden_size where a model has a pre-logits layer (MobileNetV3), else num_features
+    d = getattr(backbone, "head_hidden_size", None) or backbone.num_features
     _strip_classifier(backbone)
     head = nn.Linear(d, num_classes)
     model = SplitModel(backbone, head, name=name, kind=kind)

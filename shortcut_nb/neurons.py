@@ -117,26 +117,8 @@ def nonempty_mask_samples(dataset: Any, n: int, seed: int) -> tuple[torch.Tensor
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    gen = torch.Generator().manual_seed(int(seed))
-    images, masks, picked = [], [], []
-    for i in torch.randperm(len(dataset), generator=gen).tolist():
-        item = dataset[i]
-        if not isinstance(item, Mapping) or "image" not in item:
-            raise TypeError(f"dataset items must be dicts with 'image' and 'mask', got {type(item).__name__}")
-        mask = item.get("mask")
-        if mask is None:
-            continue
-        mask = torch.as_tensor(mask).bool()
-        if not bool(mask.any()):
-            continue
-        images.append(torch.as_tensor(item["image"]).float())
-        masks.append(mask)
-        picked.append(i)
-        if len(picked) == n:
-            break
-    if not picked:
-        raise ValueError("dataset has no item with a non-empty spurious mask: no s-score can be computed")
-    return torch.stack(images), torch.stack(masks), np.asarray(picked, dtype=np.int64)
+    images, masks, picked = sscore.sample_for_sscore(dataset, int(n), seed, return_indices=True, nonempty=True, allow_fewer=True)
+    return images.float(), masks, picked.numpy().astype(np.int64)
 
 
 # --------------------------------------------------------------------------- scores on an alpha grid

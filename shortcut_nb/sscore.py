@@ -940,13 +940,13 @@ def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, r
 
 
 @overload
-def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[False] = ...
-                      ) -> tuple[Tensor, Tensor]: ...
+def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[False] = ...,
+                      nonempty: bool = ..., allow_fewer: bool = ...) -> tuple[Tensor, Tensor]: ...
 @overload
-def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[True]
-                      ) -> tuple[Tensor, Tensor, Tensor]: ...
-def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool = False
-                      ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[True],
+                      nonempty: bool = ..., allow_fewer: bool = ...) -> tuple[Tensor, Tensor, Tensor]: ...
+def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool = False, nonempty: bool = False,
+                      allow_fewer: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """Draw ``n`` random samples that carry a mask (the paper uses 50 training images, §5.1).
 
     Items are dicts with ``"image"`` (C, H, W) and ``"mask"`` (H, W); items without a
@@ -958,6 +958,8 @@ def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool =
         n: number of samples.
         seed: seed of the permutation.
         return_indices: also return the dataset indices drawn.
+        nonempty: skip items whose mask has no pixel (ISIC-like images without a patch).
+        allow_fewer: return what exists when fewer than ``n`` qualify (at least one) instead of raising.
 
     Returns:
         ``images`` (n, C, H, W) float, ``masks`` (n, H, W) bool, and with ``return_indices``
@@ -974,12 +976,17 @@ def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool =
         mask = item.get("mask")
         if mask is None:
             continue
+        mask = torch.as_tensor(mask).bool()
+        if nonempty and not bool(mask.any()):
+            continue
         images.append(torch.as_tensor(item["image"]))
-        masks.append(torch.as_tensor(mask).bool())
+        masks.append(mask)
         picked.append(i)
         if len(picked) == n:
             break
-    if len(picked) < n:
+    if not picked and nonempty:
+        raise ValueError("dataset has no item with a non-empty spurious mask: no s-score can be computed")
+    if len(picked) < n and not allow_fewer:
         raise ValueError(f"asked for n={n} samples with masks, but the dataset has only {len(picked)} "
                          f"(of {total} items)")
     out = (torch.stack(images), torch.stack(masks))

@@ -8,7 +8,8 @@ import torch
 from shortcut_nb.models import PAPER_MODELS, build_model
 
 
-@pytest.mark.parametrize("name,size,d", [("resnet_mini", 32, 256), ("vit_mini", 32, 128), ("deit_mini", 32, 128), ("resnet18", 64, 512)])
+@pytest.mark.parametrize("name,size,d", [("resnet_mini", 32, 256), ("vit_mini", 32, 128), ("deit_mini", 32, 128), ("resnet18", 64, 512),
+                                          ("mobilenetv3_small_050", 64, 1024)])
 def test_split_matches_forward(name, size, d):
     model = build_model(name, image_size=size).eval()
     x = torch.randn(3, 3, size, size)
@@ -16,6 +17,7 @@ def test_split_matches_forward(name, size, d):
     assert z.shape == (3, d)
     assert torch.allclose(model(x), model.head(z), atol=1e-6)
     assert model.head.out_features == 2
+    assert model.default_target_layer() is not None
 
 
 def test_resnet_mini_last_map_is_image_over_8():
