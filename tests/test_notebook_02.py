@@ -58,6 +58,5 @@ def test_02_second_run_extracts_nothing(smoke_run, tmp_path):
     assert second["features"]["n_extracted"] == 0
     assert second["features"]["n_from_cache"] == second["features"]["n_requested"] == len(KEYS)
     assert all(v["tsne_from_cache"] for v in second["projection_seconds"].values())
-    assert second["features"]["seconds"] < first["features"]["seconds"]  # loading beats forward passes
     for key in KEYS:  # same features, same numbers
         assert second["neighbourhoods"][key]["attribute"] == first["neighbourhoods"][key]["attribute"]

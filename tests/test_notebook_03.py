@@ -13,7 +13,7 @@ ROWS = ("baseline", "pruned", "refit", "refit_pruned")
 @pytest.mark.notebook
 def test_03_records_sscores_with_their_chance_level(smoke_run):
     rec = recorded(smoke_run, NAME)
-    assert rec["profile"] == "smoke" and 0 < rec["seconds"] < 120
+    assert rec["profile"] == "smoke" and rec["seconds"] > 0
     assert rec["headline"] == "isic" and rec["alpha"] == 0.5 and rec["tau"] == 0.7
     assert rec["band_edges"] == [0.2, 0.7] and rec["alpha"] in rec["alpha_grid"]
     assert set(rec["datasets"]) == {"waterbirds", "isic"}
