@@ -29,15 +29,6 @@ def _seed():
     seed_everything(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on shared, oversubscribed CPUs two busy-waiting threads made a tiny forward 15x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cnn():
     seed_everything(0)

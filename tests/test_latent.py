@@ -27,15 +27,6 @@ def _seed():
     plt.close("all")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on shared, oversubscribed CPUs two busy-waiting threads made tiny forwards 15x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def clustered(n_per_group=(30, 30, 30, 30), *, attr_sep=6.0, class_sep=12.0, d=8, seed=0):
     """Features where class moves dimension 0 and, within a class, the attribute moves dimension 1."""
     rng = np.random.default_rng(seed)

@@ -27,16 +27,6 @@ def _seed():
     seed_everything(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On the shared 2-core machine two OpenMP threads contend with other jobs and tiny
-    # convolutions run 10-30x slower; one thread keeps this file fast. Restored after.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_model() -> SplitModel:
     """conv -> BN -> ReLU -> pool -> linear encoder, linear head: 4 masked weights, BN left alone."""
     seed_everything(0)
