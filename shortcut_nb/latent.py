@@ -566,7 +566,8 @@ def scatter_panel(ax, coords: np.ndarray, y: np.ndarray, a: np.ndarray, *, datas
                   framealpha=0.8)  # legend in group order G0..G3
 
 
-def _purity_note(result: Mapping | None) -> str:
+def purity_note(result: Mapping | None) -> str:
+    """One line: a view's within-class attribute purity next to its shuffled baseline."""
     if not result or result.get("attribute", {}).get("purity") is None:
         return "within-class attribute purity: n/a"
     att = result["attribute"]
@@ -588,7 +589,7 @@ def render_view(source: LatentSource, view: LatentView, *, ax=None, result: Mapp
     model = getattr(source.model(view.dataset, view.arch), "name", view.arch)
     title = f"{model} · {view.dataset}-like · {view.split} · {PROJECTION_LABELS[view.projection]}"
     if result is not None:
-        title += "\n" + _purity_note(result)
+        title += "\n" + purity_note(result)
     scatter_panel(ax, coords, feats["y"], feats["a"], dataset=view.dataset, colour_by=view.colour_by, title=title)
     return fig if fig is not None else ax.figure
 

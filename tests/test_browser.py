@@ -56,9 +56,11 @@ CHECKS: dict[str, NotebookCheck] = {
     ),
     "02_latent_space": NotebookCheck(steps=(
         # recolouring the same projection: same points, other colours
-        Set("colour by", "class", expect=(Shows("class"), ImageChanged(min_fraction=0.002))),
-        # the other model: other features, another t-SNE picture
-        Set("arch", "ViT", expect=(Shows("ViT"), ImageChanged(min_fraction=0.01))),
+        Set("colour by", "class", expect=(Shows("class"), ImageChanged(min_fraction=0.002),
+                                          TextMatches(r"CNN · .* · colour: class — within-class attribute purity"))),
+        # the other model: other features, another t-SNE picture, the caption names it
+        Set("arch", "ViT", expect=(Shows("ViT"), ImageChanged(min_fraction=0.01),
+                                   TextMatches(r"ViT · .* · colour: class — within-class attribute purity"))),
     )),
     "03_cnn_neurons": NotebookCheck(steps=(
         # the α slider (arrow keys): band counts recomputed at the new threshold, histogram and heatmaps redrawn

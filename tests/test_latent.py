@@ -231,10 +231,28 @@ def test_widget_functions_and_explorer_redraw_from_caches(toy_source, capsys):
     assert sum(r["what"] == "features" for r in toy_source.log) == n_features + 1
     assert sum(r["what"] == "projection" for r in toy_source.log) == n_projections + 1
     assert "could not draw" not in capsys.readouterr().out  # every callback drew its view
+    assert box.caption.value == "<b>ViT · Waterbirds-like · val · PCA · colour: attribute</b>"
     box.controls["split"].value = "test"
     toy_source._get_split = lambda dataset, split: (_ for _ in ()).throw(OSError("disk gone"))
     box.controls["dataset"].value = "isic"  # a failing view is reported in the widget, not raised
     assert "could not draw this view: OSError: disk gone" in capsys.readouterr().out
+
+
+def test_explorer_caption_carries_the_views_measured_purity(toy_source):
+    results = latent.neighbourhood_analysis(toy_source, datasets=["waterbirds"], archs=["cnn"], splits=["train"],
+                                            k=5, n_shuffles=20)
+    att = results["waterbirds/cnn/train"]["attribute"]
+    view = latent.LatentView("waterbirds", "cnn", "train", "pca", "group")
+    assert wlatent.caption(view, results) == (
+        f"CNN · Waterbirds-like · train · PCA · colour: group — within-class attribute purity {att['purity']:.2f} "
+        f"(shuffled {att['baseline']:.2f})")
+    other = latent.LatentView("waterbirds", "cnn", "test", "pca", "group")
+    assert wlatent.caption(other, results).endswith("not computed for this split")
+    box = wlatent.latent_explorer(toy_source, initial=view, results=results)
+    assert f"purity {att['purity']:.2f}" in box.caption.value
+    assert f"purity {att['purity']:.2f}" in wlatent.draw(toy_source, view, results).axes[0].get_title()
+    box.controls["split"].value = "test"
+    assert "not computed for this split" in box.caption.value
 
 
 def test_notebook_flow_payload_takeaways_and_claim(toy_source):

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 
-from ..latent import COLOUR_BY, PROJECTION_LABELS, PROJECTIONS, SPLITS, LatentSource, LatentView, render_view
+from ..latent import (COLOUR_BY, PROJECTION_LABELS, PROJECTIONS, SPLITS, LatentSource, LatentView, purity_note,
+                      render_view)
 
 ARCH_LABELS = {"cnn": "CNN", "vit": "ViT"}
 DATASET_LABELS = {"waterbirds": "Waterbirds-like", "isic": "ISIC-like"}
@@ -46,18 +47,39 @@ def view_from_values(source: LatentSource, values: Mapping[str, str]) -> LatentV
     return source.check(LatentView(**dict(values)))
 
 
-def draw(source: LatentSource, view: LatentView):
-    """The figure of ``view`` (what the widget shows; see :func:`shortcut_nb.latent.render_view`)."""
-    return render_view(source, view)
+def result_key(view: LatentView) -> str:
+    """The key of ``view``'s numbers in :func:`shortcut_nb.latent.neighbourhood_analysis` results."""
+    return f"{view.dataset}/{view.arch}/{view.split}"
 
 
-def latent_explorer(source: LatentSource, *, initial: LatentView | None = None):
-    """An ipywidgets box: five dropdowns over an output area showing :func:`draw` of the current choice.
+def caption(view: LatentView, results: Mapping[str, Mapping] | None = None) -> str:
+    """The line under the picture: what is shown and, when measured, its within-class attribute purity."""
+    label = (f"{ARCH_LABELS.get(view.arch, view.arch)} · {DATASET_LABELS.get(view.dataset, view.dataset)} · "
+             f"{view.split} · {PROJECTION_LABELS[view.projection]} · colour: {view.colour_by}")
+    if results is None:
+        return label
+    result = results.get(result_key(view))
+    note = purity_note(result) if result is not None else "within-class attribute purity: not computed for this split"
+    return f"{label} — {note}"
+
+
+def draw(source: LatentSource, view: LatentView, results: Mapping[str, Mapping] | None = None):
+    """The figure of ``view`` (what the widget shows; see :func:`shortcut_nb.latent.render_view`); with
+    ``results`` the title carries the view's within-class purity."""
+    return render_view(source, view, result=(results or {}).get(result_key(view)) if results is not None else None)
+
+
+def latent_explorer(source: LatentSource, *, initial: LatentView | None = None,
+                    results: Mapping[str, Mapping] | None = None):
+    """An ipywidgets box: five dropdowns, a caption (:func:`caption`) and an output area showing :func:`draw`
+    of the current choice. ``results`` (from :func:`shortcut_nb.latent.neighbourhood_analysis`) puts each
+    view's measured purity in the caption.
 
     Never blocks: the first picture is drawn when the box is built, later ones on each change.
 
     Returns:
-        ``ipywidgets.VBox`` (its ``.controls`` attribute maps field name -> Dropdown, ``.output`` the Output).
+        ``ipywidgets.VBox`` (``.controls`` maps field name -> Dropdown, ``.caption`` the HTML caption,
+        ``.output`` the Output).
     """
     import ipywidgets as w
     from IPython.display import display
@@ -68,21 +90,25 @@ def latent_explorer(source: LatentSource, *, initial: LatentView | None = None):
                                  style={"description_width": "initial"}, layout=w.Layout(width="190px"))
                 for name in FIELDS}
     output = w.Output()
+    caption_html = w.HTML()
 
     def redraw(change=None):
         with output:
             output.clear_output(wait=True)
             try:
-                fig = draw(source, view_from_values(source, {k: c.value for k, c in controls.items()}))
+                current = view_from_values(source, {k: c.value for k, c in controls.items()})
+                fig = draw(source, current, results)
             except Exception as err:  # noqa: BLE001 - show it where the user looks, keep the widget alive
+                caption_html.value = "<i>no picture for this choice</i>"
                 print(f"could not draw this view: {type(err).__name__}: {err}")
                 return
+            caption_html.value = f"<b>{caption(current, results)}</b>"
             display(fig)
             plt.close(fig)
 
     for control in controls.values():
         control.observe(redraw, names="value")
-    box = w.VBox([w.HBox(list(controls.values())), output])
-    box.controls, box.output = controls, output
+    box = w.VBox([w.HBox(list(controls.values())), caption_html, output])
+    box.controls, box.caption, box.output = controls, caption_html, output
     redraw()
     return box
