@@ -380,6 +380,7 @@ def prusc_experiment(
     sscore_samples: int | None = None,
     root: str | os.PathLike | None = None,
     progress_bar: bool = True,
+    folder: str | os.PathLike | None = None,
 ) -> dict:
     """Fig. 6: a PruSC-style mask on the frozen trained model; WGA, Prune_h, Prune_f, s-scores before/after.
 
@@ -393,6 +394,7 @@ def prusc_experiment(
         sscore_samples: training images for the s-score (default: the profile's, 50 outside smoke).
         root: run root.
         progress_bar: show bars.
+        folder: a real dataset folder used instead of the synthetic benchmark (None: the benchmark).
 
     Returns:
         JSON-able dict: ``baseline`` and ``prusc`` (each a :func:`group_summary` plus
@@ -404,7 +406,7 @@ def prusc_experiment(
     recipes = profile_recipes(profile)
     recipe = recipe or recipes.prusc
     n_s = sscore_samples or profile_settings(profile).sscore_samples
-    spec = run_spec(profile, dataset, arch=arch, seed=seed)
+    spec = run_spec(profile, dataset, arch=arch, seed=seed, folder=folder)
     model, info = train_or_load(spec, root=root, progress_bar=progress_bar)
     test = get_split(spec.data, "test", root=root)
     train = get_split(spec.data, "train", root=root)
@@ -439,6 +441,7 @@ def group_removal_experiment(
     recipe: MaskRecipe | None = None,
     root: str | os.PathLike | None = None,
     progress_bar: bool = True,
+    folder: str | os.PathLike | None = None,
 ) -> dict:
     """Fig. 7: masks trained on D \\ {group} for each group and keep fraction; per-group test accuracy.
 
@@ -452,6 +455,7 @@ def group_removal_experiment(
         recipe: base settings (default: the profile's ``removal`` recipe); keep and groups are set per mask.
         root: run root.
         progress_bar: show bars.
+        folder: a real dataset folder used instead of the synthetic benchmark (None: the benchmark).
 
     Returns:
         JSON-able dict: ``dataset``, ``model``, ``group_names``, ``full`` (the model's
@@ -466,7 +470,7 @@ def group_removal_experiment(
     groups = [int(g) for g in remove_groups]
     if not groups or any(g not in range(4) for g in groups):
         raise ValueError(f"remove_groups must be a non-empty list of groups in 0..3, got {list(remove_groups)!r}")
-    spec = run_spec(profile, dataset, arch=arch, seed=seed)
+    spec = run_spec(profile, dataset, arch=arch, seed=seed, folder=folder)
     model, info = train_or_load(spec, root=root, progress_bar=progress_bar)
     test = get_split(spec.data, "test", root=root)
     counts = list(info["train_group_counts"])

@@ -566,6 +566,7 @@ def entanglement_experiment(
     band_draws: int = 2000,
     root: str | os.PathLike | None = None,
     progress_bar: bool = True,
+    folders: Mapping[str, str | os.PathLike] | None = None,
 ) -> dict[str, dict]:
     """Tables 5-6 for the profile's trained models (trained on first use, else loaded from the run root).
 
@@ -584,6 +585,7 @@ def entanglement_experiment(
         band_draws: random subsets of :func:`selection_test`.
         root: run root.
         progress_bar: show bars.
+        folders: dataset name -> a real dataset folder used instead of the synthetic benchmark.
 
     Returns:
         ``{"<dataset>/<arch>": {"dataset", "arch", "model", "seeds", "runs": [per-seed analyze_model dicts],
@@ -604,7 +606,7 @@ def entanglement_experiment(
     runs = []
     loaded: dict[tuple, Dataset] = {}  # one dataset object per (data, split): the CNN and the ViT share decoded images
     for ds, arch, seed in progress(jobs, desc="DFR per model", enabled=progress_bar):
-        spec = run_spec(profile, ds, arch=arch, seed=seed)
+        spec = run_spec(profile, ds, arch=arch, seed=seed, folder=(folders or {}).get(ds))
         model, _ = train_or_load(spec, root=root, progress_bar=progress_bar)
         for split in ("train", "val", "test"):
             if (spec.data, split) not in loaded:

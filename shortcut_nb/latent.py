@@ -30,6 +30,7 @@ import importlib
 import importlib.util
 import io
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -460,16 +461,19 @@ class LatentSource:
     @classmethod
     def from_profile(cls, profile: str, *, datasets: Sequence[str] = ("waterbirds", "isic"),
                      archs: Sequence[str] = ARCHS, seed: int = 0, root=None, progress_bar: bool = True,
-                     **kwargs) -> LatentSource:
+                     folders: Mapping[str, str | os.PathLike] | None = None, **kwargs) -> LatentSource:
         """The profile's trained models (:func:`~shortcut_nb.experiment.train_or_load`, trained on first use)
-        and its dataset splits."""
+        and its dataset splits; ``folders`` maps a dataset name to a real dataset folder used instead of the
+        synthetic benchmark."""
+        folders = dict(folders or {})
         from .experiment import get_split, run_spec, train_or_load
 
         def get_model(dataset: str, arch: str):
-            return train_or_load(run_spec(profile, dataset, arch=arch, seed=seed), root=root, progress_bar=progress_bar)[0]
+            spec = run_spec(profile, dataset, arch=arch, seed=seed, folder=folders.get(dataset))
+            return train_or_load(spec, root=root, progress_bar=progress_bar)[0]
 
         def get_data(dataset: str, split: str):
-            return get_split(run_spec(profile, dataset, seed=seed).data, split, root=root)
+            return get_split(run_spec(profile, dataset, seed=seed, folder=folders.get(dataset)).data, split, root=root)
 
         return cls(get_model, get_data, datasets=datasets, archs=archs, seed=seed, root=root,
                    progress_bar=progress_bar, profile=profile, **kwargs)

@@ -352,7 +352,8 @@ def build_study(*, dataset: str, model: nn.Module, images: torch.Tensor, masks: 
 
 def neuron_study(profile: str, dataset: DatasetName, *, seed: int = 0, sample_seed: int = 0,
                  n_samples: int | None = None, alphas: Sequence[float] = ALPHA_GRID,
-                 root: str | os.PathLike | None = None, progress_bar: bool = True) -> NeuronStudy:
+                 root: str | os.PathLike | None = None, progress_bar: bool = True,
+                 folder: str | os.PathLike | None = None) -> NeuronStudy:
     """Load (or train) the profile's CNN on ``dataset`` and score its penultimate neurons.
 
     Args:
@@ -364,12 +365,13 @@ def neuron_study(profile: str, dataset: DatasetName, *, seed: int = 0, sample_se
         alphas: the alpha grid.
         root: runs root (models, data, feature cache).
         progress_bar: show progress bars.
+        folder: a real dataset folder used instead of the synthetic benchmark (None: the benchmark).
     """
     from .config import profile_settings
     from .experiment import get_split, run_spec, train_or_load
     from .features import extract_features
 
-    spec = run_spec(profile, dataset, arch="cnn", seed=seed)
+    spec = run_spec(profile, dataset, arch="cnn", seed=seed, folder=folder)
     model, info = train_or_load(spec, root=root, progress_bar=progress_bar)
     n = n_samples or profile_settings(profile).sscore_samples
     train = get_split(spec.data, "train", root=root)

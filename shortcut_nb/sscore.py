@@ -985,7 +985,9 @@ def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool =
         if len(picked) == n:
             break
     if not picked and nonempty:
-        raise ValueError("dataset has no item with a non-empty spurious mask: no s-score can be computed")
+        where = f" ({dataset.root}, split {getattr(dataset, 'split', '?')})" if hasattr(dataset, "root") else ""
+        raise ValueError(f"dataset{where} has no item with a non-empty spurious mask: no s-score can be computed; "
+                         "expected a mask_filename column in metadata.csv naming binary masks of the spurious region")
     if len(picked) < n and not allow_fewer:
         raise ValueError(f"asked for n={n} samples with masks, but the dataset has only {len(picked)} "
                          f"(of {total} items)")

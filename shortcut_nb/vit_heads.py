@@ -247,6 +247,7 @@ def neuron_study(
     archs: Sequence[Arch] = ARCHS,
     root: str | os.PathLike | None = None,
     progress_bar: bool = True,
+    folder: str | os.PathLike | None = None,
 ) -> NeuronStudy:
     """Fig. 8 for one dataset: the profile's CNN and ViT (trained or loaded), scored on the same samples.
 
@@ -261,6 +262,7 @@ def neuron_study(
         archs: which models.
         root: run root (default: the usual one).
         progress_bar: show training progress if a model has to be trained.
+        folder: a real dataset folder used instead of the synthetic benchmark (None: the benchmark).
 
     Returns:
         A :class:`NeuronStudy`.
@@ -274,7 +276,7 @@ def neuron_study(
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
     models, names, data_spec = {}, {}, None
     for arch in archs:
-        spec = run_spec(profile, dataset, arch=arch, seed=seed)
+        spec = run_spec(profile, dataset, arch=arch, seed=seed, folder=folder)
         models[arch], _ = train_or_load(spec, root=root, progress_bar=progress_bar)
         names[arch] = spec.model
         data_spec = spec.data  # the same data spec for both archs (it depends on profile and dataset only)

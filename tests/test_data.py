@@ -224,3 +224,12 @@ def test_insert_patches_pastes_masked_region(tiny_isic, tmp_path):
     assert np.array_equal(pasted[mask], source[mask])
     with pytest.raises(ValueError, match="already has inserted patches"):
         insert_patches(root, split="test", seed=0)
+
+
+def test_sscore_draw_on_a_folder_without_masks_names_the_folder(tmp_path):
+    from shortcut_nb.neurons import nonempty_mask_samples
+
+    write_group_dro_folder(tmp_path, with_masks=False)
+    train = load_dataset(tmp_path, split="train", image_size=8)
+    with pytest.raises(ValueError, match=f"{tmp_path}.*split train.*expected a mask_filename column"):
+        nonempty_mask_samples(train, 4, seed=0)
