@@ -31,12 +31,3 @@ def save_figure(fig, name: str, out: str | os.PathLike, *, dpi: int = 110) -> Pa
     os.replace(tmp, path)
     return path
 
-
-def run_summary(recorded: dict[str, Any]) -> str:
-    """One line for a notebook's closing cell: the profile this run used and how long the notebook took."""
-    missing = [key for key in ("profile", "seconds") if key not in recorded]
-    if missing:
-        raise KeyError(f"recorded numbers lack {missing}: record_payload(..., profile=, seconds=) writes them")
-    seconds = float(recorded["seconds"])
-    took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-    return f"This run: profile '{recorded['profile']}', {took} for the whole notebook (models and caches reused where present)."

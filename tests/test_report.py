@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import matplotlib.pyplot as plt
-import pytest
 
 from shortcut_nb import report
 
@@ -22,10 +21,3 @@ def test_save_figure_writes_png_under_figures(tmp_path):
     assert path == tmp_path / "figures" / "fig3.png" and path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in (tmp_path / "figures").iterdir()] == ["fig3.png"]  # no temporary file left
 
-
-def test_run_summary_states_profile_and_time():
-    assert report.run_summary({"profile": "smoke", "seconds": 42.4}) == (
-        "This run: profile 'smoke', 42 s for the whole notebook (models and caches reused where present).")
-    assert "3.5 min" in report.run_summary({"profile": "cpu", "seconds": 210})
-    with pytest.raises(KeyError, match="seconds"):
-        report.run_summary({"profile": "cpu"})
