@@ -24,3 +24,18 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, leave=leave)
+
+
+def progress_bar(*, total: int | None, desc: str = "", leave: bool = True):
+    """A tqdm bar advanced by hand (``bar.update(1)``), with :func:`progress`'s rendering rules.
+
+    Pass ``refresh=False`` to ``set_postfix``: a forced refresh on every step would defeat the
+    10 s redraw interval of headless runs and write one line per step into the executed notebook.
+    """
+    if os.environ.get(PLAIN_ENV):
+        from tqdm.std import tqdm
+
+        return tqdm(total=total, desc=desc, leave=leave, mininterval=10.0, ascii=True)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=leave)

@@ -658,17 +658,9 @@ def train_mask(
     model.eval()  # frozen: BN running stats are used, never updated
     bar = None
     if progress:
-        from .progress import PLAIN_ENV
+        from .progress import progress_bar
 
-        if os.environ.get(PLAIN_ENV):
-            # headless runs (papermill/CI): plain text, redrawn at most every 10 s, as progress.progress does
-            from tqdm.std import tqdm
-
-            bar = tqdm(total=steps, desc=f"mask ({objective})", leave=False, mininterval=10.0, ascii=True)
-        else:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=steps, desc=f"mask ({objective})", leave=False)
+        bar = progress_bar(total=steps, desc=f"mask ({objective})", leave=False)
     try:
         train_keep = wrapper.train_keep_fraction()
         batches = _batches(loader, steps=steps, epochs=epochs) if steps != 0 else iter(())
@@ -715,7 +707,7 @@ def train_mask(
             )
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(ce=f"{history[-1]['ce']:.3f}", keep=f"{train_keep:.3f}")
+                bar.set_postfix(ce=f"{history[-1]['ce']:.3f}", keep=f"{train_keep:.3f}", refresh=False)
     finally:
         model.train(was_training)
         if bar is not None:

@@ -355,3 +355,14 @@ def test_bad_input_errors():
     assert r.head_names == ("1.weight",)
     with pytest.raises(ValueError, match="does not fit"):
         r.apply(model)
+
+
+def test_headless_mask_progress_does_not_write_a_line_per_step(monkeypatch, capsys):
+    """Under papermill/CI (plain progress) the bar redraws at most every 10 s, postfix updates included."""
+    from shortcut_nb.progress import PLAIN_ENV
+
+    monkeypatch.setenv(PLAIN_ENV, "1")
+    train_mask(toy_model(), toy_batches(), keep_fraction=0.8, steps=40, lr=0.1, progress=True)
+    err = capsys.readouterr().err
+    redraws = err.count("\r")
+    assert "mask (ce)" in err and redraws <= 6, f"{redraws} redraws for 40 steps"
