@@ -1,6 +1,6 @@
 """Time the 2-D projections of notebook 02 on a profile's training features, in one run.
 
-Prints seconds per projection and ratios against scikit-learn's t-SNE (the default, the reference):
+Prints seconds per projection and speed-ups (reference time / time) against scikit-learn's t-SNE (the default, the reference):
 openTSNE (if installed; ``pip install openTSNE``) at the same iteration schedule, and UMAP. UMAP's
 first call in a process compiles numba code, so it is timed twice (cold, then warm).
 
@@ -36,16 +36,16 @@ def main() -> None:
     z = source.features(args.dataset, args.arch, args.split)["z"]
     print(f"{args.profile} {args.dataset} {args.arch} {args.split}: features {tuple(z.shape)}")
     reference = timed(lambda: latent.project(z, method="tsne", seed=args.seed))
-    print(f"t-SNE scikit-learn (reference)   {reference:7.1f} s   1.00x")
+    print(f"t-SNE scikit-learn (reference)   {reference:7.1f} s   speed-up 1.00x")
     if importlib.util.find_spec("openTSNE") is not None:
         t = timed(lambda: latent.project(z, method="tsne", seed=args.seed, tsne_backend="opentsne"))
-        print(f"t-SNE openTSNE                   {t:7.1f} s   {reference / t:.2f}x faster")
+        print(f"t-SNE openTSNE                   {t:7.1f} s   speed-up {reference / t:.2f}x")
     else:
         print("t-SNE openTSNE                   not installed (pip install openTSNE)")
     cold = timed(lambda: latent.project(z, method="umap", seed=args.seed))
     warm = timed(lambda: latent.project(z, method="umap", seed=args.seed))
-    print(f"UMAP (first call, numba compile) {cold:7.1f} s   {reference / cold:.2f}x faster")
-    print(f"UMAP (warm)                      {warm:7.1f} s   {reference / warm:.2f}x faster")
+    print(f"UMAP (first call, numba compile) {cold:7.1f} s   speed-up {reference / cold:.2f}x")
+    print(f"UMAP (warm)                      {warm:7.1f} s   speed-up {reference / warm:.2f}x")
 
 
 if __name__ == "__main__":
