@@ -115,6 +115,8 @@ class MaskRecipe:
         lr: Adam learning rate on the mask logits. Csordás et al. use 1e-2 for long runs;
             short runs need 0.05-0.1 for training itself (not only the final cut) to prune.
         granularity: ``"weight"`` or ``"channel"``.
+        init_spread: magnitude-ordered start of the mask logits (see
+            :class:`~shortcut_nb.subnetworks.WeightMask`); 0 is Csordás et al.'s uniform start.
         sparsity_weight: weight of the ``sum(logits)`` penalty.
         contrastive_weight: weight of the SupCon term (``"prusc"`` only).
         data_split: split the mask is trained on (group labels never read, except to
@@ -129,6 +131,7 @@ class MaskRecipe:
     batch_size: int = 32
     lr: float = 0.1
     granularity: Granularity = "weight"
+    init_spread: float = 0.0
     sparsity_weight: float = DEFAULT_SPARSITY_WEIGHT
     contrastive_weight: float = 1.0
     data_split: DataSplit = "train"
@@ -169,16 +172,25 @@ class ProfileRecipes:
 # Prune_f is set by us and Prune_h (the head's share) is the outcome.
 PRUSC_KEEP = 0.52
 
+# Short runs (smoke, cpu) start the mask logits magnitude-ordered (init_spread, see WeightMask): measured on the
+# cpu ISIC-like ResNet, the uniform start collapsed every mask (PruSC-style AVG 0.74 -> 0.50, both removal masks
+# predicting one class), the ordered start gave PruSC-style WGA 0.04 -> 0.24 at AVG 0.80. `paper` keeps
+# Csordás et al.'s uniform start: thousands of steps separate the logits by training.
+SHORT_RUN_SPREAD = 1.0
+
 PROFILE_RECIPES: dict[str, ProfileRecipes] = {
     "smoke": ProfileRecipes(
-        prusc=MaskRecipe(objective="prusc", keep_fraction=PRUSC_KEEP, steps=2, batch_size=16, lr=0.1, data_split="val"),
-        removal=MaskRecipe(objective="ce", keep_fraction=0.8, steps=2, batch_size=16, lr=0.1),
+        prusc=MaskRecipe(objective="prusc", keep_fraction=PRUSC_KEEP, steps=2, batch_size=16, lr=0.1, data_split="val",
+                         init_spread=SHORT_RUN_SPREAD),
+        removal=MaskRecipe(objective="ce", keep_fraction=0.8, steps=2, batch_size=16, lr=0.1,
+                           init_spread=SHORT_RUN_SPREAD),
         keep_grid=(0.8, 0.6),
     ),
     "cpu": ProfileRecipes(
         prusc=MaskRecipe(objective="prusc", keep_fraction=PRUSC_KEEP, steps=150, batch_size=32, lr=0.1,
-                         data_split="val"),
-        removal=MaskRecipe(objective="ce", keep_fraction=0.8, steps=100, batch_size=32, lr=0.1),
+                         data_split="val", init_spread=SHORT_RUN_SPREAD),
+        removal=MaskRecipe(objective="ce", keep_fraction=0.8, steps=100, batch_size=32, lr=0.1,
+                           init_spread=SHORT_RUN_SPREAD),
         keep_grid=(0.8, 0.6),
     ),
     "paper": ProfileRecipes(
@@ -275,7 +287,8 @@ def train_or_load_mask(
         mask = MaskResult.load(path)
     else:
         data = get_split(spec.data, recipe.data_split, root=root)
-        common = dict(objective=recipe.objective, granularity=recipe.granularity, sparsity_weight=recipe.sparsity_weight,
+        common = dict(objective=recipe.objective, granularity=recipe.granularity, init_spread=recipe.init_spread,
+                      sparsity_weight=recipe.sparsity_weight,
                       contrastive_weight=recipe.contrastive_weight, steps=recipe.steps, lr=recipe.lr,
                       progress=progress_bar)
         if recipe.removed_groups:
@@ -745,8 +758,10 @@ def record_payload(prusc: Mapping, removals: Mapping[str, Mapping], *, profile: 
 #: other group may lose more than HOLD_TOL (about 1.5 binomial s.e. at 200 test images).
 DROP_MIN = 0.15
 HOLD_TOL = 0.05
-#: Fig. 6 claim: WGA must rise by at least this much.
+#: Fig. 6 claim: WGA must rise by at least this much, and the mean s-score fall by at least S_FALL_MIN
+#: (a change of a few thousandths is the noise of re-drawing heatmaps, not "lowers").
 WGA_RISE_MIN = 0.02
+S_FALL_MIN = 0.02
 
 
 def _removal_effect(removal: Mapping, group: int, keep: float = 0.8) -> dict | None:
@@ -801,7 +816,8 @@ def _prusc_claim(rec: dict):
     ours = (f"WGA {rec['wga_before']:.2f} → {rec['wga_after']:.2f}, mean s {rec['mean_s_before']:.2f} → "
             f"{rec['mean_s_after']:.2f} (used neurons {rec['mean_s_used_before']:.2f} → {rec['mean_s_used_after']:.2f}), "
             f"Prune_h {rec['prune_h']:.0%}, Prune_f {rec['prune_f']:.0%}")
-    holds = rec["wga_after"] - rec["wga_before"] >= WGA_RISE_MIN and rec["mean_s_after"] < rec["mean_s_before"]
+    holds = (rec["wga_after"] - rec["wga_before"] >= WGA_RISE_MIN
+             and rec["mean_s_before"] - rec["mean_s_after"] >= S_FALL_MIN)
     return ours, holds
 
 

@@ -265,6 +265,22 @@ def _eval_masks(
 # --------------------------------------------------------------------------- the wrapper
 
 
+def _initial_logits(weight: torch.Tensor, granularity: Granularity, init_logit: float, spread: float) -> torch.Tensor:
+    """Starting logits of one layer: ``init_logit`` everywhere, or with ``spread > 0`` spread linearly over
+    ``init_logit ± spread`` by the magnitude rank within the layer (ties by flat index)."""
+    shape = _logit_shape(weight.shape, granularity)
+    if spread == 0:
+        return torch.full(shape, init_logit)
+    w = weight.detach().float().cpu()
+    size = w.abs() if granularity == "weight" else w.reshape(w.shape[0], -1).norm(dim=1).reshape(shape)
+    flat = size.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    rank = torch.empty_like(flat)
+    rank[order] = torch.arange(flat.numel(), dtype=flat.dtype)
+    unit = rank / max(flat.numel() - 1, 1)  # 0 for the smallest, 1 for the largest
+    return (init_logit + spread * (2 * unit - 1)).reshape(shape)
+
+
 class WeightMask(nn.Module):
     """A logit per weight (or per output row) of a frozen model's conv/linear weights.
 
@@ -279,6 +295,12 @@ class WeightMask(nn.Module):
             logit per output channel / row, shape (out, 1, ..., 1)).
         init_logit: initial logit of every mask entry (Csordás et al.: 2.0).
         include: optional filter on parameter names to mask.
+        init_spread: 0 (Csordás et al.): every logit starts at ``init_logit``. ``s > 0``: logits start
+            spread over ``init_logit ± s`` by the rank of the weight's magnitude within its layer (row norm
+            with channel granularity), largest highest. Why: the uniform sparsity penalty moves all logits
+            in lockstep, so in a short run their order, and so the final top-k cut, is set by noise
+            (measured here: a random 20 % cut of the cpu ResNet drops AVG 0.74 → 0.53, a per-layer
+            magnitude cut keeps 0.77); a magnitude-ordered start makes training refine a sensible order.
 
     Attributes:
         names: masked parameter names in module order.
@@ -292,8 +314,11 @@ class WeightMask(nn.Module):
         granularity: Granularity = "weight",
         init_logit: float = DEFAULT_INIT_LOGIT,
         include: Callable[[str], bool] | None = None,
+        init_spread: float = 0.0,
     ):
         super().__init__()
+        if not init_spread >= 0:
+            raise ValueError(f"init_spread must be >= 0, got {init_spread!r}")
         _check_choice("granularity", granularity, ("weight", "channel"))
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -307,12 +332,8 @@ class WeightMask(nn.Module):
         self.weight_shapes = {n: tuple(p.shape) for n, p in params}
         device = _model_device(model)
         self.logits = nn.ParameterDict(
-            {
-                self._key(n): nn.Parameter(
-                    torch.full(_logit_shape(p.shape, granularity), float(init_logit), device=device)
-                )
-                for n, p in params
-            }
+            {self._key(n): nn.Parameter(_initial_logits(p, granularity, float(init_logit), float(init_spread)).to(device))
+             for n, p in params}
         )
         self.head_names = _head_names(model, self.names)
 
@@ -581,6 +602,7 @@ def train_mask(
     epochs: int | None = 1,
     lr: float = DEFAULT_LR,
     init_logit: float = DEFAULT_INIT_LOGIT,
+    init_spread: float = 0.0,
     temperature: float = DEFAULT_TEMPERATURE,
     mask_samples: int = DEFAULT_MASK_SAMPLES,
     min_keep: int = 1,
@@ -616,6 +638,7 @@ def train_mask(
             ``init_logit`` needs about ``init_logit / lr`` steps to be pruned by
             training; short runs rely on the final top-k threshold.
         init_logit: initial logit (Csordás: 2.0).
+        init_spread: magnitude-ordered start, ``init_logit ± init_spread`` (see :class:`WeightMask`; 0: Csordás).
         temperature: Gumbel-sigmoid temperature (Csordás: 1).
         mask_samples: mask samples per step; the batch is split between them.
         min_keep: every layer keeps at least this many entries (footnote 6).
@@ -645,7 +668,8 @@ def train_mask(
     if objective == "prusc" and not (hasattr(model, "f_enc") and hasattr(model, "head")):
         raise ValueError("objective='prusc' needs a model with .f_enc and .head (a SplitModel)")
 
-    wrapper = WeightMask(model, granularity=granularity, init_logit=init_logit, include=include)
+    wrapper = WeightMask(model, granularity=granularity, init_logit=init_logit, include=include,
+                         init_spread=init_spread)
     device = _model_device(model)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
@@ -716,7 +740,7 @@ def train_mask(
     settings = dict(
         objective=objective, keep_fraction=keep_fraction, granularity=granularity, sparsity_weight=sparsity_weight,
         contrastive_weight=contrastive_weight, contrastive_temperature=contrastive_temperature, steps=steps,
-        epochs=epochs, lr=lr, init_logit=init_logit, temperature=temperature, mask_samples=mask_samples,
+        epochs=epochs, lr=lr, init_logit=init_logit, init_spread=init_spread, temperature=temperature, mask_samples=mask_samples,
         min_keep=min_keep, seed=seed,
     )
     return MaskResult(

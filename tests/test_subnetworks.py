@@ -366,3 +366,36 @@ def test_headless_mask_progress_does_not_write_a_line_per_step(monkeypatch, caps
     err = capsys.readouterr().err
     redraws = err.count("\r")
     assert "mask (ce)" in err and redraws <= 6, f"{redraws} redraws for 40 steps"
+
+
+def test_magnitude_ordered_start_keeps_the_largest_weights_of_every_layer():
+    """init_spread > 0: before any step, the top-k cut keeps each layer's largest weights (and the uniform start
+    is the default)."""
+    model = toy_model()
+    uniform = WeightMask(model)
+    assert all(torch.all(uniform.logit(n) == 2.0) for n in uniform.names)
+    res = train_mask(model, toy_batches(), keep_fraction=0.5, steps=0, init_spread=1.0, progress=False)
+    params = dict(model.named_parameters())
+    masks = res.masks()
+    kept_total = sum(float(m.sum()) for m in masks.values())
+    assert abs(kept_total / sum(m.numel() for m in masks.values()) - 0.5) < 0.02
+    for name, mask in masks.items():
+        w = params[name].detach().abs()
+        kept, dropped = w[mask.bool()], w[~mask.bool()]
+        assert kept.numel() > 0
+        if dropped.numel():
+            assert kept.min() >= dropped.max(), name
+    assert all(float(lg.min()) >= 1.0 - 1e-6 and float(lg.max()) <= 3.0 + 1e-6 for lg in res.logits.values())
+
+
+def test_magnitude_ordered_start_by_row_norm_for_channels():
+    model = toy_model()
+    wm = WeightMask(model, granularity="channel", init_spread=0.5)
+    name = wm.names[0]
+    w = dict(model.named_parameters())[name].detach()
+    norms = w.reshape(w.shape[0], -1).norm(dim=1)
+    logits = wm.logit(name).detach().reshape(-1)
+    assert torch.equal(torch.argsort(logits, stable=True), torch.argsort(norms, stable=True))
+    assert float(logits.max() - logits.min()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="init_spread"):
+        WeightMask(model, init_spread=-1.0)
