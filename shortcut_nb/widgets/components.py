@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import matplotlib.pyplot as plt
 
+from . import show_in
 from ..components import plot_subnetwork_view, subnetwork_view, view_summary
 
 
@@ -61,7 +61,6 @@ def subnetwork_explorer(removal: Mapping, *, removed_group: int | None = None, k
         and ``.output`` (Output).
     """
     import ipywidgets as w
-    from IPython.display import display
 
     opts = choices(removal)
     groups = [v for _, v in opts["group"]]
@@ -85,15 +84,7 @@ def subnetwork_explorer(removal: Mapping, *, removed_group: int | None = None, k
     def redraw(change=None):
         g, k = controls["group"].value, controls["keep"].value
         text.value = caption(removal, g, k)
-        with output:
-            output.clear_output(wait=True)
-            try:
-                fig = plot_subnetwork_view(subnetwork_view(removal, removed_group=g, keep_fraction=k))
-            except Exception as err:  # show the problem where the user looks, keep the widget alive
-                print(f"could not draw this view: {type(err).__name__}: {err}")
-                return
-            display(fig)
-            plt.close(fig)
+        show_in(output, lambda: plot_subnetwork_view(subnetwork_view(removal, removed_group=g, keep_fraction=k)))
 
     for control in controls.values():
         control.observe(redraw, names="value")

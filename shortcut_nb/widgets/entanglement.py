@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import matplotlib.pyplot as plt
 
+from . import show_in
 from ..entanglement import dfr_view, plot_dfr_view, view_text
 
 
@@ -57,7 +57,6 @@ def dfr_explorer(results: Mapping, *, key: str | None = None, choice: str = "tun
         ``.output`` (Output).
     """
     import ipywidgets as w
-    from IPython.display import display
 
     models = model_options(results)
     key = models[0][1] if key is None else key
@@ -79,15 +78,7 @@ def dfr_explorer(results: Mapping, *, key: str | None = None, choice: str = "tun
             text.value = f"not precomputed: {err}"
             return
         text.value = view_text(view)
-        with output:
-            output.clear_output(wait=True)
-            try:
-                fig = plot_dfr_view(view)
-            except Exception as err:  # show the problem where the user looks, keep the widget alive
-                print(f"could not draw this view: {type(err).__name__}: {err}")
-                return
-            display(fig)
-            plt.close(fig)
+        show_in(output, lambda: plot_dfr_view(view))
 
     relabelling = [False]
 

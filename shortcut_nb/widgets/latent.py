@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib.pyplot as plt
 
+from . import show_in
 from ..latent import (COLOUR_BY, PROJECTION_LABELS, PROJECTIONS, SPLITS, LatentSource, LatentView, purity_note,
                       render_view)
 
@@ -82,7 +82,6 @@ def latent_explorer(source: LatentSource, *, initial: LatentView | None = None,
         ``.output`` the Output).
     """
     import ipywidgets as w
-    from IPython.display import display
 
     view = source.check(initial or LatentView(dataset=source.datasets[0], arch=source.archs[0]))
     opts = options(source)
@@ -93,18 +92,15 @@ def latent_explorer(source: LatentSource, *, initial: LatentView | None = None,
     caption_html = w.HTML()
 
     def redraw(change=None):
-        with output:
-            output.clear_output(wait=True)
-            try:
-                current = view_from_values(source, {k: c.value for k, c in controls.items()})
-                fig = draw(source, current, results)
-            except Exception as err:  # noqa: BLE001 - show it where the user looks, keep the widget alive
-                caption_html.value = "<i>no picture for this choice</i>"
-                print(f"could not draw this view: {type(err).__name__}: {err}")
-                return
-            caption_html.value = f"<b>{caption(current, results)}</b>"
-            display(fig)
-            plt.close(fig)
+        shown = {}
+
+        def make():
+            shown["view"] = view_from_values(source, {k: c.value for k, c in controls.items()})
+            return draw(source, shown["view"], results)
+
+        drawn = show_in(output, make)
+        caption_html.value = (f"<b>{caption(shown['view'], results)}</b>" if drawn is not None
+                              else "<i>no picture for this choice</i>")
 
     for control in controls.values():
         control.observe(redraw, names="value")

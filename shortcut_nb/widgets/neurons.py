@@ -12,10 +12,10 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import show_in
 from .. import sscore
 from ..neurons import (
     BAND_HIGH,
@@ -127,7 +127,6 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
         ``.neuron`` (HTML) and ``.outputs`` (``{"histogram", "table", "heatmaps"}`` Output areas).
     """
     import ipywidgets as w
-    from IPython.display import display
 
     if not studies:
         raise ValueError("studies is empty: build at least one NeuronStudy")
@@ -158,18 +157,6 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
         st = studies[controls["dataset"].value]
         return st, _alpha(st, min(grid, key=lambda a: abs(a - controls["alpha"].value)))
 
-    def show(out, make) -> None:
-        with out:
-            out.clear_output(wait=True)
-            try:
-                obj = make()
-            except Exception as err:  # noqa: BLE001 - show it where the user looks, keep the widget alive
-                print(f"could not draw this view: {type(err).__name__}: {err}")
-                return
-            display(obj)
-            if hasattr(obj, "savefig"):
-                plt.close(obj)
-
     def redraw_neuron(change=None) -> None:
         st, a = current()
         neuron, text = neuron_summary(st, a, controls["by"].value, controls["number"].value)
@@ -177,15 +164,15 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
         with outputs["heatmaps"]:
             outputs["heatmaps"].clear_output(wait=True)
         if neuron is not None:
-            show(outputs["heatmaps"], lambda: neuron_figure(st, neuron, a, samples))
+            show_in(outputs["heatmaps"], lambda: neuron_figure(st, neuron, a, samples))
 
     def redraw_scores(change=None) -> None:
         st, a = current()
         t = float(controls["tau"].value)
         bands_text.value = html.escape(band_summary(st, a))
         pruning_text.value = html.escape(pruning_summary(st, a, t, seed=seed))
-        show(outputs["histogram"], lambda: histogram_figure(st, a, t))
-        show(outputs["table"], lambda: accuracy_frame(st, a, t, seed=seed))
+        show_in(outputs["histogram"], lambda: histogram_figure(st, a, t))
+        show_in(outputs["table"], lambda: accuracy_frame(st, a, t, seed=seed))
 
     def redraw_all(change=None) -> None:
         redraw_scores()

@@ -16,8 +16,8 @@ from __future__ import annotations
 import html
 from typing import Mapping
 
-import matplotlib.pyplot as plt
 
+from . import show_in
 from ..vit_heads import (
     ARCH_LABELS,
     AttentionStudy,
@@ -69,21 +69,15 @@ def neuron_values(study: NeuronStudy, values: Mapping[str, object], *, k: int = 
 
 
 def _redrawer(controls: dict, caption, output, make_view, make_fig):
-    from IPython.display import display
-
     def redraw(change=None):
-        values = {name: c.value for name, c in controls.items()}
-        with output:
-            output.clear_output(wait=True)
-            try:
-                view = make_view(values)
-                fig = make_fig(view)
-            except Exception as err:  # show the problem where the user looks, keep the widget alive
-                caption.value = html.escape(f"could not draw this view: {type(err).__name__}: {err}")
-                return
-            caption.value = html.escape(view["text"])
-            display(fig)
-            plt.close(fig)
+        shown = {}
+
+        def make():
+            shown["view"] = make_view({name: c.value for name, c in controls.items()})
+            return make_fig(shown["view"])
+
+        drawn = show_in(output, make)
+        caption.value = html.escape(shown["view"]["text"]) if drawn is not None else "no picture for this choice"
 
     return redraw
 
