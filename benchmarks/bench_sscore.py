@@ -17,38 +17,19 @@ the last BN of each residual block, which would make mid-block maps trivial).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from shortcut_nb import sscore  # noqa: E402
-from shortcut_nb.config import seed_everything  # noqa: E402
-from shortcut_nb.models import build_model  # noqa: E402
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from pytorch_grad_cam import GradCAM  # noqa: E402
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+from shortcut_nb import sscore
+from shortcut_nb.config import seed_everything
+from shortcut_nb.models import build_model
 
 ALPHA = 0.5
-
-
-class _Z(nn.Module):
-    def __init__(self, enc: nn.Module):
-        super().__init__()
-        self.enc = enc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x)
 
 
 def _randomise_norms(model: nn.Module) -> nn.Module:
@@ -75,17 +56,14 @@ class Case:
 def _reference_loop(model: nn.Module, layer: nn.Module, images: torch.Tensor, masks: np.ndarray,
                     neurons: list[int]) -> tuple[float, np.ndarray]:
     """Seconds per neuron, and per-sample s-scores (len(neurons), N), of the pytorch-grad-cam loop."""
-    scores = []
-    with GradCAM(model=_Z(model.f_enc), target_layers=[layer]) as cam:
-        start = time.perf_counter()
-        for i in neurons:
-            maps = cam(images, targets=[ClassifierOutputTarget(i)] * len(images))
-            b = maps >= np.float32(ALPHA)
-            n_b = b.sum((1, 2))
-            per = np.where(n_b > 0, (b & masks).sum((1, 2)) / np.maximum(n_b, 1), 0.0)
-            scores.append(per)
-        per_neuron = (time.perf_counter() - start) / len(neurons)
-    return per_neuron, np.array(scores)
+    sscore.reference_cams(model, images[:1], neurons[:1], target_layer=layer)  # warm-up (imports, first call)
+    start = time.perf_counter()
+    maps = sscore.reference_cams(model, images, neurons, target_layer=layer)  # pytorch-grad-cam, a call per neuron
+    per_neuron = (time.perf_counter() - start) / len(neurons)
+    b = maps >= np.float32(ALPHA)  # (N, K, H, W)
+    n_b = b.sum((2, 3))
+    per_sample = np.where(n_b > 0, (b & masks[:, None]).sum((2, 3)) / np.maximum(n_b, 1), 0.0)
+    return per_neuron, per_sample.T
 
 
 def run_case(case: Case, n_images: int, n_ref: int) -> dict[str, object]:

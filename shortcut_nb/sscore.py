@@ -647,6 +647,49 @@ def neuron_cams(
     return out
 
 
+class _Encoder(nn.Module):
+    """x -> z, the module pytorch-grad-cam sees."""
+
+    def __init__(self, enc: nn.Module):
+        super().__init__()
+        self.enc = enc
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.enc(x)
+
+
+def reference_cams(model: nn.Module, images: Tensor, neurons: Sequence[int], *,
+                   target_layer: nn.Module | None = None) -> np.ndarray:
+    """The reference :func:`neuron_cams` equals: pytorch-grad-cam itself, one ``GradCAM`` call per neuron.
+
+    ``GradCAM(model=<x -> model.f_enc(x)>, target_layers=[layer], reshape_transform=<drop the encoder's
+    num_prefix_tokens, reshape to its patch grid>)`` with ``ClassifierOutputTarget(i)``. Slow (one backward
+    pass per neuron and image batch): for tests and benchmarks, not for scoring.
+
+    Returns:
+        float32 array (N, K, H, W).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ttach/cv2 import-time deprecation noise
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    enc = _encoder(model)
+    layer = _resolve_layer(model, target_layer)
+    reshape = None
+    if hasattr(enc, "num_prefix_tokens"):
+        prefix, (gh, gw) = enc.num_prefix_tokens, enc.patch_embed.grid_size
+
+        def to_grid(t: Tensor) -> Tensor:
+            return t[:, prefix:].reshape(t.shape[0], gh, gw, t.shape[-1]).permute(0, 3, 1, 2)
+
+        reshape = to_grid
+
+    with GradCAM(model=_Encoder(enc), target_layers=[layer], reshape_transform=reshape) as cam:
+        maps = [cam(images, targets=[ClassifierOutputTarget(int(i))] * len(images)) for i in neurons]
+    return np.stack(maps, axis=1).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- public: scores
 
 

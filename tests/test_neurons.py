@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from shortcut_nb import neurons as N
 from shortcut_nb import sscore
@@ -138,22 +137,10 @@ def test_score_grid_matches_s_scores_across_chunks(model, samples):
 
 
 def test_per_sample_scores_follow_the_paper_definition_with_pytorch_grad_cam(model, samples):
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    class Encoder(nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m.f_enc(x)
-
     images, masks = samples
     neuron, alpha = 7, 0.5
     grid = N.score_grid(model, images, masks, (alpha,))
-    with GradCAM(model=Encoder(model), target_layers=[model.default_target_layer()]) as cam:
-        maps = cam(input_tensor=images, targets=[ClassifierOutputTarget(neuron)] * len(images))
+    maps = sscore.reference_cams(model, images, [neuron])[:, 0]  # pytorch-grad-cam
     assert not (np.abs(maps - alpha) < 1e-5).any(), "a pixel sits on the threshold: pick another neuron"
     m = masks.numpy()
     b = maps >= np.float32(alpha)

@@ -1,11 +1,10 @@
 """s-score module: fast Grad-CAM paths against pytorch-grad-cam, and the score arithmetic.
 
-pytorch-grad-cam is the reference: ``GradCAM(model=<x -> z>, target_layers=[layer],
-reshape_transform=...)`` with ``ClassifierOutputTarget(i)``, one call per neuron.
+pytorch-grad-cam is the reference (:func:`shortcut_nb.sscore.reference_cams`): ``GradCAM(model=<x -> z>,
+target_layers=[layer], reshape_transform=...)`` with ``ClassifierOutputTarget(i)``, one call per neuron.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Callable
 
 import numpy as np
@@ -17,11 +16,6 @@ from shortcut_nb import sscore
 from shortcut_nb.config import seed_everything
 from shortcut_nb.models import SplitModel, build_model
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # ttach/cv2 import-time deprecation noise
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
 TOL = 1e-4
 ALPHAS = (0.3, 0.5, 0.7)
 
@@ -32,17 +26,6 @@ def _seed() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class _Z(nn.Module):
-    """x -> z, the module pytorch-grad-cam sees."""
-
-    def __init__(self, enc: nn.Module):
-        super().__init__()
-        self.enc = enc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x)
 
 
 def trained_like(model: nn.Module) -> nn.Module:
@@ -63,21 +46,6 @@ def trained_like(model: nn.Module) -> nn.Module:
                 m.weight.uniform_(0.7, 1.3)
                 m.bias.uniform_(-0.1, 0.1)
     return model.eval()
-
-
-def reference_cams(model: nn.Module, layer: nn.Module, images: torch.Tensor, neurons: list[int]) -> np.ndarray:
-    """(N, K, H, W) from pytorch-grad-cam, one GradCAM call per neuron."""
-    enc = model.f_enc
-    reshape = None
-    if hasattr(enc, "num_prefix_tokens"):
-        p, (gh, gw) = enc.num_prefix_tokens, enc.patch_embed.grid_size
-
-        def reshape(t: torch.Tensor) -> torch.Tensor:
-            return t[:, p:].reshape(t.shape[0], gh, gw, t.shape[-1]).permute(0, 3, 1, 2)
-
-    with GradCAM(model=_Z(enc), target_layers=[layer], reshape_transform=reshape) as cam:
-        maps = [cam(images, targets=[ClassifierOutputTarget(i)] * len(images)) for i in neurons]
-    return np.stack(maps, axis=1)
 
 
 def assert_matches_reference(ours: torch.Tensor, ref: np.ndarray) -> None:
@@ -183,7 +151,7 @@ def test_neuron_cams_match_pytorch_grad_cam(case: Case, monkeypatch: pytest.Monk
     assert method_used(model, layer, images) == expected_auto
     ours = sscore.neuron_cams(model, images, target_layer=_none_if_default(model, layer), neurons=neurons,
                               method=method)
-    assert_matches_reference(ours, reference_cams(model, layer, images, neurons))
+    assert_matches_reference(ours, sscore.reference_cams(model, images, neurons, target_layer=layer))
 
 
 def _refuse(*args: object, **kwargs: object) -> torch.Tensor:
@@ -205,7 +173,8 @@ def test_target_followed_by_inplace_op_uses_the_layer_output(method: str) -> Non
     for m in model.modules():
         if isinstance(m, nn.ReLU):
             m.inplace = False
-    assert_matches_reference(ours, reference_cams(model, model.f_enc.layer4[0].bn1, images, neurons))
+    assert_matches_reference(ours, sscore.reference_cams(model, images, neurons,
+                                                          target_layer=model.f_enc.layer4[0].bn1))
 
 
 def test_reverse_mode_vmap_fallback_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +183,8 @@ def test_reverse_mode_vmap_fallback_matches_reference(monkeypatch: pytest.Monkey
     images = torch.randn(2, 3, 32, 32)
     monkeypatch.setattr(sscore, "_replicate_reverse_raw", _refuse)
     ours = sscore.neuron_cams(model, images, neurons=[1, 2], method="reverse", chunk_size=1)
-    assert_matches_reference(ours, reference_cams(model, model.default_target_layer(), images, [1, 2]))
+    assert_matches_reference(ours, sscore.reference_cams(model, images, [1, 2],
+                                                          target_layer=model.default_target_layer()))
 
 
 def test_all_neurons_default_and_shape() -> None:
@@ -224,7 +194,7 @@ def test_all_neurons_default_and_shape() -> None:
     assert cams.shape == (2, model.num_features, 32, 32)
     assert cams.dtype == torch.float32
     assert float(cams.min()) >= 0.0 and float(cams.max()) < 1.0
-    ref = reference_cams(model, model.default_target_layer(), images, [5, 200])
+    ref = sscore.reference_cams(model, images, [5, 200], target_layer=model.default_target_layer())
     assert_matches_reference(cams[:, [5, 200]], ref)
 
 
@@ -322,7 +292,7 @@ def test_s_scores_from_reference_cams_equal_ours() -> None:
     images = torch.randn(3, 3, 32, 32)
     masks = torch.rand(3, 32, 32) > 0.5
     neurons = [2, 6, 8]
-    ref = reference_cams(model, model.f_enc.layer3, images, neurons)
+    ref = sscore.reference_cams(model, images, neurons, target_layer=model.f_enc.layer3)
     b = ref >= np.float32(0.5)
     m = masks.numpy()[:, None]
     n_b = b.sum((2, 3))
