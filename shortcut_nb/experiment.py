@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-import torch
 
 from .artifacts import atomic_write_json, read_json, stable_key
 from .config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything

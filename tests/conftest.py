@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the notebook kernels the te
 
 @pytest.fixture(autouse=True)
 def _reset_seeds():
+    """Every test starts from seed 0 and leaves no open matplotlib figure behind."""
     seed_everything(0)
     yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture(scope="session")

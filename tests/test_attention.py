@@ -28,10 +28,6 @@ from shortcut_nb.models import build_model
 VIT_NAMES = ("vit_mini", "deit_mini")
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
-
 
 def _peaked(model: torch.nn.Module) -> torch.nn.Module:
     """Random-init ViTs attend almost uniformly; larger q/k weights make rows peaked, so

@@ -13,19 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from shortcut_nb import components as C  # noqa: E402
 from shortcut_nb.claims import CLAIMS  # noqa: E402
-from shortcut_nb.config import seed_everything  # noqa: E402
 from shortcut_nb.dfr import mean_used_sscore, prune_h  # noqa: E402
 from shortcut_nb.experiment import checkpoint_path, run_spec, train_or_load  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # the machine's two cores are shared: one thread is faster than two under load
-    seed_everything(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- synthetic results
@@ -234,13 +223,8 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("comp")
     folder = generate_isic_like(root / "isic", ISICLikeSettings(image_size=16, n_train=64, n_val=16, n_test=16, seed=3))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        spec = run_spec("smoke", "isic", folder=folder)
-        model, _ = train_or_load(spec, root=root / "runs", progress_bar=False)
-    finally:
-        torch.set_num_threads(threads)
+    spec = run_spec("smoke", "isic", folder=folder)
+    model, _ = train_or_load(spec, root=root / "runs", progress_bar=False)
     return spec, model, root / "runs"
 
 

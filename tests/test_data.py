@@ -13,9 +13,7 @@ from PIL import Image
 
 from shortcut_nb.data import (
     DatasetFormatError,
-    ISICLikeSettings,
     WaterbirdsLikeSettings,
-    generate_isic_like,
     generate_waterbirds_like,
     group_balanced_indices,
     insert_patches,

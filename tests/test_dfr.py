@@ -12,7 +12,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from shortcut_nb.config import seed_everything
 from shortcut_nb.dfr import (
     DFR_C_GRID,
     fit_dfr,
@@ -25,12 +24,8 @@ from shortcut_nb.dfr import (
     used_neurons,
     zero_neurons,
 )
-from shortcut_nb.metrics import group_accuracies, summarize
+from shortcut_nb.metrics import group_accuracies
 
-
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
 
 
 def make_set(counts, *, d=12, seed=0):

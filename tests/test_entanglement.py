@@ -11,22 +11,13 @@ import torch
 from torch import nn
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from shortcut_nb import entanglement as E  # noqa: E402
-from shortcut_nb.config import seed_everything  # noqa: E402
 from shortcut_nb.dfr import fit_dfr, logistic_to_linear, mean_used_sscore  # noqa: E402
 from shortcut_nb.metrics import summarize  # noqa: E402
 from shortcut_nb.widgets import entanglement as W  # noqa: E402
 
 D = 10
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
-    yield
-    plt.close("all")
 
 
 def toy_features(counts=(40, 40, 40, 40), *, seed=0) -> dict:

@@ -24,10 +24,6 @@ from shortcut_nb.features import (
 from shortcut_nb.models import build_model
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
-
 
 @pytest.fixture(scope="module")
 def cnn():

@@ -5,26 +5,16 @@ from __future__ import annotations
 import json
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import torch
 from matplotlib.colors import to_hex
 from sklearn.metrics import silhouette_score
 
 from shortcut_nb import latent
 from shortcut_nb.claims import CLAIMS
-from shortcut_nb.config import seed_everything
 from shortcut_nb.data import GROUP_NAMES, load_dataset
 from shortcut_nb.models import build_model
 from shortcut_nb.widgets import latent as wlatent
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
-    yield
-    plt.close("all")
 
 
 def clustered(n_per_group=(30, 30, 30, 30), *, attr_sep=6.0, class_sep=12.0, d=8, seed=0):

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from shortcut_nb.config import seed_everything
 from shortcut_nb.metrics import aggregate_seeds, group_accuracies, mean_std, summarize
 
-
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
 
 
 # group 0: 3/4 correct, group 1: 1/2, group 2: 2/3, group 3: 1/1; overall 7/10

@@ -6,7 +6,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -18,23 +17,6 @@ from shortcut_nb.dfr import refit_last_layer, zero_neurons
 from shortcut_nb.metrics import summarize
 
 SIZE = 16
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # On a shared, loaded 2-core machine torch's second OpenMP thread spins against other jobs and tiny
-    # forwards take ~50x longer; one thread keeps this file's run time about the arithmetic's.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _features(n_per_group: int, d: int, seed: int) -> N.Features:

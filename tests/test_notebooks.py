@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from shortcut_nb.runner import TIMEOUTS, notebooks_dir, run_all, select_notebooks
+from shortcut_nb.runner import TIMEOUTS, notebooks_dir, select_notebooks
 
 NOTEBOOKS = sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 

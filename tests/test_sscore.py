@@ -13,16 +13,11 @@ import torch
 from torch import nn
 
 from shortcut_nb import sscore
-from shortcut_nb.config import seed_everything
 from shortcut_nb.models import SplitModel, build_model
 
 TOL = 1e-4
 ALPHAS = (0.3, 0.5, 0.7)
 
-
-@pytest.fixture(autouse=True)
-def _seed() -> None:
-    seed_everything(0)
 
 
 # --------------------------------------------------------------------------- helpers

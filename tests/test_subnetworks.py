@@ -22,10 +22,6 @@ from shortcut_nb.subnetworks import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    seed_everything(0)
-
 
 def toy_model() -> SplitModel:
     """conv -> BN -> ReLU -> pool -> linear encoder, linear head: 4 masked weights, BN left alone."""

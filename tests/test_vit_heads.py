@@ -21,15 +21,6 @@ from shortcut_nb.sscore import mask_area, neuron_cams, s_scores  # noqa: E402
 SIZE = 16  # vit_mini: 8x8 grid of 2x2 patches
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread (and do not spin on a busy shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     seed_everything(0)
