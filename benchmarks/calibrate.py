@@ -2,7 +2,7 @@
 
 Trains the profile's model on a grid of generator knobs and prints, per setting,
 the per-group test accuracy, AVG and WGA (mean over seeds) — the numbers that
-decide the defaults in ``shortcut_nb.experiment.BENCHMARK_KNOBS``.
+decide the defaults in ``shortcut_nb.pipeline.runs.BENCHMARK_KNOBS``.
 
 Examples::
 

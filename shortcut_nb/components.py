@@ -40,9 +40,10 @@ from torch import nn
 
 from .artifacts import file_hash, stable_key
 from .claims import claim
+from .paper import PAPER_FIG6, PAPER_FIG7
 from .config import Profile, check_profile, profile_settings, runs_root
-from .data import GROUP_NAMES
-from .experiment import DatasetName, RunSpec, checkpoint_path, get_split, run_spec, train_or_load
+from .vocab import GROUP_NAMES
+from .pipeline.runs import DatasetName, RunSpec, checkpoint_path, get_split, run_spec, train_or_load
 from .metrics import summarize
 from .neurons import nonempty_mask_samples
 from .subnetworks import (
@@ -53,7 +54,7 @@ from .subnetworks import (
     train_group_removal_mask,
     train_mask,
 )
-from .train import predict
+from .pipeline.train import predict
 
 __all__ = [
     "PAPER_FIG6",
@@ -83,19 +84,6 @@ __all__ = [
     "takeaways",
 ]
 
-# Paper Fig. 6 (ResNet-18, ISIC) and the numbers of §5.3 / Table 4 behind Fig. 7.
-PAPER_FIG6 = {
-    "baseline": {"wga": 0.37, "mean_s": 0.40},
-    "prusc": {"wga": 0.73, "mean_s": 0.18, "prune_h": 0.65, "prune_f": 0.48},
-}
-#: Per-group accuracy (BwoP, BwP, MwoP, MwP); None where the paper gives no number.
-#: Full model: Table 4 row 1. Without BwoP: "BwoP drops from 92 % to 18 %, other groups
-#: unchanged or increased". Without BwP: "both benign groups 99 %, both malignant about 49 %".
-PAPER_FIG7 = {
-    "full": [0.92, 0.99, 0.57, 0.37],
-    "without BwoP": [0.18, None, None, None],
-    "without BwP": [0.99, 0.99, 0.49, 0.49],
-}
 
 DataSplit = Literal["train", "val"]
 

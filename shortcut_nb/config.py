@@ -16,14 +16,20 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .vocab import DatasetName
+
 Profile = Literal["smoke", "cpu", "paper"]
 PROFILES: tuple[Profile, ...] = ("smoke", "cpu", "paper")
-DatasetKind = Literal["waterbirds", "isic"]
 
 
 def get_device() -> torch.device:
     """The one place that picks a device: cuda when present, else cpu."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (cpu for a model without parameters): functions follow their model."""
+    return next(iter(model.parameters()), torch.empty(0)).device
 
 
 def seed_everything(seed: int) -> None:
@@ -70,7 +76,7 @@ class TrainSettings:
     augment: bool = False
     amp: bool = True  # mixed precision, used on cuda only
 
-    def with_batch_size_for(self, dataset: DatasetKind) -> "TrainSettings":
+    def with_batch_size_for(self, dataset: DatasetName) -> "TrainSettings":
         """The paper uses batch 32 for Waterbirds and 64 for ISIC."""
         return replace(self, batch_size=64 if dataset == "isic" else 32)
 

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .claims import claim
+from .paper import PAPER_TABLES
 from .dfr import DFR_C_GRID, DFRResult, fit_dfr, prune_h, single_weight_edit, used_neurons
 from .metrics import mean_std, summarize
 
@@ -75,21 +76,6 @@ __all__ = [
     "takeaways",
 ]
 
-# Paper Table 5 (ResNet-18) and Table 6 (ViT-B/16; no AVG column there).
-PAPER_TABLES: dict[tuple[str, str], dict] = {
-    ("isic", "cnn"): {"table": 5, "model": "ResNet-18",
-                      "baseline": {"wga": 0.37, "avg": 0.85, "mean_s": 0.40},
-                      "dfr": {"wga": 0.71, "avg": 0.79, "prune_h": 0.80, "mean_s": 0.39}},
-    ("waterbirds", "cnn"): {"table": 5, "model": "ResNet-18",
-                            "baseline": {"wga": 0.46, "avg": 0.83, "mean_s": 0.45},
-                            "dfr": {"wga": 0.82, "avg": 0.87, "prune_h": 0.52, "mean_s": 0.42}},
-    ("isic", "vit"): {"table": 6, "model": "ViT-B/16",
-                      "baseline": {"wga": 0.16, "avg": None, "mean_s": 0.23},
-                      "dfr": {"wga": 0.76, "avg": None, "prune_h": 0.89, "mean_s": 0.26}},
-    ("waterbirds", "vit"): {"table": 6, "model": "ViT-B/16",
-                            "baseline": {"wga": 0.66, "avg": None, "mean_s": 0.14},
-                            "dfr": {"wga": 0.86, "avg": None, "prune_h": 0.37, "mean_s": 0.14}},
-}
 
 # Verdict thresholds of the claims rows. The paper's smallest WGA gain is +0.20
 # (ViT Waterbirds), its smallest Prune_h 37 %, its largest s change 0.03.
@@ -533,7 +519,7 @@ def analyze_model(model: nn.Module, *, train: Dataset, val: Dataset, test: Datas
         :func:`analyze_heads`'s dict plus ``sscore`` (``scores`` list, ``area``, ``lift``, ``n``, ``alpha``,
         ``seconds``) and ``seconds`` of the whole analysis.
     """
-    from .features import extract_features
+    from .pipeline.feature_cache import extract_features
 
     tic = time.perf_counter()
     fv = extract_features(model, val, root=root, progress_bar=progress_bar)
@@ -592,7 +578,7 @@ def entanglement_experiment(
         "summary": aggregate_runs(runs)}}``.
     """
     from .config import profile_settings
-    from .experiment import get_split, run_spec, train_or_load
+    from .pipeline.runs import get_split, run_spec, train_or_load
     from .progress import progress
 
     ps = profile_settings(profile)

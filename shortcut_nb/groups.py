@@ -9,23 +9,11 @@ import numpy as np
 import pandas as pd
 
 from .claims import claim
-from .data import GROUP_NAMES
-from .experiment import DatasetName, evaluate, run_spec, train_or_load
+from .paper import PAPER_TABLE2, PAPER_TABLE3
+from .vocab import GROUP_NAMES
+from .pipeline.runs import DatasetName, evaluate, run_spec, train_or_load
 from .metrics import aggregate_seeds, summarize
 
-# Paper Table 2 (ResNet-18 / ViT-B/16 rows) and Table 3, for side-by-side display.
-PAPER_TABLE2 = {
-    ("waterbirds", "cnn"): {"avg": 0.83, "wga": 0.46, "gap": 0.37},
-    ("isic", "cnn"): {"avg": 0.84, "wga": 0.37, "gap": 0.47},
-    ("waterbirds", "vit"): {"avg": 0.87, "wga": 0.65, "gap": 0.22},
-    ("isic", "vit"): {"avg": 0.83, "wga": 0.16, "gap": 0.67},
-}
-PAPER_TABLE3 = {
-    0.50: [0.98, 0.98, 0.84, 0.83],
-    0.25: [0.99, 0.95, 0.74, 0.90],
-    0.05: [0.99, 0.78, 0.46, 0.91],
-    0.00: [0.99, 0.34, 0.22, 0.94],
-}
 
 
 def flatten_aggregate(agg: dict) -> dict:

@@ -46,8 +46,8 @@ from torch.utils.data import Dataset
 
 from .artifacts import atomic_write_bytes, stable_key
 from .claims import claim
-from .data import GROUP_NAMES
-from .features import FeatureSet, extract_features, feature_cache_dir
+from .vocab import GROUP_NAMES
+from .pipeline.feature_cache import FeatureSet, extract_features, feature_cache_dir
 
 Projection = Literal["tsne", "umap", "pca"]
 ColourBy = Literal["group", "attribute", "class"]
@@ -466,7 +466,7 @@ class LatentSource:
         and its dataset splits; ``folders`` maps a dataset name to a real dataset folder used instead of the
         synthetic benchmark."""
         folders = dict(folders or {})
-        from .experiment import get_split, run_spec, train_or_load
+        from .pipeline.runs import get_split, run_spec, train_or_load
 
         def get_model(dataset: str, arch: str):
             spec = run_spec(profile, dataset, arch=arch, seed=seed, folder=folders.get(dataset))

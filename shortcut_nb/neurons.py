@@ -43,7 +43,8 @@ from torch import nn
 
 from . import sscore
 from .claims import claim
-from .data import GROUP_NAMES
+from .paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
+from .vocab import GROUP_NAMES
 from .data.transforms import denormalize
 from .dfr import refit_last_layer, zero_neurons
 from .metrics import summarize
@@ -78,14 +79,6 @@ ROW_LABELS: dict[str, str] = {
     "refit": "Group-balanced refit (val)",
     "refit_pruned": "Group-balanced refit, pruned",
 }
-# Paper Table 4 (ResNet-18, ISIC): BwoP, BwP, MwoP, MwP, AVG.
-PAPER_TABLE4: dict[str, list[float]] = {
-    "baseline": [0.92, 0.99, 0.57, 0.37, 0.84],
-    "pruned": [0.90, 1.00, 0.59, 0.40, 0.85],
-    "refit": [0.81, 0.99, 0.75, 0.51, 0.84],
-    "refit_pruned": [0.81, 0.99, 0.77, 0.56, 0.85],
-}
-PAPER_SSCORE_RANGE = (0.0, 0.8)  # §5.1, ISIC ResNet-18
 
 SAMPLE_CHOICE = ("random training images with a non-empty spurious mask (Waterbirds-like: every image, the mask is "
                  "the background; ISIC-like: only images with a colour patch)")
@@ -368,8 +361,8 @@ def neuron_study(profile: str, dataset: DatasetName, *, seed: int = 0, sample_se
         folder: a real dataset folder used instead of the synthetic benchmark (None: the benchmark).
     """
     from .config import profile_settings
-    from .experiment import get_split, run_spec, train_or_load
-    from .features import extract_features
+    from .pipeline.runs import get_split, run_spec, train_or_load
+    from .pipeline.feature_cache import extract_features
 
     spec = run_spec(profile, dataset, arch="cnn", seed=seed, folder=folder)
     model, info = train_or_load(spec, root=root, progress_bar=progress_bar)

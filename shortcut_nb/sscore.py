@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import model_device
+
 Method = Literal["auto", "analytic", "forward", "reverse"]
 Band = Literal["low", "mid", "high"]
 BANDS: tuple[Band, ...] = ("low", "mid", "high")
@@ -91,12 +93,6 @@ def _resolve_layer(model: nn.Module, target_layer: nn.Module | None) -> nn.Modul
     return target_layer
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
 
 
 class _EvalMode:
@@ -582,7 +578,7 @@ def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | No
         raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
     layer = _resolve_layer(model, target_layer)
     enc = _encoder(model)
-    device = _model_device(model)
+    device = model_device(model)
     H, W = images.shape[-2], images.shape[-1]
     buf: Tensor | None = None
     max_maps = 0
@@ -842,7 +838,7 @@ def s_scores(
     _check_images(images)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    weights = _count_weights(_masks_to_bool(masks, tuple(images.shape)).to(_model_device(model)))
+    weights = _count_weights(_masks_to_bool(masks, tuple(images.shape)).to(model_device(model)))
     per: Tensor | None = None
     for bs, ks, cams, n_neurons in _iter_cams(model, images, target_layer=target_layer, neurons=neurons,
                                               chunk_size=chunk_size, batch_size=batch_size, method=method):

@@ -73,6 +73,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .config import model_device
+
 Granularity = Literal["weight", "channel"]
 Objective = Literal["ce", "prusc"]
 
@@ -140,9 +142,6 @@ def _check_choice(name: str, value: Any, choices: tuple) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def gumbel_sigmoid(
@@ -330,7 +329,7 @@ class WeightMask(nn.Module):
         self.granularity: Granularity = granularity
         self.names = [n for n, _ in params]
         self.weight_shapes = {n: tuple(p.shape) for n, p in params}
-        device = _model_device(model)
+        device = model_device(model)
         self.logits = nn.ParameterDict(
             {self._key(n): nn.Parameter(_initial_logits(p, granularity, float(init_logit), float(init_spread)).to(device))
              for n, p in params}
@@ -670,7 +669,7 @@ def train_mask(
 
     wrapper = WeightMask(model, granularity=granularity, init_logit=init_logit, include=include,
                          init_spread=init_spread)
-    device = _model_device(model)
+    device = model_device(model)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
     opt = torch.optim.Adam(wrapper.logits.parameters(), lr=lr)

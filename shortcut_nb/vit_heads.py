@@ -39,8 +39,10 @@ from torch import Tensor, nn
 
 from . import attention as att
 from .claims import claim
+from .paper import PAPER_MEAN_S
 from .data import denormalize
 from .progress import progress
+from .config import model_device
 
 __all__ = [
     "PAPER_MEAN_S",
@@ -76,11 +78,6 @@ Arch = Literal["cnn", "vit"]
 ARCHS: tuple[Arch, ...] = ("cnn", "vit")
 ARCH_LABELS = {"cnn": "CNN", "vit": "ViT"}
 
-# Paper §6.1 / Table 6 (ViT-B/16 baseline) and the ResNet means it compares them with.
-PAPER_MEAN_S: dict[str, dict[str, float]] = {
-    "isic": {"vit": 0.23, "cnn": 0.40},
-    "waterbirds": {"vit": 0.14, "cnn": 0.45},
-}
 
 # A head "attends to the spurious region beyond its area" when its mean share is at least
 # LIFT_MIN times the mean area and the paired per-image excess (share - area) is above 0
@@ -177,8 +174,6 @@ class NeuronStudy:
         return out
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(iter(model.parameters())).device
 
 
 def score_models(
@@ -227,7 +222,7 @@ def score_models(
         raise ValueError("every mask must be non-empty (pick images that show the spurious feature)")
     scores = {}
     for arch, model in models.items():
-        dev = _model_device(model)
+        dev = model_device(model)
         scores[arch] = s_scores(model, images.to(dev), masks.to(dev), alpha=alpha, batch_size=batch_size,
                                 chunk_size=chunk_size).cpu()
     names = {a: (model_names or {}).get(a) or getattr(m, "name", a) for a, m in models.items()}
@@ -268,7 +263,7 @@ def neuron_study(
         A :class:`NeuronStudy`.
     """
     from .config import profile_settings
-    from .experiment import get_split, run_spec, train_or_load
+    from .pipeline.runs import get_split, run_spec, train_or_load
     from .neurons import nonempty_mask_samples
 
     n = n_samples if n_samples is not None else profile_settings(profile).sscore_samples
@@ -323,7 +318,7 @@ def _cams(model: nn.Module, image: Tensor, neurons: Sequence[int]) -> Tensor:
     """Grad-CAM heatmaps (K, H, W) of ``neurons`` on one image (CPU)."""
     from .sscore import neuron_cams
 
-    dev = _model_device(model)
+    dev = model_device(model)
     return neuron_cams(model, image[None].to(dev), neurons=list(neurons))[0].cpu()
 
 
@@ -594,7 +589,7 @@ def per_image_shares(
         ok = n_spur > 0
     else:
         ok = n_spur > 0
-    dev = _model_device(model)
+    dev = model_device(model)
     shares, areas, used = [], [], []
     starts = range(0, images.shape[0], batch_size)
     for b0 in progress(starts, desc="attention", total=len(starts), enabled=progress_bar):
@@ -758,7 +753,7 @@ def attention_study(
     masks = _check_masks(masks, images.shape[0])
     layout = att.token_layout(model)
     e = min(n_examples, images.shape[0])
-    attn = att.attention_maps(model, images[:e].to(_model_device(model))).cpu()
+    attn = att.attention_maps(model, images[:e].to(model_device(model))).cpu()
     shares, areas, used = per_image_shares(model, images, masks, query="core", threshold=threshold,
                                            batch_size=batch_size, progress_bar=progress_bar)
     return AttentionStudy(dataset=dataset, model_name=model_name or getattr(model, "name", "vit"), layout=layout,

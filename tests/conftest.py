@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from shortcut_nb.config import seed_everything
-from shortcut_nb.runner import TIMEOUTS, run_all
+from shortcut_nb.report.runner import TIMEOUTS, run_all
 
 torch.set_num_threads(1)
 

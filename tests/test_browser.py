@@ -39,7 +39,7 @@ from browser_support import (
     missing_browser_tools,
     prepare_notebook,
 )
-from shortcut_nb.runner import notebooks_dir
+from shortcut_nb.report.runner import notebooks_dir
 
 pytestmark = pytest.mark.browser
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from shortcut_nb.claims import evaluate_claims, write_claims_report
+from shortcut_nb.report.claims import evaluate_claims, write_claims_report
 
 
 def _record(tmp_path, table2, sweep):

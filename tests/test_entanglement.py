@@ -270,7 +270,7 @@ def test_claims_verdicts():
         assert not E._claim_cnn({"table": {"a": good["table"]["waterbirds/cnn"], "b": bad}})[1]
     with pytest.raises(KeyError):
         E._claim_vit(good)
-    from shortcut_nb.claims import load_claims
+    from shortcut_nb.report.claims import load_claims
 
     ids = {c.id for c in load_claims()}
     assert {"entanglement.dfr_cnn", "entanglement.dfr_vit"} <= ids

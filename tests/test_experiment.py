@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from shortcut_nb.data import WaterbirdsLikeSettings, ensure_synthetic
-from shortcut_nb.experiment import run_dir, run_spec, train_or_load
+from shortcut_nb.pipeline.runs import run_dir, run_spec, train_or_load
 from shortcut_nb.models import build_model
-from shortcut_nb.pretrain import PretrainSettings, ensure_pretrained, generate_pretraining_images
+from shortcut_nb.pipeline.pretrain import PretrainSettings, ensure_pretrained, generate_pretraining_images
 
 
 def test_synthetic_folder_is_generated_once(tmp_path):
@@ -70,7 +70,7 @@ def test_notebook_entry_points_pass_a_real_data_folder_to_the_run(entry, monkeyp
     """Every notebook's DATA_FOLDERS reaches the run spec (the folder replaces the synthetic benchmark)."""
     import importlib
 
-    from shortcut_nb import experiment
+    from shortcut_nb.pipeline import runs as experiment
 
     module_name, func_name = entry.split(".")
     module = importlib.import_module(f"shortcut_nb.{module_name}")

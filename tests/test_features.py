@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, Subset
 
 from shortcut_nb.config import seed_everything
 from shortcut_nb.data import load_dataset
-from shortcut_nb.features import (
+from shortcut_nb.pipeline.feature_cache import (
     dataset_fingerprint,
     extract_features,
     feature_path,

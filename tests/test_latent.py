@@ -12,7 +12,8 @@ from sklearn.metrics import silhouette_score
 
 from shortcut_nb import latent
 from shortcut_nb.claims import CLAIMS
-from shortcut_nb.data import GROUP_NAMES, load_dataset
+from shortcut_nb.data import load_dataset
+from shortcut_nb.vocab import GROUP_NAMES
 from shortcut_nb.models import build_model
 from shortcut_nb.widgets import latent as wlatent
 

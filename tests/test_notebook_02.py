@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import recorded, unit
 
-from shortcut_nb.runner import TIMEOUTS, notebooks_dir, run_notebook
+from shortcut_nb.report.runner import TIMEOUTS, notebooks_dir, run_notebook
 
 NAME = "02_latent_space"
 KEYS = {f"{d}/{a}/{s}" for d in ("waterbirds", "isic") for a in ("cnn", "vit") for s in ("train", "test")}

@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from shortcut_nb.runner import TIMEOUTS, notebooks_dir, select_notebooks
+from shortcut_nb.report.runner import TIMEOUTS, notebooks_dir, select_notebooks
 
 NOTEBOOKS = sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 

@@ -8,7 +8,7 @@ import torch
 from shortcut_nb.config import TrainSettings, seed_everything
 from shortcut_nb.data import load_dataset
 from shortcut_nb.models import build_model
-from shortcut_nb.train import FINAL, LAST, fine_tune, predict
+from shortcut_nb.pipeline.train import FINAL, LAST, fine_tune, predict
 
 SETTINGS = TrainSettings(epochs=3, lr=0.05, batch_size=16)
 

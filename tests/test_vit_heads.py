@@ -296,7 +296,7 @@ def test_record_payload_is_json_and_consistent(study, astudy):
 
 
 def _claim(cid):
-    from shortcut_nb.claims import load_claims
+    from shortcut_nb.report.claims import load_claims
 
     return next(c for c in load_claims() if c.id == cid)
 

@@ -1,6 +1,5 @@
 """Data: dataset folders in the group_DRO layout, the synthetic benchmark, ISIC's patch insertion."""
 from .folder import (
-    GROUP_NAMES,
     SPLIT_CODES,
     DatasetFormatError,
     ShortcutDataset,
@@ -21,7 +20,7 @@ from .synthetic import (
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 
 __all__ = [
-    "GROUP_NAMES", "SPLIT_CODES", "DatasetFormatError", "ShortcutDataset", "group_balanced_indices", "group_of",
+    "SPLIT_CODES", "DatasetFormatError", "ShortcutDataset", "group_balanced_indices", "group_of",
     "load_dataset", "read_metadata", "insert_patches", "ISICLikeSettings", "WaterbirdsLikeSettings",
     "ensure_synthetic", "generate_isic_like", "generate_waterbirds_like", "synthetic_settings",
     "IMAGENET_MEAN", "IMAGENET_STD", "denormalize",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,14 +27,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..vocab import DatasetName, Split
 from .transforms import image_to_tensor, mask_to_tensor
 
-Split = Literal["train", "val", "test"]
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
-GROUP_NAMES = {
-    "waterbirds": ("landbird/land (G0)", "landbird/water (G1)", "waterbird/land (G2)", "waterbird/water (G3)"),
-    "isic": ("BwoP", "BwP", "MwoP", "MwP"),
-}
 ATTRIBUTE_COLUMN = {"waterbirds": "place", "isic": "patch"}
 
 
@@ -46,7 +41,7 @@ class DatasetFormatError(ValueError):
 @dataclass(frozen=True)
 class FolderInfo:
     root: Path
-    kind: Literal["waterbirds", "isic"]
+    kind: DatasetName
     attribute: str
     has_masks: bool
 

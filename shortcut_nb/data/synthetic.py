@@ -26,12 +26,12 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..vocab import DatasetName
 from . import render
 from .isic import insert_patches
 
@@ -249,7 +249,6 @@ def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISI
     return _finish(tmp, root, meta.to_dict("records"), s, list(meta.columns))
 
 
-DatasetName = Literal["waterbirds", "isic"]
 
 
 def synthetic_settings(name: DatasetName, *, image_size: int, n_train: int, n_val: int, n_test: int, seed: int,

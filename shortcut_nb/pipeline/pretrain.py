@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .artifacts import atomic_torch_save, atomic_write_json, stable_key
-from .config import get_device, seed_everything
-from .data import render
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .models import arch_version, build_model
-from .progress import progress
+from ..artifacts import atomic_torch_save, atomic_write_json, stable_key
+from ..config import get_device, seed_everything
+from ..data import render
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..models import arch_version, build_model
+from ..progress import progress
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .artifacts import atomic_write_bytes, atomic_write_json, file_hash, stable_key
-from .config import runs_root
-from .data import ShortcutDataset
-from .progress import progress
+from ..artifacts import atomic_write_bytes, atomic_write_json, file_hash, stable_key
+from ..config import model_device, runs_root
+from ..data import ShortcutDataset
+from ..progress import progress
 
 # Bump when the stored layout or the meaning of the key changes: old entries are then ignored.
 FEATURE_FORMAT_VERSION = 1
@@ -198,12 +198,6 @@ def is_cached(model: nn.Module, dataset: Dataset, **kwargs) -> bool:
     return feature_path(model, dataset, **kwargs).is_file()
 
 
-def _model_device(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _as_long(values, n: int, name: str) -> torch.Tensor:
@@ -219,7 +213,7 @@ def _as_long(values, n: int, name: str) -> torch.Tensor:
 def _compute(encoder: nn.Module, dataset: Dataset, *, batch_size: int, num_workers: int, progress_bar: bool,
              desc: str) -> dict[str, np.ndarray]:
     """Forward every image through ``encoder`` in eval mode (every sub-module's mode is restored afterwards)."""
-    device = _model_device(encoder)
+    device = model_device(encoder)
     modes = [(m, m.training) for m in encoder.modules()]  # per module: a caller may have frozen some BN layers
     encoder.eval()
     zs, ys, as_, gs, idx = [], [], [], [], []
@@ -350,7 +344,7 @@ def extract_features(
     extract_seconds = time.perf_counter() - tic
     meta = {"format": FEATURE_FORMAT_VERSION, "key": key, "model": getattr(model, "name", type(model).__name__),
             "model_sha256": model_hash, "dataset": fingerprint, "key_extra": key_extra, "n": len(arrays["z"]),
-            "d": int(arrays["z"].shape[1]), "extract_seconds": extract_seconds, "device": str(_model_device(encoder)),
+            "d": int(arrays["z"].shape[1]), "extract_seconds": extract_seconds, "device": str(model_device(encoder)),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _save(path, arrays, meta)
     return FeatureSet(**arrays, from_cache=False, key=key, path=str(path), seconds=time.perf_counter() - tic,

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from .artifacts import atomic_write_bytes
+from ..artifacts import atomic_write_bytes
 
 
 def notebook_to_html(ipynb: Path) -> Path | None:

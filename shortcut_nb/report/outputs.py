@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .artifacts import atomic_write_json, read_json
+from ..artifacts import atomic_write_json, read_json
 
 
 def output_dir(path: str | os.PathLike) -> Path:

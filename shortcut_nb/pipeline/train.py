@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .artifacts import atomic_torch_save, atomic_write_json, load_checkpoint
-from .config import TrainSettings, get_device
-from .progress import progress
+from ..artifacts import atomic_torch_save, atomic_write_json, load_checkpoint
+from ..config import TrainSettings, get_device
+from ..progress import progress
 
 LAST = "last.pt"
 FINAL = "final.pt"

@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import check_profile
+from ..progress import PLAIN_ENV
 from .claims import write_claims_report
-from .config import check_profile
-from .progress import PLAIN_ENV
+from .html import write_index
 
 # Per-notebook timeouts (seconds) by profile; the paper profile runs on a GPU for hours.
 TIMEOUTS = {"smoke": 240, "cpu": 2400, "paper": 48 * 3600}
@@ -34,7 +35,7 @@ class NotebookRun:
 
 def notebooks_dir() -> Path:
     """The repository's ``notebooks/`` folder (the runner is used from a checkout)."""
-    here = Path(__file__).resolve().parent.parent / "notebooks"
+    here = Path(__file__).resolve().parents[2] / "notebooks"
     if here.is_dir():
         return here
     cwd = Path.cwd() / "notebooks"
@@ -101,8 +102,6 @@ def run_all(*, profile: str, out: str | os.PathLike, only: str | None = None, ru
             print(result.error, file=sys.stderr, flush=True)
         results.append(result)
     write_claims_report(out)
-    from .html_report import write_index
-
     write_index(out, results=[r.__dict__ for r in results], profile=profile)
     (out / "runs.json").write_text(json.dumps({"profile": profile, "notebooks": [r.__dict__ for r in results]}, indent=1))
     print(f"[shortcut_nb] executed notebooks, figures and reports are in {out.resolve()} "

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 
-from .artifacts import atomic_write_json, read_json, stable_key
-from .config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
-from .data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
-from .models import SplitModel, arch_version, build_model
+from ..artifacts import atomic_write_json, read_json, stable_key
+from ..config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
+from ..data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
+from ..vocab import Arch, DatasetName
+from ..models import SplitModel, arch_version, build_model
 from .pretrain import PretrainSettings, ensure_pretrained
 from .train import FINAL, fine_tune, predict
 
-DatasetName = Literal["waterbirds", "isic"]
 
 # Difficulty knobs of the synthetic benchmark per profile, calibrated so the `cpu`
 # profile lands in the paper's regime (see benchmarks/calibrate.py and the README).
@@ -75,7 +75,7 @@ def data_spec(profile: Profile | str, name: DatasetName, *, minority_ratio: floa
                     folder=str(folder) if folder is not None else None)
 
 
-def run_spec(profile: Profile | str, name: DatasetName, *, model: str | None = None, arch: Literal["cnn", "vit"] = "cnn",
+def run_spec(profile: Profile | str, name: DatasetName, *, model: str | None = None, arch: Arch = "cnn",
              seed: int = 0, minority_ratio: float = 0.05, data_seed: int = 0, epochs: int | None = None,
              init: Literal["standin", "timm", "none"] | None = None, folder: str | os.PathLike | None = None,
              pretrain_epochs: int | None = None, **knobs) -> RunSpec:

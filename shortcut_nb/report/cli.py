@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import PROFILES
+from ..config import PROFILES
+from .claims import write_claims_report
+from .runner import run_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,13 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     claims.add_argument("out")
     args = parser.parse_args(argv)
     if args.command == "run":
-        from .runner import run_all
-
         results = run_all(profile=args.profile, out=args.out, only=args.only, runs_root=args.runs_root, timeout=args.timeout)
         return 0 if all(r.ok for r in results) else 1
     if args.command == "claims":
-        from .claims import write_claims_report
-
         for path in write_claims_report(args.out):
             print(path)
         return 0
