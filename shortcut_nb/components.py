@@ -1,7 +1,7 @@
 """Paper §5.3: subnetworks of a frozen model — PruSC-style pruning (Fig. 6) and group removal (Fig. 7).
 
 Two experiments on the CNN, both learning a binary mask over the *frozen* weights
-with :mod:`shortcut_nb.subnetworks`:
+with :mod:`shortcut_nb.masks`:
 
 * **Task-oriented pruning (Fig. 6).** After PruSC (Le et al. 2024, paper ref. [13]):
   cross-entropy + sparsity + a supervised contrastive term on the penultimate
@@ -46,7 +46,7 @@ from .vocab import GROUP_NAMES
 from .pipeline.runs import DatasetName, RunSpec, checkpoint_path, get_split, run_spec, train_or_load
 from .metrics import summarize
 from .neurons import nonempty_mask_samples
-from .subnetworks import (
+from .masks.weight_masks import (
     DEFAULT_SPARSITY_WEIGHT,
     Granularity,
     MaskResult,
@@ -104,7 +104,7 @@ class MaskRecipe:
             short runs need 0.05-0.1 for training itself (not only the final cut) to prune.
         granularity: ``"weight"`` or ``"channel"``.
         init_spread: magnitude-ordered start of the mask logits (see
-            :class:`~shortcut_nb.subnetworks.WeightMask`); 0 is Csordás et al.'s uniform start.
+            :class:`~shortcut_nb.masks.WeightMask`); 0 is Csordás et al.'s uniform start.
         sparsity_weight: weight of the ``sum(logits)`` penalty.
         contrastive_weight: weight of the SupCon term (``"prusc"`` only).
         data_split: split the mask is trained on (group labels never read, except to

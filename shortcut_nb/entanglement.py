@@ -1,6 +1,6 @@
 """Paper §5.2 and §6.1 (Tables 5-6, Fig. 5): what Deep Feature Reweighting changes in the last layer.
 
-DFR (:func:`shortcut_nb.dfr.fit_dfr`) keeps ``f_enc`` frozen and refits the
+DFR (:func:`shortcut_nb.lastlayer.dfr.fit_dfr`) keeps ``f_enc`` frozen and refits the
 classifier as an L1 logistic regression on the group-labelled validation set.
 The paper reads three numbers off it: worst-group accuracy goes up a lot, many
 classifier weights become zero (Prune_h), and the mean s-score of the neurons
@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from .claims import claim
 from .paper import PAPER_TABLES
-from .dfr import DFR_C_GRID, DFRResult, fit_dfr, prune_h, single_weight_edit, used_neurons
+from .lastlayer.dfr import DFR_C_GRID, DFRResult, fit_dfr, prune_h, single_weight_edit, used_neurons
 from .metrics import mean_std, summarize
 
 Arch = Literal["cnn", "vit"]
@@ -141,7 +141,7 @@ def fit_dfr_checked(
     n_groups: int = N_GROUPS,
     verbose: bool = True,
 ) -> tuple[DFRResult, list[str]]:
-    """:func:`~shortcut_nb.dfr.fit_dfr` that degrades with a note instead of failing on a small validation set.
+    """:func:`~shortcut_nb.lastlayer.dfr.fit_dfr` that degrades with a note instead of failing on a small validation set.
 
     * A group absent from the whole validation set: balancing is done over the
       groups present (their ids renumbered 0..k-1 for the fit) -- a real ISIC

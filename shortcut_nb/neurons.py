@@ -18,8 +18,8 @@ ignores the image lands on the mask in proportion to its area). Every figure sho
 the lift ``s / area``.
 
 Table 4 (pruning): zero the classifier weights of the neurons with ``s > tau``
-(:func:`shortcut_nb.dfr.zero_neurons`, no retraining), then refit the last layer on a
-group-balanced subsample of the **validation split** (:func:`shortcut_nb.dfr.refit_last_layer`,
+(:func:`shortcut_nb.lastlayer.dfr.zero_neurons`, no retraining), then refit the last layer on a
+group-balanced subsample of the **validation split** (:func:`shortcut_nb.lastlayer.dfr.refit_last_layer`,
 a logistic regression; the paper says "fine-tune last-layer weights with a group balanced
 set"), for the baseline and for the pruned neuron set. Accuracies are on the **test split**,
 computed from cached penultimate features (:func:`shortcut_nb.features.extract_features`)
@@ -46,8 +46,9 @@ from .claims import claim
 from .paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from .vocab import GROUP_NAMES
 from .data.transforms import denormalize
-from .dfr import refit_last_layer, zero_neurons
+from .lastlayer.dfr import refit_last_layer, zero_neurons
 from .metrics import summarize
+from .data.samples import draw_masked_samples
 from .progress import progress
 
 DatasetName = Literal["waterbirds", "isic"]
@@ -110,8 +111,8 @@ def nonempty_mask_samples(dataset: Any, n: int, seed: int) -> tuple[torch.Tensor
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    images, masks, picked = sscore.sample_for_sscore(dataset, int(n), seed, return_indices=True, nonempty=True, allow_fewer=True)
-    return images.float(), masks, picked.numpy().astype(np.int64)
+    samples = draw_masked_samples(dataset, n, seed)
+    return samples.images, samples.masks, samples.indices
 
 
 # --------------------------------------------------------------------------- scores on an alpha grid

@@ -37,7 +37,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
-from . import attention as att
+from .attention import maps as att
 from .claims import claim
 from .paper import PAPER_MEAN_S
 from .data import denormalize

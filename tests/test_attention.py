@@ -6,7 +6,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from timm.utils import AttentionExtract
 
-from shortcut_nb.attention import (
+from shortcut_nb.attention.maps import (
     TokenLayout,
     attention_lift,
     attention_maps,

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from shortcut_nb import components as C  # noqa: E402
 from shortcut_nb.claims import CLAIMS  # noqa: E402
-from shortcut_nb.dfr import mean_used_sscore, prune_h  # noqa: E402
+from shortcut_nb.lastlayer.dfr import mean_used_sscore, prune_h  # noqa: E402
 from shortcut_nb.pipeline.runs import checkpoint_path, run_spec, train_or_load  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from shortcut_nb.dfr import (
+from shortcut_nb.lastlayer.dfr import (
     DFR_C_GRID,
     fit_dfr,
     group_balanced_indices,

@@ -13,7 +13,7 @@ from torch import nn
 matplotlib.use("Agg")
 
 from shortcut_nb import entanglement as E  # noqa: E402
-from shortcut_nb.dfr import fit_dfr, logistic_to_linear, mean_used_sscore  # noqa: E402
+from shortcut_nb.lastlayer.dfr import fit_dfr, logistic_to_linear, mean_used_sscore  # noqa: E402
 from shortcut_nb.metrics import summarize  # noqa: E402
 from shortcut_nb.widgets import entanglement as W  # noqa: E402
 
@@ -177,7 +177,8 @@ def test_head_metrics_needs_matching_shapes():
 
 def test_model_sscores_equals_s_scores_on_the_drawn_images():
     from shortcut_nb.models import build_model
-    from shortcut_nb.sscore import mask_area, s_scores, sample_for_sscore
+    from shortcut_nb.data.samples import sample_for_sscore
+    from shortcut_nb.sscore import mask_area, s_scores
 
     g = torch.Generator().manual_seed(0)
     items = [{"image": torch.randn(3, 16, 16, generator=g), "mask": torch.rand(16, 16, generator=g) > 0.4}

@@ -13,7 +13,7 @@ import torch
 from shortcut_nb import neurons as N
 from shortcut_nb import sscore
 from shortcut_nb.config import seed_everything
-from shortcut_nb.dfr import refit_last_layer, zero_neurons
+from shortcut_nb.lastlayer.dfr import refit_last_layer, zero_neurons
 from shortcut_nb.metrics import summarize
 
 SIZE = 16

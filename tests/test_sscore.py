@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from shortcut_nb import sscore
+from shortcut_nb.data.samples import sample_for_sscore
+from shortcut_nb.sscore import cams as engine
 from shortcut_nb.models import SplitModel, build_model
 
 TOL = 1e-4
@@ -65,7 +67,7 @@ def assert_matches_reference(ours: torch.Tensor, ref: np.ndarray) -> None:
 
 def method_used(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> str:
     """The path "auto" takes for all neurons (what s_scores asks for)."""
-    return sscore._raw_cams(model, layer, images, None, method="auto", chunk_size=None)[1]
+    return engine._raw_cams(model, layer, images, None, method="auto", chunk_size=None)[1]
 
 
 def _none_if_default(model: SplitModel, layer: nn.Module) -> nn.Module | None:
@@ -138,7 +140,7 @@ CASES: list[Case] = [
 def test_neuron_cams_match_pytorch_grad_cam(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     _, factory, (H, W), layer_of, method, expected_auto = case
     # the batched-copies reverse path must work on all these models, without the vmap fallback
-    monkeypatch.setattr(sscore, "_vmap_reverse_raw", _refuse)
+    monkeypatch.setattr(engine, "_vmap_reverse_raw", _refuse)
     model = trained_like(factory())
     layer = layer_of(model)
     images = torch.randn(3, 3, H, W)
@@ -150,7 +152,7 @@ def test_neuron_cams_match_pytorch_grad_cam(case: Case, monkeypatch: pytest.Monk
 
 
 def _refuse(*args: object, **kwargs: object) -> torch.Tensor:
-    raise sscore._NoBroadcast("refused in this test")
+    raise engine._NoBroadcast("refused in this test")
 
 
 @pytest.mark.parametrize("method", ["forward", "reverse"])
@@ -176,7 +178,7 @@ def test_reverse_mode_vmap_fallback_matches_reference(monkeypatch: pytest.Monkey
     """When copies cannot broadcast, the vmapped backward gives the same maps."""
     model = trained_like(build_model("vit_mini", image_size=32))
     images = torch.randn(2, 3, 32, 32)
-    monkeypatch.setattr(sscore, "_replicate_reverse_raw", _refuse)
+    monkeypatch.setattr(engine, "_replicate_reverse_raw", _refuse)
     ours = sscore.neuron_cams(model, images, neurons=[1, 2], method="reverse", chunk_size=1)
     assert_matches_reference(ours, sscore.reference_cams(model, images, [1, 2],
                                                           target_layer=model.default_target_layer()))
@@ -210,7 +212,7 @@ def test_gradcam_scale_matches_cv2_resize() -> None:
         up = cv2.resize(np.float32(np.arange(h * w).reshape(h, w)), (W, H))
         cpu = torch.device("cpu")
         grid = torch.arange(h * w, dtype=torch.float32).reshape(h, w)
-        mine = sscore._interp_matrix(h, H, cpu) @ grid @ sscore._interp_matrix(w, W, cpu).T
+        mine = engine._interp_matrix(h, H, cpu) @ grid @ engine._interp_matrix(w, W, cpu).T
         assert np.abs(mine.numpy() - up).max() <= 1e-4 * max(1, h * w)
 
 
@@ -220,12 +222,12 @@ def test_gradcam_scale_matches_cv2_resize() -> None:
 def test_analytic_path_only_when_z_is_the_pool_of_the_layer() -> None:
     images = torch.randn(2, 3, 24, 24)
     model = toy_model()
-    assert sscore._probe(model.f_enc, model.f_enc.act2, images).pooled
+    assert engine._probe(model.f_enc, model.f_enc.act2, images).pooled
     # bn2's output is changed by the ReLU before the pool: not the pooled tensor
-    assert not sscore._probe(model.f_enc, model.f_enc.bn2, images).pooled
+    assert not engine._probe(model.f_enc, model.f_enc.bn2, images).pooled
     # an in-place ReLU after the target rewrites the very tensor the pool reads: must be refused
     inplace = toy_model(inplace_last=True)
-    assert not sscore._probe(inplace.f_enc, inplace.f_enc.bn2, images).pooled
+    assert not engine._probe(inplace.f_enc, inplace.f_enc.bn2, images).pooled
     with pytest.raises(ValueError, match="analytic"):
         sscore.neuron_cams(model, images, target_layer=model.f_enc.bn2, neurons=[0], method="analytic")
 
@@ -257,7 +259,7 @@ def test_small_blocks_and_uneven_batches(monkeypatch: pytest.MonkeyPatch) -> Non
     neurons = list(range(10))
     cams = sscore.neuron_cams(model, images, neurons=neurons)
     scores = sscore.s_scores(model, images, masks, alpha=0.5, neurons=neurons, reduction="none")
-    monkeypatch.setattr(sscore, "_BLOCK_PIXELS", 7 * 32 * 32)  # 7 maps per block
+    monkeypatch.setattr(engine, "_BLOCK_PIXELS", 7 * 32 * 32)  # 7 maps per block
     assert torch.equal(sscore.neuron_cams(model, images, neurons=neurons), cams)  # same batches: bit for bit
     assert torch.equal(sscore.s_scores(model, images, masks, alpha=0.5, neurons=neurons, reduction="none"), scores)
     # other batch sizes change the forward's float rounding only
@@ -448,14 +450,14 @@ def test_sample_for_sscore_picks_masked_items_reproducibly() -> None:
         if i % 3:  # every third item has no mask
             item["mask"] = torch.rand(8, 8) > 0.5
         items.append(item)
-    images, masks, idx = sscore.sample_for_sscore(items, 5, seed=3, return_indices=True)
+    images, masks, idx = sample_for_sscore(items, 5, seed=3, return_indices=True)
     assert images.shape == (5, 3, 8, 8) and masks.shape == (5, 8, 8) and masks.dtype == torch.bool
     assert all(i % 3 for i in idx.tolist()) and len(set(idx.tolist())) == 5
     assert torch.equal(images[:, 0, 0, 0], idx.float())
     assert torch.equal(masks[0], items[int(idx[0])]["mask"])
-    again_images, _ = sscore.sample_for_sscore(items, 5, seed=3)
+    again_images, _ = sample_for_sscore(items, 5, seed=3)
     assert torch.equal(again_images, images)
-    other = sscore.sample_for_sscore(items, 5, seed=4, return_indices=True)[2]
+    other = sample_for_sscore(items, 5, seed=4, return_indices=True)[2]
     assert other.tolist() != idx.tolist()
     with pytest.raises(ValueError, match="only 8"):
-        sscore.sample_for_sscore(items, 9, seed=0)
+        sample_for_sscore(items, 9, seed=0)

@@ -1,4 +1,4 @@
-"""Tests for shortcut_nb.subnetworks: binary weight masks over a frozen model (paper §5.3)."""
+"""Tests for shortcut_nb.masks: binary weight masks over a frozen model (paper §5.3)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from torch import nn
 
 from shortcut_nb.config import seed_everything
 from shortcut_nb.models import SplitModel, build_model
-from shortcut_nb.subnetworks import (
+from shortcut_nb.masks.weight_masks import (
     MaskResult,
     WeightMask,
     exclude_groups,

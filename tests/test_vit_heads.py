@@ -12,7 +12,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from shortcut_nb import attention as att  # noqa: E402
+from shortcut_nb.attention import maps as att  # noqa: E402
 from shortcut_nb import vit_heads as vh  # noqa: E402
 from shortcut_nb.config import seed_everything  # noqa: E402
 from shortcut_nb.models import build_model  # noqa: E402

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import model_device
+from ..config import model_device
 
 Method = Literal["auto", "analytic", "forward", "reverse"]
 Band = Literal["low", "mid", "high"]
@@ -973,62 +973,3 @@ def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, r
         raise ValueError(f"rank must be an int in [-{len(idx)}, {len(idx)}) for band {band!r} "
                          f"({len(idx)} neurons), got {rank!r}")
     return int(idx[rank])
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-@overload
-def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[False] = ...,
-                      nonempty: bool = ..., allow_fewer: bool = ...) -> tuple[Tensor, Tensor]: ...
-@overload
-def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: Literal[True],
-                      nonempty: bool = ..., allow_fewer: bool = ...) -> tuple[Tensor, Tensor, Tensor]: ...
-def sample_for_sscore(dataset: Any, n: int, seed: int, *, return_indices: bool = False, nonempty: bool = False,
-                      allow_fewer: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
-    """Draw ``n`` random samples that carry a mask (the paper uses 50 training images, §5.1).
-
-    Items are dicts with ``"image"`` (C, H, W) and ``"mask"`` (H, W); items without a
-    mask (missing key or None) are skipped. The draw is a seeded permutation, so the
-    same seed gives the same samples.
-
-    Args:
-        dataset: a map-style dataset (``len`` and ``[i]``).
-        n: number of samples.
-        seed: seed of the permutation.
-        return_indices: also return the dataset indices drawn.
-        nonempty: skip items whose mask has no pixel (ISIC-like images without a patch).
-        allow_fewer: return what exists when fewer than ``n`` qualify (at least one) instead of raising.
-
-    Returns:
-        ``images`` (n, C, H, W) float, ``masks`` (n, H, W) bool, and with ``return_indices``
-        the long tensor (n,) of dataset indices.
-    """
-    _check_positive("n", n)
-    total = len(dataset)
-    gen = torch.Generator().manual_seed(int(seed))
-    images, masks, picked = [], [], []
-    for i in torch.randperm(total, generator=gen).tolist():
-        item = dataset[i]
-        if not isinstance(item, dict) or "image" not in item:
-            raise TypeError(f"dataset items must be dicts with 'image' (and 'mask'), got {type(item).__name__}")
-        mask = item.get("mask")
-        if mask is None:
-            continue
-        mask = torch.as_tensor(mask).bool()
-        if nonempty and not bool(mask.any()):
-            continue
-        images.append(torch.as_tensor(item["image"]))
-        masks.append(mask)
-        picked.append(i)
-        if len(picked) == n:
-            break
-    if not picked and nonempty:
-        where = f" ({dataset.root}, split {getattr(dataset, 'split', '?')})" if hasattr(dataset, "root") else ""
-        raise ValueError(f"dataset{where} has no item with a non-empty spurious mask: no s-score can be computed; "
-                         "expected a mask_filename column in metadata.csv naming binary masks of the spurious region")
-    if len(picked) < n and not allow_fewer:
-        raise ValueError(f"asked for n={n} samples with masks, but the dataset has only {len(picked)} "
-                         f"(of {total} items)")
-    out = (torch.stack(images), torch.stack(masks))
-    return (*out, torch.tensor(picked)) if return_indices else out

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from .metrics import group_accuracies
+from ..metrics import group_accuracies
 
 __all__ = [
     "DFR_C_GRID",

@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .config import model_device
+from ..config import model_device
 
 Granularity = Literal["weight", "channel"]
 Objective = Literal["ce", "prusc"]
@@ -681,7 +681,7 @@ def train_mask(
     model.eval()  # frozen: BN running stats are used, never updated
     bar = None
     if progress:
-        from .progress import progress_bar
+        from ..progress import progress_bar
 
         bar = progress_bar(total=steps, desc=f"mask ({objective})", leave=False)
     try:

@@ -1,0 +1,1 @@
+"""Last-layer methods on penultimate features: DFR, group-balanced refits, zeroing neurons, Prune_h, the head metric."""
