@@ -42,6 +42,8 @@ import torch
 from torch import nn
 
 from . import sscore
+from .bands import BAND_HIGH, BAND_LOW, BANDS, PickBy, band_counts, band_representatives, pick_neuron, select_neurons  # noqa: F401
+from .sscore.grid import ALPHA_GRID, CAM_BUDGET_BYTES, alpha_grid, check_alphas, grid_scores, score_grid  # noqa: F401
 from .claims import claim
 from .paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from .vocab import GROUP_NAMES
@@ -53,7 +55,6 @@ from .progress import progress
 
 DatasetName = Literal["waterbirds", "isic"]
 Row = Literal["baseline", "pruned", "refit", "refit_pruned"]
-PickBy = Literal["index", "low", "mid", "high"]
 
 DATASETS: tuple[DatasetName, ...] = ("waterbirds", "isic")
 DATASET_LABELS = {"waterbirds": "Waterbirds-like", "isic": "ISIC-like"}
@@ -62,14 +63,8 @@ DATASET_LABELS = {"waterbirds": "Waterbirds-like", "isic": "ISIC-like"}
 DEFAULT_ALPHA = 0.5
 #: Pruning threshold of Table 4 ("Pruning (s-score > 0.7)").
 DEFAULT_TAU = 0.7
-#: The paper's s-score ranges (§5.1): low below 0.2, high above 0.7, mid otherwise.
-BAND_LOW, BAND_HIGH = 0.2, 0.7
-#: Thresholds at which the heatmaps are binarised once and for all (the widget's slider steps).
-ALPHA_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
 #: Samples shown per neuron in Fig. 4 and the widget (the paper shows five).
 N_SHOW = 5
-#: Bytes of heatmaps held at once while scoring (N * neurons-per-chunk * H * W float32).
-CAM_BUDGET_BYTES = 2**28
 #: Heatmaps of all neurons on the shown samples are kept when they take at most this many bytes.
 SHOWN_BUDGET_BYTES = 2**26
 
@@ -116,117 +111,6 @@ def nonempty_mask_samples(dataset: Any, n: int, seed: int) -> tuple[torch.Tensor
 
 
 # --------------------------------------------------------------------------- scores on an alpha grid
-
-
-def check_alphas(alphas: Sequence[float]) -> np.ndarray:
-    """Validate an alpha grid: a non-empty, strictly increasing sequence in [0, 1]; float64 array."""
-    arr = np.asarray(list(alphas), dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0 or np.any(arr < 0) or np.any(arr > 1) or np.any(np.diff(arr) <= 0):
-        raise ValueError(f"alphas must be a non-empty increasing sequence in [0, 1], got {list(alphas)!r}")
-    return arr
-
-
-def alpha_grid(*extra: float, base: Sequence[float] = ALPHA_GRID) -> tuple[float, ...]:
-    """``base`` (default :data:`ALPHA_GRID`) with the thresholds ``extra`` added, sorted, duplicates dropped.
-
-    The notebook adds its ``ALPHA`` parameter so any chosen value is precomputed.
-    """
-    values = sorted({round(float(a), 6) for a in (*base, *extra)})
-    check_alphas(values)
-    return tuple(values)
-
-
-def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alphas: Sequence[float], *,
-               budget_bytes: int = CAM_BUDGET_BYTES, progress_bar: bool = False) -> np.ndarray:
-    """Per-sample s-scores of every penultimate neuron at every alpha of a grid, heatmaps computed once.
-
-    Neurons are processed in chunks sized so that one chunk's heatmaps (N x k x H x W
-    float32) fit in ``budget_bytes``; each chunk's maps (:func:`shortcut_nb.sscore.neuron_cams`)
-    are binarised at every alpha in one pass (:func:`grid_scores`). The result
-    at one alpha equals ``sscore.s_scores(model, images, masks, alpha=a, reduction="none")``.
-
-    Args:
-        model: a SplitModel (CNN: the analytic Grad-CAM path, one forward pass per chunk).
-        images: (N, 3, H, W) inputs.
-        masks: (N, H, W) bool spurious masks.
-        alphas: increasing thresholds in [0, 1].
-        budget_bytes: heatmap memory held at once.
-        progress_bar: show progress over the chunks.
-
-    Returns:
-        float32 array (A, N, d) in [0, 1]; ``.mean(1)`` gives the s-scores per alpha.
-    """
-    grid = check_alphas(alphas)
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a tensor (N, 3, H, W), got {getattr(images, 'shape', type(images))}")
-    if not isinstance(masks, torch.Tensor) or masks.shape != (images.shape[0], *images.shape[2:]):
-        raise ValueError(f"masks must be a tensor of shape {(images.shape[0], *images.shape[2:])}, "
-                         f"got {getattr(masks, 'shape', type(masks))}")
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
-        raise ValueError(f"budget_bytes must be a positive int, got {budget_bytes!r}")
-    enc = getattr(model, "f_enc", model)
-    device = next(model.parameters()).device
-    was_training = [(m, m.training) for m in enc.modules()]
-    enc.eval()
-    try:
-        with torch.no_grad():
-            d = int(enc(images[:1].to(device)).shape[1])
-    finally:
-        for m, mode in was_training:
-            m.training = mode
-    n, h, w = images.shape[0], images.shape[2], images.shape[3]
-    chunk = max(1, min(d, budget_bytes // (4 * n * h * w)))
-    out = np.empty((len(grid), n, d), dtype=np.float32)
-    starts = range(0, d, chunk)
-    for k0 in progress(starts, desc="s-scores (neuron chunks)", enabled=progress_bar and len(starts) > 1):
-        neurons = list(range(k0, min(d, k0 + chunk)))
-        cams = sscore.neuron_cams(model, images, neurons=neurons)
-        out[:, :, k0:k0 + len(neurons)] = grid_scores(cams, masks, grid).permute(2, 0, 1).cpu().numpy()
-        del cams
-    return out
-
-
-def grid_scores(cams: torch.Tensor, masks: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
-    """Per-sample scores ``|b ⊙ m| / |b|`` of precomputed heatmaps at every alpha of a grid, in one pass.
-
-    Equals ``sscore.per_sample_scores(cams, masks, a)`` for each ``a`` (same ``cam >= alpha`` in float32,
-    same 0 where ``|b| = 0``), but bins every pixel once instead of binarising once per alpha: each
-    pixel's bin is the number of thresholds at or below its value, and ``|b|`` at ``alphas[a]`` is the
-    number of pixels in bins above ``a``.
-
-    Args:
-        cams: (N, K, H, W) normalised heatmaps (from :func:`shortcut_nb.sscore.neuron_cams`).
-        masks: (N, H, W) bool spurious masks.
-        alphas: increasing thresholds in [0, 1].
-
-    Returns:
-        float32 tensor (N, K, A) on the cams' device.
-    """
-    grid = check_alphas(alphas)
-    if not isinstance(cams, torch.Tensor) or cams.ndim != 4:
-        raise ValueError(f"cams must have shape (N, K, H, W), got {getattr(cams, 'shape', type(cams))}")
-    if not isinstance(masks, torch.Tensor) or masks.shape != (cams.shape[0], *cams.shape[2:]):
-        raise ValueError(f"masks must have shape {(cams.shape[0], *cams.shape[2:])} to match cams, "
-                         f"got {getattr(masks, 'shape', type(masks))}")
-    n, k = cams.shape[:2]
-    a = len(grid)
-    # thresholds rounded to float32 as sscore does, so ``cam >= alpha`` is decided in one precision
-    bounds = torch.tensor(np.float32(grid), dtype=torch.float32, device=cams.device)
-    out = torch.empty(n, k, a, dtype=torch.float32, device=cams.device)
-    m = masks.to(cams.device).reshape(n, -1).long()
-    for j in range(n):  # one sample at a time bounds the (K, H*W) int64 temporaries
-        bins = torch.bucketize(cams[j].reshape(k, -1).float(), bounds, right=True)  # thresholds <= value
-        counts = torch.zeros(k, a + 1, dtype=torch.long, device=cams.device)
-        counts.scatter_add_(1, bins, torch.ones_like(bins))
-        inside = torch.zeros(k, a + 1, dtype=torch.long, device=cams.device)
-        inside.scatter_add_(1, bins, m[j].expand(k, -1))
-        # pixels with cam >= alphas[i] are those in bins i+1 .. a: a cumulative sum from the top
-        n_b = counts.flip(1).cumsum(1).flip(1)[:, 1:]
-        n_bm = inside.flip(1).cumsum(1).flip(1)[:, 1:]
-        ratio = torch.where(n_b > 0, n_bm.double() / n_b.clamp_min(1).double(), torch.zeros((), dtype=torch.float64,
-                                                                                              device=cams.device))
-        out[j] = ratio.float()
-    return out
 
 
 # --------------------------------------------------------------------------- the study of one dataset
@@ -334,7 +218,9 @@ def build_study(*, dataset: str, model: nn.Module, images: torch.Tensor, masks: 
     if not isinstance(getattr(model, "head", None), nn.Linear):
         raise TypeError("model must be a SplitModel whose .head is an nn.Linear")
     tic = time.perf_counter()
-    per_sample = score_grid(model, images, masks, alphas, budget_bytes=budget_bytes, progress_bar=progress_bar)
+    per_sample = score_grid(model, images, masks, alphas, budget_bytes=budget_bytes,
+                            chunks=lambda starts: progress(starts, desc="s-scores (neuron chunks)",
+                                                           enabled=progress_bar and len(starts) > 1))
     seconds = time.perf_counter() - tic
     head = copy.deepcopy(model.head).cpu().float().eval()
     return NeuronStudy(dataset=dataset, model_name=getattr(model, "name", type(model).__name__), model=model,
@@ -437,7 +323,7 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
     if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) or not 0.0 <= float(tau) <= 1.0:
         raise ValueError(f"tau must be a number in [0, 1], got {tau!r}")
     memo = {} if memo is None else memo
-    pruned = sscore.select_neurons(torch.from_numpy(s), float(tau)).numpy()
+    pruned = select_neurons(torch.from_numpy(s), float(tau)).numpy()
     keep = np.setdiff1d(np.arange(len(s)), pruned)
     out: dict[str, Any] = {"errors": {}}
 
@@ -496,42 +382,6 @@ def table4_frame(table: Mapping[str, Any], dataset: str, *, tau: float) -> pd.Da
 # --------------------------------------------------------------------------- bands and neurons
 
 
-def band_representatives(scores: np.ndarray | Sequence[float], *, low: float = BAND_LOW,
-                         high: float = BAND_HIGH) -> dict[str, int | None]:
-    """One neuron per band for Fig. 4: the band's median-ranked neuron (None for an empty band)."""
-    s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
-    out: dict[str, int | None] = {}
-    for band in sscore.BANDS:
-        idx = sscore.neurons_in_band(s, band, low=low, high=high)
-        out[band] = int(idx[len(idx) // 2]) if len(idx) else None
-    return out
-
-
-def pick_neuron(scores: np.ndarray | Sequence[float], by: PickBy, number: int, *, low: float = BAND_LOW,
-                high: float = BAND_HIGH) -> int:
-    """The neuron a picker designates: ``by="index"`` -> neuron ``number``; a band -> rank ``number`` in it.
-
-    Ranks count from 0 at the band's highest score.
-
-    Raises:
-        ValueError: an unknown ``by``, an index outside [0, d), a rank outside the band (the message says
-            how many neurons the band holds).
-    """
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if isinstance(number, bool) or not isinstance(number, (int, np.integer)):
-        raise TypeError(f"number must be an int, got {number!r}")
-    if by == "index":
-        if not 0 <= number < len(s):
-            raise ValueError(f"neuron index must lie in [0, {len(s)}), got {number}")
-        return int(number)
-    if by not in sscore.BANDS:
-        raise ValueError(f"by must be 'index' or one of {sscore.BANDS}, got {by!r}")
-    idx = sscore.neurons_in_band(torch.from_numpy(s), by, low=low, high=high)
-    if not 0 <= number < len(idx):
-        raise ValueError(f"the {by} band holds {len(idx)} neurons: rank must lie in [0, {len(idx)}), got {number}")
-    return int(idx[number])
-
-
 def neuron_heatmaps(study: NeuronStudy, neuron: int, samples: Sequence[int]) -> np.ndarray:
     """Grad-CAM heatmaps (len(samples), H, W) of one neuron on some of the study's samples (memoised)."""
     if not 0 <= int(neuron) < study.d:
@@ -568,7 +418,7 @@ def score_stats(scores: np.ndarray | Sequence[float], area: float, *, tau: float
     area = float(area)
     if not 0.0 < area <= 1.0:
         raise ValueError(f"area must be in (0, 1], got {area}")
-    counts = sscore.band_counts(s, low, high)
+    counts = band_counts(s, low, high)
     order = np.argsort(-s, kind="stable")
     return {
         "min": float(s.min()), "max": float(s.max()), "mean": float(s.mean()), "median": float(np.median(s)),
@@ -726,7 +576,7 @@ def plot_band_neurons(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, low: 
     """Fig. 4: one neuron from each of the low / mid / high bands (its median-ranked one) over five samples."""
     reps = band_representatives(study.scores(alpha), low=low, high=high)
     labels = {"low": f"low (s < {low:g})", "mid": f"mid ({low:g}–{high:g})", "high": f"high (s > {high:g})"}
-    fig = plot_neuron_rows(study, {labels[b]: reps[b] for b in sscore.BANDS}, alpha=alpha, samples=samples)
+    fig = plot_neuron_rows(study, {labels[b]: reps[b] for b in BANDS}, alpha=alpha, samples=samples)
     fig.suptitle(f"{DATASET_LABELS.get(study.dataset, study.dataset)}: neurons from the three s-score bands "
                  f"(white outline = spurious mask; chance level {study.area:.2f})", fontsize=10)
     return fig
@@ -750,7 +600,7 @@ def plot_histogram(scores: np.ndarray | Sequence[float], area: float, *, alpha: 
     ax.set_ylabel("neurons")
     top = ax.secondary_xaxis("top", functions=(lambda x: x / area, lambda x: x * area))
     top.set_xlabel("lift = s / chance", fontsize=8)
-    c = sscore.band_counts(s, low, high)
+    c = band_counts(s, low, high)
     ax.set_title(f"{title}\nlow {c['low']} · mid {c['mid']} · high {c['high']}; mean s {s.mean():.2f} "
                  f"(lift {s.mean() / area:.1f}), max {s.max():.2f} (lift {s.max() / area:.1f})", fontsize=9)
     ax.legend(fontsize=7, loc="best")

@@ -108,7 +108,7 @@ def sscore_summary(scores: Tensor | np.ndarray | Sequence[float], area: float) -
         ``lift`` = mean / area, ``above_chance`` = fraction of neurons with s > area,
         ``bands`` = neurons per paper range (low < 0.2 <= mid <= 0.7 < high).
     """
-    from .sscore import band_counts
+    from .bands import band_counts
 
     s = _to_cpu_float(scores)
     if s.size == 0:

@@ -1,8 +1,6 @@
 """Shared fixtures: seeds reset for every test, tiny dataset folders, a smoke run of the notebooks."""
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -57,18 +55,3 @@ def smoke_run(tmp_path_factory, smoke_runs_root):
     out = tmp_path_factory.mktemp("smoke_out")
     results = run_all(profile="smoke", out=out, runs_root=str(smoke_runs_root), timeout=TIMEOUTS["smoke"])
     return out, {r.name: r for r in results}
-
-
-def recorded(smoke_run, name: str) -> dict:
-    """The JSON a notebook recorded in the session's smoke run (fails with the notebook's error if it failed)."""
-    out, results = smoke_run
-    assert name in results, f"{name} was not run"
-    result = results[name]
-    assert result.ok, f"{name} failed:\n{result.error}"
-    assert (out / f"{name}.ipynb").is_file()
-    return json.loads((out / f"{name}.json").read_text())
-
-
-def unit(x) -> bool:
-    """A finite number in [0, 1]."""
-    return isinstance(x, (int, float)) and not math.isnan(x) and 0.0 <= x <= 1.0

@@ -10,7 +10,7 @@ Needs Debian's ``chromium`` (``bash ci/install_browser.sh``) and the ``browser``
 Playwright's Python client; never ``playwright install``). Missing tools FAIL these tests, they do not skip.
 
 A new notebook needs an entry in :data:`CHECKS`: the steps that move its widgets (found by their
-``description``) and what must change. See ``tests/browser_support.py`` for the step and expectation types.
+``description``) and what must change. See ``tests/support/browser.py`` for the step and expectation types.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_support import (
+from support.browser import (
     BrowserCheckError,
     ImageChanged,
     LabBrowser,

@@ -12,6 +12,7 @@ import torch
 
 from shortcut_nb import neurons as N
 from shortcut_nb import sscore
+from shortcut_nb.bands import band_counts, select_neurons
 from shortcut_nb.config import seed_everything
 from shortcut_nb.lastlayer.dfr import refit_last_layer, zero_neurons
 from shortcut_nb.metrics import summarize
@@ -185,7 +186,7 @@ def test_prune_and_refit_builds_the_four_table4_heads():
     scores[4:8] = 0.95  # the attribute neurons are "spurious"
     memo: dict = {}
     t = N.prune_and_refit(head, scores, tau=0.7, test=test, val=val, seed=0, memo=memo)
-    pruned = sscore.select_neurons(torch.from_numpy(scores), 0.7).numpy()
+    pruned = select_neurons(torch.from_numpy(scores), 0.7).numpy()
     assert sorted(t["pruned_neurons"]) == sorted(pruned.tolist()) and set(range(4, 8)) <= set(pruned.tolist())
     assert t["baseline"] == {**N.head_summary(head, test), "n_zeroed": 0, "n_used": d}
     assert t["pruned"]["n_zeroed"] == len(pruned) and t["pruned"]["n_used"] == d - len(pruned)
@@ -319,7 +320,7 @@ def test_widget_functions_and_explorer(study):
     from shortcut_nb.widgets import neurons as W
 
     text = W.band_summary(study, 0.5)
-    c = sscore.band_counts(study.scores(0.5))
+    c = band_counts(study.scores(0.5))
     assert f"low {c['low']} · mid {c['mid']} · high {c['high']}" in text and "α = 0.50" in text
     assert W.pruning_summary(study, 0.5, 0.0).startswith(f"pruning s > 0.00 zeroes {int((study.scores(0.5) > 0).sum())}")
     top = W.top_neuron(study, 0.5)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import recorded, unit
+from support.notebook_runs import recorded, unit
 
 from shortcut_nb.report.runner import TIMEOUTS, notebooks_dir, run_notebook
 

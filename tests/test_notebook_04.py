@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import recorded, unit
+from support.notebook_runs import recorded, unit
 
 NAME = "04_entanglement"
 KEYS = {"waterbirds/cnn", "waterbirds/vit", "isic/cnn", "isic/vit"}

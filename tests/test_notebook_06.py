@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import recorded, unit
+from support.notebook_runs import recorded, unit
 
 NAME = "06_vit_heads"
 

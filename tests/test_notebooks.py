@@ -24,7 +24,7 @@ def test_notebook_is_stored_clean_with_parameters(name):
     assert not any("sys.path" in c.source or "autoreload" in c.source for c in code)
 
 
-from conftest import recorded as _recorded, unit as _unit  # noqa: E402
+from support.notebook_runs import recorded as _recorded, unit as _unit  # noqa: E402
 
 
 @pytest.mark.notebook

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from shortcut_nb import sscore
+from shortcut_nb import bands as bands_
+from shortcut_nb.bands import band_counts, neurons_in_band, select_neurons
 from shortcut_nb.data.samples import sample_for_sscore
 from shortcut_nb.sscore import cams as engine
 from shortcut_nb.models import SplitModel, build_model
@@ -427,20 +429,20 @@ def test_chance_level_and_lift() -> None:
 
 def test_bands_counts_and_selection() -> None:
     scores = torch.tensor([0.1, 0.2, 0.5, 0.7, 0.71, 0.9, 0.0, 0.9])
-    assert sscore.bands(scores).tolist() == ["low", "mid", "mid", "mid", "high", "high", "low", "high"]
-    assert sscore.band_counts(scores) == {"low": 2, "mid": 3, "high": 3}
-    assert sscore.band_counts(scores.numpy(), low=0.5, high=0.8) == {"low": 3, "mid": 3, "high": 2}
-    assert sscore.select_neurons(scores, 0.7).tolist() == [5, 7, 4]  # > 0.7, highest first, ties by index
-    assert sscore.select_neurons(scores, 0.95).tolist() == []
-    assert sscore.neurons_in_band(scores, "mid").tolist() == [3, 2, 1]
-    assert sscore.neurons_in_band(scores, "high", 0) == 5
-    assert sscore.neurons_in_band(scores, "low", -1) == 6
+    assert bands_.bands(scores).tolist() == ["low", "mid", "mid", "mid", "high", "high", "low", "high"]
+    assert band_counts(scores) == {"low": 2, "mid": 3, "high": 3}
+    assert band_counts(scores.numpy(), low=0.5, high=0.8) == {"low": 3, "mid": 3, "high": 2}
+    assert select_neurons(scores, 0.7).tolist() == [5, 7, 4]  # > 0.7, highest first, ties by index
+    assert select_neurons(scores, 0.95).tolist() == []
+    assert neurons_in_band(scores, "mid").tolist() == [3, 2, 1]
+    assert neurons_in_band(scores, "high", 0) == 5
+    assert neurons_in_band(scores, "low", -1) == 6
     with pytest.raises(ValueError, match="rank"):
-        sscore.neurons_in_band(scores, "high", 3)
+        neurons_in_band(scores, "high", 3)
     with pytest.raises(ValueError, match="band"):
-        sscore.neurons_in_band(scores, "top")  # type: ignore[arg-type]
+        neurons_in_band(scores, "top")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="low"):
-        sscore.bands(scores, low=0.8, high=0.2)
+        bands_.bands(scores, low=0.8, high=0.2)
 
 
 def test_sample_for_sscore_picks_masked_items_reproducibly() -> None:

@@ -21,10 +21,29 @@ from torch import nn
 
 from ..config import Profile, ProfileSettings, profile_settings, runs_root
 from ..data import ShortcutDataset
+from ..data.samples import MaskedSamples, draw_masked_samples
 from ..models import SplitModel
 from ..vocab import Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
 from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load
+from .train import predict
+
+
+@dataclass
+class RunLog:
+    """How many cached runs a notebook trained now and how many it loaded (recorded as ``"runs"``)."""
+
+    trained: int = 0
+    loaded: int = 0
+
+    def note(self, *, trained: bool) -> None:
+        if trained:
+            self.trained += 1
+        else:
+            self.loaded += 1
+
+    def as_record(self) -> dict[str, int]:
+        return {"trained": self.trained, "loaded": self.loaded}
 
 
 @dataclass(frozen=True)
@@ -36,12 +55,14 @@ class Context:
         root: the runs root (artifacts: data, checkpoints, features, masks).
         folders: real dataset folders by dataset name; a dataset not named uses the synthetic benchmark.
         progress: show progress bars.
+        run_log: what :meth:`train_or_load` trained and loaded (and the mask runs, which note it too).
     """
 
     settings: ProfileSettings
     root: Path
     folders: Mapping[str, str] = field(default_factory=dict)
     progress: bool = True
+    run_log: RunLog = field(default_factory=RunLog, compare=False)
 
     @classmethod
     def build(cls, profile: Profile | str, *, root: str | os.PathLike | None = None,
@@ -67,12 +88,26 @@ class Context:
         return run_spec(self.profile, dataset, arch=arch, **overrides)
 
     def train_or_load(self, spec: RunSpec) -> tuple[SplitModel, dict]:
-        """The trained model of ``spec`` (see :func:`~.runs.train_or_load`)."""
-        return train_or_load(spec, root=self.root, progress_bar=self.progress)
+        """The trained model of ``spec`` (see :func:`~.runs.train_or_load`); noted in :attr:`run_log`."""
+        model, info = train_or_load(spec, root=self.root, progress_bar=self.progress)
+        self.run_log.note(trained=info["trained_now"])
+        return model, info
 
     def split(self, spec: RunSpec | DataSpec, split: str) -> ShortcutDataset:
         """One split of the run's (or data spec's) dataset folder."""
         return get_split(spec.data if isinstance(spec, RunSpec) else spec, split, root=self.root)
+
+    def evaluate(self, model: nn.Module, spec: RunSpec | DataSpec, split: str = "test") -> dict:
+        """Predictions of ``model`` on one split (see :func:`~.train.predict`)."""
+        return predict(model, self.split(spec, split))
+
+    def masked_samples(self, spec: RunSpec | DataSpec, *, seed: int, n: int | None = None) -> MaskedSamples:
+        """The s-score samples of a run: ``n`` (default: the profile's) training images with a non-empty mask.
+
+        The one draw every notebook makes (:func:`~shortcut_nb.data.samples.draw_masked_samples`): the same
+        ``seed`` scores every model of a dataset on the same images.
+        """
+        return draw_masked_samples(self.split(spec, "train"), n or self.settings.sscore_samples, seed)
 
     def features(self, model: nn.Module, dataset: ShortcutDataset, **kwargs: Any) -> FeatureSet:
         """Penultimate features of ``dataset`` under ``model``, from the feature cache of this root."""

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Sequence, overload
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -61,8 +61,6 @@ from torch import Tensor, nn
 from ..config import model_device
 
 Method = Literal["auto", "analytic", "forward", "reverse"]
-Band = Literal["low", "mid", "high"]
-BANDS: tuple[Band, ...] = ("low", "mid", "high")
 GRADCAM_EPS = 1e-7  # pytorch_grad_cam.utils.image.scale_cam_image: img / (1e-7 + max)
 
 NeuronIndex = Sequence[int] | Tensor | np.ndarray | range | None
@@ -888,88 +886,3 @@ def lift(scores: Tensor, area: float | Tensor) -> Tensor:
     if not 0.0 < area <= 1.0:
         raise ValueError(f"area must be in (0, 1] (the masks must cover some pixels), got {area}")
     return torch.as_tensor(scores, dtype=torch.float32) / area
-
-
-# --------------------------------------------------------------------------- bands and selection
-
-
-def _scores_1d(scores: Tensor | np.ndarray | Sequence[float]) -> Tensor:
-    s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, Tensor) else scores.detach().cpu())
-    if s.ndim != 1:
-        raise ValueError(f"scores must be 1-D (one per neuron), got shape {tuple(s.shape)}")
-    return s.double()
-
-
-def _check_band_edges(low: float, high: float) -> None:
-    if not 0.0 <= low <= high <= 1.0:
-        raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
-
-
-def bands(scores: Tensor | np.ndarray | Sequence[float], low: float = 0.2, high: float = 0.7) -> np.ndarray:
-    """Paper §5.1 ranges: ``"low"`` if s < low, ``"high"`` if s > high, else ``"mid"`` (edges inclusive in mid).
-
-    Args:
-        scores: (d,) s-scores.
-        low, high: band edges (paper: 0.2 and 0.7).
-
-    Returns:
-        numpy array (d,) of the strings "low" / "mid" / "high".
-    """
-    _check_band_edges(low, high)
-    s = _scores_1d(scores).numpy()
-    return np.where(s < low, "low", np.where(s > high, "high", "mid"))
-
-
-def band_counts(scores: Tensor | np.ndarray | Sequence[float], low: float = 0.2, high: float = 0.7) -> dict[str, int]:
-    """Number of neurons per band, ``{"low": .., "mid": .., "high": ..}`` in that order."""
-    labels = bands(scores, low, high)
-    return {b: int((labels == b).sum()) for b in BANDS}
-
-
-def select_neurons(scores: Tensor | np.ndarray | Sequence[float], threshold: float) -> Tensor:
-    """Indices of neurons with ``s > threshold``, highest score first (ties by index).
-
-    Args:
-        scores: (d,) s-scores.
-        threshold: strict lower bound (the paper prunes s > 0.7).
-
-    Returns:
-        long tensor (k,) of neuron indices.
-    """
-    s = _scores_1d(scores)
-    idx = torch.nonzero(s > float(threshold)).flatten()
-    order = torch.sort(-s[idx], stable=True).indices
-    return idx[order]
-
-
-@overload
-def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, rank: None = ..., *,
-                    low: float = ..., high: float = ...) -> Tensor: ...
-@overload
-def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, rank: int, *,
-                    low: float = ..., high: float = ...) -> int: ...
-def neurons_in_band(scores: Tensor | np.ndarray | Sequence[float], band: Band, rank: int | None = None, *,
-                    low: float = 0.2, high: float = 0.7) -> Tensor | int:
-    """Neurons of one band, highest score first, or the one at position ``rank`` (for a picker widget).
-
-    Args:
-        scores: (d,) s-scores.
-        band: "low", "mid" or "high".
-        rank: None for all, else a position in the band's ranking (0 = highest, -1 = lowest).
-        low, high: band edges.
-
-    Returns:
-        long tensor of indices (rank None) or one neuron index.
-    """
-    if band not in BANDS:
-        raise ValueError(f"band must be one of {BANDS}, got {band!r}")
-    s = _scores_1d(scores)
-    in_band = torch.from_numpy(bands(s, low, high) == band)
-    idx = torch.nonzero(in_band).flatten()
-    idx = idx[torch.sort(-s[idx], stable=True).indices]
-    if rank is None:
-        return idx
-    if isinstance(rank, bool) or not isinstance(rank, int) or not -len(idx) <= rank < len(idx):
-        raise ValueError(f"rank must be an int in [-{len(idx)}, {len(idx)}) for band {band!r} "
-                         f"({len(idx)} neurons), got {rank!r}")
-    return int(idx[rank])

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .cams import band_counts
+from ..bands import BAND_HIGH, BAND_LOW, band_counts
 
 TOP_K = 5  # highest-scoring neurons listed in a summary
 
@@ -27,7 +27,7 @@ def _as_1d(x: torch.Tensor | np.ndarray | Sequence[float], name: str) -> np.ndar
 
 
 def summarize_scores(scores: torch.Tensor | np.ndarray | Sequence[float], area: float, *, tau: float = 0.7,
-                     low: float = 0.2, high: float = 0.7,
+                     low: float = BAND_LOW, high: float = BAND_HIGH,
                      head_weight: torch.Tensor | np.ndarray | None = None) -> dict:
     """What is recorded about one model's neuron s-scores.
 

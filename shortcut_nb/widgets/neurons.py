@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import show_in
-from .. import sscore
+from .. import bands as bands_
+from ..bands import band_counts, neurons_in_band
 from ..neurons import (
     BAND_HIGH,
     BAND_LOW,
@@ -49,7 +50,7 @@ def band_summary(study: NeuronStudy, alpha: float) -> str:
     """One line: the band counts at ``alpha`` and the chance level."""
     a = _alpha(study, alpha)
     s = study.scores(a)
-    c = sscore.band_counts(s, BAND_LOW, BAND_HIGH)
+    c = band_counts(s, BAND_LOW, BAND_HIGH)
     return (f"{DATASET_LABELS.get(study.dataset, study.dataset)} at α = {a:.2f}: low {c['low']} · mid {c['mid']} · "
             f"high {c['high']} neurons (s < {BAND_LOW:g} / {BAND_LOW:g}–{BAND_HIGH:g} / > {BAND_HIGH:g}); "
             f"chance level (mean mask area) {study.area:.2f}; {int((s > study.area).sum())} of {study.d} "
@@ -78,8 +79,8 @@ def neuron_summary(study: NeuronStudy, alpha: float, by: PickBy, number: int) ->
         neuron = pick_neuron(s, by, int(number))
     except ValueError as err:
         return None, f"no neuron shown: {err}"
-    band = str(sscore.bands(s, BAND_LOW, BAND_HIGH)[neuron])
-    members = sscore.neurons_in_band(s, band, low=BAND_LOW, high=BAND_HIGH).tolist()
+    band = str(bands_.bands(s, BAND_LOW, BAND_HIGH)[neuron])
+    members = neurons_in_band(s, band, low=BAND_LOW, high=BAND_HIGH).tolist()
     rank = members.index(neuron)
     return neuron, (f"neuron {neuron} ({band} band, rank {rank} of {len(members)}): s = {s[neuron]:.3f} at "
                     f"α = {a:.2f}, lift {s[neuron] / study.area:.2f} over chance {study.area:.2f}")
