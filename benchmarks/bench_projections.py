@@ -14,7 +14,9 @@ import argparse
 import importlib.util
 import time
 
-from shortcut_nb import latent
+from shortcut_nb.embeddings import project
+from shortcut_nb.pipeline.context import Context
+from shortcut_nb.sections.latent_space.study import LatentSource
 
 
 def timed(fn) -> float:
@@ -31,19 +33,19 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    source = latent.LatentSource.from_profile(args.profile, datasets=[args.dataset], archs=[args.arch], seed=args.seed,
-                                              progress_bar=False)
+    ctx = Context.build(args.profile, progress=False)
+    source = LatentSource.from_context(ctx, datasets=[args.dataset], archs=[args.arch], seed=args.seed)
     z = source.features(args.dataset, args.arch, args.split)["z"]
     print(f"{args.profile} {args.dataset} {args.arch} {args.split}: features {tuple(z.shape)}")
-    reference = timed(lambda: latent.project(z, method="tsne", seed=args.seed))
+    reference = timed(lambda: project(z, method="tsne", seed=args.seed))
     print(f"t-SNE scikit-learn (reference)   {reference:7.1f} s   speed-up 1.00x")
     if importlib.util.find_spec("openTSNE") is not None:
-        t = timed(lambda: latent.project(z, method="tsne", seed=args.seed, tsne_backend="opentsne"))
+        t = timed(lambda: project(z, method="tsne", seed=args.seed, tsne_backend="opentsne"))
         print(f"t-SNE openTSNE                   {t:7.1f} s   speed-up {reference / t:.2f}x")
     else:
         print("t-SNE openTSNE                   not installed (pip install openTSNE)")
-    cold = timed(lambda: latent.project(z, method="umap", seed=args.seed))
-    warm = timed(lambda: latent.project(z, method="umap", seed=args.seed))
+    cold = timed(lambda: project(z, method="umap", seed=args.seed))
+    warm = timed(lambda: project(z, method="umap", seed=args.seed))
     print(f"UMAP (first call, numba compile) {cold:7.1f} s   speed-up {reference / cold:.2f}x")
     print(f"UMAP (warm)                      {warm:7.1f} s   speed-up {reference / warm:.2f}x")
 

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from shortcut_nb import sscore
-from shortcut_nb.sscore import cams as engine
 from shortcut_nb.config import seed_everything
 from shortcut_nb.models import build_model
+from shortcut_nb.sscore import gradients
 
 ALPHA = 0.5
 
@@ -75,7 +75,7 @@ def run_case(case: Case, n_images: int, n_ref: int) -> dict[str, object]:
     masks = torch.rand(n_images, case.size, case.size) > 0.3
     d = model.num_features
     sscore.s_scores(model, images[:2], masks[:2], alpha=ALPHA, target_layer=layer, neurons=[0, 1])  # warm-up
-    method = engine._raw_cams(model, layer, images[:1], None, method="auto", chunk_size=None)[1]
+    method = gradients._raw_cams(model, layer, images[:1], None, method="auto", chunk_size=None)[1]
 
     fast_n = min(case.fast_images or n_images, n_images)
     start = time.perf_counter()

@@ -13,12 +13,46 @@ from typing import Callable
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What a claim's check finds in a notebook's record.
+
+    Attributes:
+        ours: our numbers, in words.
+        holds: the paper's statement, checked on the mean over seeds (the table the paper reports).
+        per_seed: the same criterion checked on each seed's numbers alone (empty: one run, nothing to split).
+        margin: how far the deciding number lies from the criterion's threshold, signed so that a positive margin
+            means "holds with room" (None where a criterion has no single threshold).
+    """
+
+    ours: str
+    holds: bool
+    per_seed: tuple[bool, ...] = ()
+    margin: float | None = None
+
+    @property
+    def label(self) -> str:
+        """``yes`` / ``no`` when every seed agrees with the mean, else ``mixed (k of n seeds)``."""
+        base = "yes" if self.holds else "no"
+        if not self.per_seed or all(s == self.holds for s in self.per_seed):
+            return base
+        return f"mixed ({sum(self.per_seed)} of {len(self.per_seed)} seeds)"
+
+
+def as_verdict(result: "Verdict | tuple[str, bool]") -> Verdict:
+    """A check's result as a :class:`Verdict` (checks may return ``(ours, holds)``)."""
+    if isinstance(result, Verdict):
+        return result
+    ours, holds = result
+    return Verdict(ours=ours, holds=bool(holds))
+
+
+@dataclass(frozen=True)
 class Claim:
     id: str
     notebook: str
     claim: str
     paper: str
-    check: Callable[[dict], tuple[str, bool]]  # recorded JSON -> (ours, holds)
+    check: Callable[[dict], "Verdict | tuple[str, bool]"]  # recorded JSON -> verdict
 
 
 CLAIMS: list[Claim] = []

@@ -100,7 +100,25 @@ class ProfileSettings:
     n_test: int
     minority_ratios: tuple[float, ...] = (0.5, 0.25, 0.05, 0.0)
     sscore_samples: int = 50
+    #: the models of notebook 01's Table 2 (the other notebooks analyse ``cnn`` and ``vit``)
+    table2_models: tuple[str, ...] = ()
+    #: a dry run: the profile's own code path (models, image size, optimiser, initialisation, data format)
+    #: with only the sizes capped; see :meth:`as_dry_run`
+    dry_run: bool = False
+    mask_steps: int | None = None  # None: the section's recipe decides
     extra: dict = field(default_factory=dict)
+
+    def as_dry_run(self) -> "ProfileSettings":
+        """This profile with only the sizes capped: a few dozen images per split, one epoch, one seed, four
+        s-score samples, two mask steps. Everything else (architectures, image size, optimiser settings, batch
+        size, initialisation) is the profile's own, so a dry run executes the code a full run executes."""
+        return replace(self, seeds=(0,), train=replace(self.train, epochs=1), pretrain_epochs=min(self.pretrain_epochs, 1),
+                       pretrain_images=min(self.pretrain_images, 64), n_train=DRY_RUN_SIZES[0],
+                       n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=4, mask_steps=2, dry_run=True)
+
+
+# images per split of a dry run: val and test hold every group (a quarter each), enough for DFR's tuning halves
+DRY_RUN_SIZES = (32, 24, 24)
 
 
 PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
@@ -119,6 +137,7 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         n_test=64,
         minority_ratios=(0.5, 0.0),
         sscore_samples=8,
+        table2_models=("resnet_mini", "vit_mini"),
     ),
     "cpu": ProfileSettings(
         profile="cpu",
@@ -134,6 +153,7 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         n_val=400,
         n_test=800,
         sscore_samples=50,
+        table2_models=("resnet_mini", "vit_mini"),
     ),
     "paper": ProfileSettings(
         profile="paper",
@@ -149,9 +169,12 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         n_val=1199,
         n_test=5794,
         sscore_samples=50,
+        table2_models=("resnet18", "resnet50", "resnext50_32x4d", "vit_base_patch16_224", "deit_base_patch16_224"),
     ),
 }
 
 
-def profile_settings(profile: str) -> ProfileSettings:
-    return PROFILE_SETTINGS[check_profile(profile)]
+def profile_settings(profile: str | ProfileSettings, *, dry_run: bool = False) -> ProfileSettings:
+    """The settings of ``profile`` (a name, or settings already resolved), capped for a dry run if asked."""
+    settings = profile if isinstance(profile, ProfileSettings) else PROFILE_SETTINGS[check_profile(profile)]
+    return settings.as_dry_run() if dry_run and not settings.dry_run else settings

@@ -8,9 +8,12 @@ paper's timm models and for small CPU-sized variants used by the ``smoke`` and
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
+import huggingface_hub
 import timm
 import torch
 from torch import nn
@@ -219,17 +222,60 @@ def build_model(
     return model
 
 
+def cached_timm_weights(name: str, *, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The local file of ``name``'s ImageNet weights in the Hugging Face or torch hub cache, if there is one.
+
+    Args:
+        name: a timm model name.
+        cache_dir: the Hugging Face hub cache (default: huggingface_hub's, ``$HF_HUB_CACHE`` or
+            ``~/.cache/huggingface/hub``).
+    """
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            hit = huggingface_hub.try_to_load_from_cache(repo, filename, cache_dir=cache_dir, revision=revision or None)
+            if isinstance(hit, str):
+                return Path(hit)
+    if cfg.url:
+        local = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if local.is_file():
+            return local
+    return None
+
+
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached from here (None when it may be): decided in milliseconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "HF_HUB_OFFLINE is set"
+    host = urlparse(huggingface_hub.constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as err:  # no DNS: no network; the hub client would retry for about a minute
+        return f"{host} does not resolve ({err})"
+    return None
+
+
 def _create_timm(name: str, *, pretrained: bool, **kwargs) -> nn.Module:
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs)
+    cached = cached_timm_weights(name)
+    if cached is not None:  # a local cache needs no network at all
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(cached)}, **kwargs)
+    why = _hub_unreachable()
     try:
+        if why is not None:
+            raise ConnectionError(why)
         return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as err:  # network errors come in many types (OSError, HF hub errors)
         raise RuntimeError(
             f"could not load ImageNet weights for {name!r} ({type(err).__name__}: {err}).\n"
-            "This machine may have no network access. Either\n"
+            "This machine may have no network access, and no cached copy was found. Either\n"
             f"  * download the weights elsewhere (timm.create_model({name!r}, pretrained=True) fills the "
-            "Hugging Face cache under ~/.cache/huggingface) and copy that cache here, or\n"
+            "Hugging Face cache under ~/.cache/huggingface/hub) and copy that cache here (or point $HF_HUB_CACHE "
+            "at it), or\n"
             f"  * save them as a state dict file and call build_model({name!r}, weights_file='path/to/file.pth')."
         ) from err
 

@@ -10,7 +10,7 @@ Needs Debian's ``chromium`` (``bash ci/install_browser.sh``) and the ``browser``
 Playwright's Python client; never ``playwright install``). Missing tools FAIL these tests, they do not skip.
 
 A new notebook needs an entry in :data:`CHECKS`: the steps that move its widgets (found by their
-``description``) and what must change. See ``tests/support/browser.py`` for the step and expectation types.
+``description``) and what must change. See ``tests/support/browser/steps.py`` for the step and expectation types.
 """
 from __future__ import annotations
 
@@ -196,7 +196,9 @@ def test_every_notebook_with_widgets_has_steps():
         assert check is not None, f"{name} has no entry in CHECKS"
         nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-        uses_widgets = bool(re.search(r"shortcut_nb\.widgets|ipywidgets", code))
+        # a section's widget module (``from shortcut_nb.sections.<name> import ..., widget``) or ipywidgets itself
+        uses_widgets = bool(re.search(r"^from shortcut_nb\.sections\.\w+ import .*\bwidget\b|ipywidgets", code,
+                                      flags=re.MULTILINE))
         assert uses_widgets == bool(check.steps), (
             f"{name}: {'uses widgets but its entry moves none' if uses_widgets else 'has no widget but steps'}")
 

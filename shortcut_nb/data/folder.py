@@ -28,7 +28,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..vocab import DatasetName, Split
-from .transforms import image_to_tensor, mask_to_tensor
+from .decoded import DecodedSplit, decoded_split
+from .transforms import image_to_uint8, mask_to_tensor, normalise_uint8
 
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 ATTRIBUTE_COLUMN = {"waterbirds": "place", "isic": "patch"}
@@ -62,7 +63,11 @@ def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
             f"{meta_path} not found: a dataset folder needs a metadata.csv with columns "
             "img_filename, y, split and place (Waterbirds) or patch (ISIC)"
         )
-    df = pd.read_csv(meta_path)
+    try:
+        df = pd.read_csv(meta_path)
+    except pd.errors.EmptyDataError:
+        raise DatasetFormatError(f"{meta_path} is empty: expected a header line (img_filename, y, split, place or "
+                                 "patch) and one row per image") from None
     if "place" in df.columns:
         kind = "waterbirds"
     elif "patch" in df.columns:
@@ -86,6 +91,8 @@ def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
                 f"expected one of {sorted(allowed)}" + (" (0 train, 1 val, 2 test)" if column == "split" else "")
             )
         df[column] = values.astype(int)
+    if df.empty:
+        raise DatasetFormatError(f"{meta_path} has a header but no rows: expected one row per image")
     has_masks = "mask_filename" in df.columns and df["mask_filename"].notna().any()
     return df, FolderInfo(root=root, kind=kind, attribute=attribute, has_masks=bool(has_masks))
 
@@ -109,6 +116,8 @@ class ShortcutDataset(Dataset):
     - ``image``: float tensor (3, H, W), resized to ``image_size`` and ImageNet-normalised;
     - ``y``, ``a``, ``g``: ints (class, spurious attribute, group 2y + a);
     - ``mask``: bool tensor (H, W) of the spurious region (only when the folder has masks);
+    - ``has_mask``: whether this row has a mask (a row without one gets an all-False ``mask``, which must not
+      be read as "no spurious region": s-score draws skip such rows);
     - ``index``: the row's position within this split.
     """
 
@@ -120,6 +129,7 @@ class ShortcutDataset(Dataset):
         image_size: int = 224,
         segmentation_dir: str | os.PathLike | None = None,
         cache: bool = False,
+        decoded_dir: str | os.PathLike | None = None,
     ):
         if split not in SPLIT_CODES:
             raise ValueError(f"split must be one of {tuple(SPLIT_CODES)}, got {split!r}")
@@ -130,6 +140,9 @@ class ShortcutDataset(Dataset):
         self.split = split
         self.image_size = int(image_size)
         rows = df.index[df["split"] == SPLIT_CODES[split]]
+        if len(rows) == 0:
+            raise DatasetFormatError(f"{info.root / 'metadata.csv'}: split {split!r} is empty (no row has split = "
+                                     f"{SPLIT_CODES[split]})")
         self.meta = df.loc[rows].reset_index().rename(columns={"index": "row"})
         self.y = torch.tensor(self.meta["y"].to_numpy(copy=True), dtype=torch.long)
         self.a = torch.tensor(self.meta[info.attribute].to_numpy(copy=True), dtype=torch.long)
@@ -158,6 +171,12 @@ class ShortcutDataset(Dataset):
                 if path is not None and not path.is_file():
                     raise FileNotFoundError(f"{self.root / 'metadata.csv'}, row {r + 2}: mask file not found: {path}")
         self._cache: dict[int, dict] | None = {} if cache else None
+        self._decoded: DecodedSplit | None = decoded_split(self, decoded_dir) if decoded_dir is not None else None
+
+    @property
+    def decoded(self) -> DecodedSplit | None:
+        """The split's decoded pixels when it was loaded with ``decoded_dir=`` (else None)."""
+        return self._decoded
 
     @property
     def has_masks(self) -> bool:
@@ -186,16 +205,32 @@ class ShortcutDataset(Dataset):
             mask = ~mask  # CUB segmentations mark the bird; the spurious region is the background
         return mask
 
+    def decode(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Row ``i``'s pixels from its files: uint8 image (3, S, S) and bool mask (S, S) or None (no mask)."""
+        try:
+            with Image.open(self.image_paths[i]) as im:
+                im = im.convert("RGB")
+                size_wh = im.size
+                image = image_to_uint8(im, self.image_size)
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for truncated or foreign files
+            raise DatasetFormatError(f"{self.root / 'metadata.csv'}, row {int(self.meta['row'].iloc[i]) + 2}: image "
+                                     f"{self.image_paths[i]} cannot be decoded ({type(err).__name__}: {err}); "
+                                     f"`python -m shortcut_nb check-data {self.root}` lists every such file") from err
+        mask = self._load_mask(i, size_wh) if self.mask_paths is not None else None
+        return image, mask
+
     def __getitem__(self, i: int) -> dict:
         if self._cache is not None and i in self._cache:
             return self._cache[i]
-        with Image.open(self.image_paths[i]) as im:
-            im = im.convert("RGB")
-            size_wh = im.size
-            image = image_to_tensor(im, self.image_size)
-        item = {"image": image, "y": int(self.y[i]), "a": int(self.a[i]), "g": int(self.g[i]), "index": i}
+        if self._decoded is not None:
+            image = self._decoded.images[i]
+            mask = self._decoded.masks[i] if self._decoded.has_mask is not None and self._decoded.has_mask[i] else None
+        else:
+            image, mask = self.decode(i)
+        item = {"image": normalise_uint8(image), "y": int(self.y[i]), "a": int(self.a[i]), "g": int(self.g[i]),
+                "index": i}
         if self.mask_paths is not None:
-            mask = self._load_mask(i, size_wh)
+            item["has_mask"] = mask is not None
             item["mask"] = mask if mask is not None else torch.zeros(self.image_size, self.image_size, dtype=torch.bool)
         if self._cache is not None:
             self._cache[i] = item
@@ -209,6 +244,7 @@ def load_dataset(
     image_size: int = 224,
     segmentation_dir: str | os.PathLike | None = None,
     cache: bool = False,
+    decoded_dir: str | os.PathLike | None = None,
 ) -> ShortcutDataset:
     """Load one split of a dataset folder (real Waterbirds/ISIC or the synthetic benchmark).
 
@@ -219,11 +255,14 @@ def load_dataset(
         segmentation_dir: Waterbirds only: a folder of CUB bird segmentations laid out like
             ``img_filename`` (with ``.png``); the spurious mask is the background, 1 − bird.
         cache: keep decoded items in memory (small synthetic sets).
+        decoded_dir: decode the split once into a uint8 file there and serve items from it (real folders:
+            no JPEG decoding per epoch; see :mod:`~shortcut_nb.data.decoded`).
 
     Returns:
         A :class:`ShortcutDataset`.
     """
-    return ShortcutDataset(root, split=split, image_size=image_size, segmentation_dir=segmentation_dir, cache=cache)
+    return ShortcutDataset(root, split=split, image_size=image_size, segmentation_dir=segmentation_dir, cache=cache,
+                           decoded_dir=decoded_dir)
 
 
 def group_balanced_indices(

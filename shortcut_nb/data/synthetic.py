@@ -26,11 +26,13 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..locks import artifact_lock
 from ..vocab import DatasetName
 from . import render
 from .isic import insert_patches
@@ -52,6 +54,9 @@ class WaterbirdsLikeSettings:
         background_salience: 0..1, saturation of the background families (spurious-cue salience).
         class_shapes: the two disjoint shape sets that define class 0 and class 1.
         seed: the one seed of every random choice.
+        file_format: ``"png"`` or ``"jpeg"`` (real Waterbirds and ISIC folders hold JPEGs).
+        size_jitter: 0 writes every image at ``image_size``; j > 0 writes each at its own width and height,
+            drawn in ``image_size * [1 - j, 1 + j]``, as real folders of varied sizes are (masks alike).
     """
 
     image_size: int = 64
@@ -62,6 +67,8 @@ class WaterbirdsLikeSettings:
     object_scale: float = 1.0
     background_salience: float = 1.0
     class_shapes: tuple[tuple[str, ...], tuple[str, ...]] = (("triangle", "square", "cross"), ("circle", "ring", "crescent"))
+    file_format: FileFormat = "png"
+    size_jitter: float = 0.0
     seed: int = 0
 
 
@@ -75,6 +82,7 @@ class ISICLikeSettings:
         patch_salience: 0..1, the patch colour's saturation/contrast (spurious-cue salience).
         patch_share_benign: share of benign training images with a patch (paper: 47 %).
         malignant_share: share of malignant images in train (paper: 12 %).
+        file_format, size_jitter: as for :class:`WaterbirdsLikeSettings`.
     """
 
     image_size: int = 64
@@ -86,6 +94,8 @@ class ISICLikeSettings:
     patch_salience: float = 1.0
     patch_share_benign: float = ISIC_TRAIN_PATCH_IN_BENIGN
     malignant_share: float = ISIC_TRAIN_MALIGNANT
+    file_format: FileFormat = "png"
+    size_jitter: float = 0.0
     seed: int = 0
 
 
@@ -95,14 +105,51 @@ LAND_HUES = (0.25, 0.09)  # green, brown
 WATER_HUE = 0.58  # blue
 
 
+FileFormat = Literal["png", "jpeg"]
+# Knobs added after folders were first keyed: at their defaults they stay out of the key, so those folders are reused.
+_KEYED_ONLY_WHEN_SET = {"file_format": "png", "size_jitter": 0.0}
+
+
 def settings_key(settings) -> str:
-    payload = json.dumps({"type": type(settings).__name__, **asdict(settings)}, sort_keys=True)
+    fields = {k: v for k, v in asdict(settings).items() if _KEYED_ONLY_WHEN_SET.get(k, object()) != v}
+    payload = json.dumps({"type": type(settings).__name__, **fields}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path, optimize=False, compress_level=1)
+
+
+class _Writer:
+    """Writes an image and its mask as the settings ask: PNG or JPEG, at ``image_size`` or a drawn size of its own.
+
+    Sizes come from their own random stream, so the rendered content is that of a PNG folder of the same seed.
+    """
+
+    def __init__(self, settings):
+        self.format = settings.file_format
+        if self.format not in ("png", "jpeg"):
+            raise ValueError(f"file_format must be 'png' or 'jpeg', got {self.format!r}")
+        if not 0.0 <= settings.size_jitter < 1.0:
+            raise ValueError(f"size_jitter must be in [0, 1), got {settings.size_jitter}")
+        self.size, self.jitter = settings.image_size, settings.size_jitter
+        self.rng = np.random.default_rng([settings.seed, 1])
+
+    def image_name(self, stem: str) -> str:
+        return f"{stem}.jpg" if self.format == "jpeg" else f"{stem}.png"
+
+    def write(self, tmp: Path, image_rel: str, image: np.ndarray, mask_rel: str, mask: np.ndarray) -> None:
+        if self.jitter:
+            w, h = (int(round(self.size * f)) for f in self.rng.uniform(1 - self.jitter, 1 + self.jitter, 2))
+            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+            mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+        if self.format == "jpeg":
+            (tmp / image_rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(tmp / image_rel, quality=90)
+        else:
+            _save_png(image, tmp / image_rel)
+        _save_png(mask, tmp / mask_rel)  # masks stay lossless
 
 
 def _waterbirds_counts(s: WaterbirdsLikeSettings) -> dict[int, list[int]]:
@@ -177,6 +224,7 @@ def generate_waterbirds_like(root: str | os.PathLike, settings: WaterbirdsLikeSe
     s = settings
     if not 0.0 <= s.minority_ratio <= 0.5:
         raise ValueError(f"minority_ratio must be in [0, 0.5], got {s.minority_ratio}")
+    writer = _Writer(s)
     tmp = _atomic_folder(root)
     rng = np.random.default_rng(s.seed)
     rows: list[dict] = []
@@ -196,10 +244,9 @@ def generate_waterbirds_like(root: str | os.PathLike, settings: WaterbirdsLikeSe
         for y, place, obj in jobs:
             idx = len(rows)
             image, mask, place_name = _render_bird(rng, obj, place, s)
-            img_rel = f"images/{split}/{idx:06d}.png"
+            img_rel = writer.image_name(f"images/{split}/{idx:06d}")
             mask_rel = f"masks/{split}/{idx:06d}.png"
-            _save_png(image, tmp / img_rel)
-            _save_png(mask, tmp / mask_rel)
+            writer.write(tmp, img_rel, image, mask_rel, mask)
             rows.append({"img_id": idx + 1, "img_filename": img_rel, "y": y, "split": split, "place": place,
                          "place_filename": place_name, "mask_filename": mask_rel, "shape": obj["shape"]})
     columns = ["img_id", "img_filename", "y", "split", "place", "place_filename", "mask_filename", "shape"]
@@ -214,6 +261,7 @@ def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISI
     """
     root = Path(root)
     s = settings
+    writer = _Writer(s)
     tmp = _atomic_folder(root)
     rng = np.random.default_rng(s.seed)
     rows: list[dict] = []
@@ -236,10 +284,9 @@ def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISI
             if patch:
                 rgb, patch_mask = render.colour_patch(size, rng, area=s.patch_area, salience=s.patch_salience)
                 image = np.where(patch_mask[..., None], rgb, image)
-            img_rel = f"images/{split}/{idx:06d}.png"
+            img_rel = writer.image_name(f"images/{split}/{idx:06d}")
             mask_rel = f"masks/{split}/{idx:06d}.png"
-            _save_png(render.to_uint8(image), tmp / img_rel)
-            _save_png(patch_mask.astype(np.uint8) * 255, tmp / mask_rel)
+            writer.write(tmp, img_rel, render.to_uint8(image), mask_rel, patch_mask.astype(np.uint8) * 255)
             rows.append({"img_filename": img_rel, "y": y, "patch": patch, "split": split, "mask_filename": mask_rel})
     columns = ["img_filename", "y", "patch", "split", "mask_filename"]
     pd.DataFrame(rows, columns=columns).to_csv(tmp / "metadata.csv", index=False)
@@ -259,13 +306,12 @@ def synthetic_settings(name: DatasetName, *, image_size: int, n_train: int, n_va
 
 def ensure_synthetic(name: DatasetName, settings: WaterbirdsLikeSettings | ISICLikeSettings, *, root: str | os.PathLike) -> Path:
     """The folder for these settings under ``root/data``, generated once and reused (keyed by settings)."""
+    if name not in ("waterbirds", "isic"):
+        raise ValueError(f"dataset name must be 'waterbirds' or 'isic', got {name!r}")
     folder = Path(root) / "data" / f"{name}_like-{settings_key(settings)}"
-    done = folder / "generator.json"
-    if done.is_file() and (folder / "metadata.csv").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if name == "waterbirds":
-        return generate_waterbirds_like(folder, settings)  # type: ignore[arg-type]
-    if name == "isic":
-        return generate_isic_like(folder, settings)  # type: ignore[arg-type]
-    raise ValueError(f"dataset name must be 'waterbirds' or 'isic', got {name!r}")
+    # two processes (a notebook and a sweep job) asking at once: one writes, the other waits and reuses it
+    with artifact_lock(folder):
+        if (folder / "generator.json").is_file() and (folder / "metadata.csv").is_file():
+            return folder
+        generate = generate_waterbirds_like if name == "waterbirds" else generate_isic_like
+        return generate(folder, settings)  # type: ignore[arg-type]

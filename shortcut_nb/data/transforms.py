@@ -7,17 +7,28 @@ from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: names the resize and normalisation below; part of every cache key over decoded pixels or features
+TRANSFORM_ID = "resize-bilinear/imagenet-norm/v1"
 _MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
-def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """RGB PIL image -> float tensor (3, size, size), ImageNet-normalised."""
+def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
+    """RGB PIL image -> uint8 tensor (3, size, size), resized as :func:`image_to_tensor` resizes (bilinear)."""
     if image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    tensor = torch.from_numpy(array).permute(2, 0, 1)
-    return (tensor - _MEAN) / _STD
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+
+
+def normalise_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> float32 in [0, 1], then ImageNet-normalised (the one place that normalises)."""
+    mean, std = _MEAN.to(images.device), _STD.to(images.device)
+    return (images.float() / 255.0 - mean) / std
+
+
+def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """RGB PIL image -> float tensor (3, size, size), ImageNet-normalised."""
+    return normalise_uint8(image_to_uint8(image, size))
 
 
 def mask_to_tensor(mask: Image.Image, size: int) -> torch.Tensor:

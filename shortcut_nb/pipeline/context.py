@@ -25,7 +25,7 @@ from ..data.samples import MaskedSamples, draw_masked_samples
 from ..models import SplitModel
 from ..vocab import Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
-from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load
+from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load, weights_note
 from .train import predict
 
 
@@ -35,6 +35,7 @@ class RunLog:
 
     trained: int = 0
     loaded: int = 0
+    weights: dict[str, str] = field(default_factory=dict)  # model name -> what its backbone started from
 
     def note(self, *, trained: bool) -> None:
         if trained:
@@ -44,6 +45,11 @@ class RunLog:
 
     def as_record(self) -> dict[str, int]:
         return {"trained": self.trained, "loaded": self.loaded}
+
+    def weights_record(self) -> str | dict[str, str]:
+        """What the notebook's models started from: one phrase when all agree (``"random (dry run)"``), else per model."""
+        notes = set(self.weights.values())
+        return notes.pop() if len(notes) == 1 else dict(self.weights)
 
 
 @dataclass(frozen=True)
@@ -66,13 +72,18 @@ class Context:
 
     @classmethod
     def build(cls, profile: Profile | str, *, root: str | os.PathLike | None = None,
-              folders: Mapping[str, str | os.PathLike] | None = None, progress: bool = True) -> "Context":
-        """The context of ``profile``; ``root`` defaults to ``--runs-root`` / ``$SHORTCUT_NB_RUNS`` / ``runs/``."""
+              folders: Mapping[str, str | os.PathLike] | None = None, progress: bool = True,
+              dry_run: bool = False) -> "Context":
+        """The context of ``profile``; ``root`` defaults to ``--runs-root`` / ``$SHORTCUT_NB_RUNS`` / ``runs/``.
+
+        ``dry_run`` caps the profile's sizes and nothing else (:meth:`~shortcut_nb.config.ProfileSettings.as_dry_run`).
+        """
         unknown = sorted(set(folders or {}) - {"waterbirds", "isic"})
         if unknown:
             raise ValueError(f"folders names datasets 'waterbirds' and 'isic', got {unknown}")
         frozen = MappingProxyType({name: str(path) for name, path in (folders or {}).items() if path})
-        return cls(settings=profile_settings(profile), root=runs_root(root), folders=frozen, progress=progress)
+        return cls(settings=profile_settings(profile, dry_run=dry_run), root=runs_root(root), folders=frozen,
+                   progress=progress)
 
     @property
     def profile(self) -> Profile:
@@ -85,7 +96,9 @@ class Context:
     def run_spec(self, dataset: DatasetName, *, arch: Arch = "cnn", **overrides: Any) -> RunSpec:
         """The run the profile prescribes for ``dataset`` and ``arch`` (see :func:`~.runs.run_spec`)."""
         overrides.setdefault("folder", self.folder(dataset))
-        return run_spec(self.profile, dataset, arch=arch, **overrides)
+        spec = run_spec(self.settings, dataset, arch=arch, **overrides)
+        self.run_log.weights[spec.model] = weights_note(spec)
+        return spec
 
     def train_or_load(self, spec: RunSpec) -> tuple[SplitModel, dict]:
         """The trained model of ``spec`` (see :func:`~.runs.train_or_load`); noted in :attr:`run_log`."""

@@ -46,12 +46,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ..artifacts import atomic_write_bytes, atomic_write_json, file_hash, stable_key
 from ..config import model_device, runs_root
 from ..data import ShortcutDataset
+from ..data.transforms import TRANSFORM_ID
 from ..progress import progress
 
 # Bump when the stored layout or the meaning of the key changes: old entries are then ignored.
 FEATURE_FORMAT_VERSION = 1
-# Identity of the image pipeline of shortcut_nb.data.transforms (bilinear resize + ImageNet normalisation).
-TRANSFORM_ID = "resize-bilinear/imagenet-norm/v1"
 
 
 class FeatureSet(TypedDict):

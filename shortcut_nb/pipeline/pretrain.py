@@ -27,6 +27,7 @@ from ..data import render
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models import arch_version, build_model
 from ..progress import progress
+from ..locks import artifact_lock
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_
     path = pretrained_weights_path(settings, root)
     if path.is_file():
         return path
+    with artifact_lock(path):  # a second process waits here, then finds the weights the first wrote
+        if not path.is_file():
+            _pretrain(settings, path, progress_bar=progress_bar)
+    return path
+
+
+def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> None:
     seed_everything(settings.seed)
     device = get_device()
     images, labels = generate_pretraining_images(settings.n_images, settings.image_size, settings.seed)
@@ -114,4 +122,3 @@ def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_
     atomic_torch_save(model.f_enc.state_dict(), path)
     atomic_write_json(path.with_suffix(".json"), {"settings": settings.__dict__, "held_out_shape_accuracy": held_out_acc,
                                                   "seconds": time.perf_counter() - tic, "classes": list(render.SHAPES)})
-    return path

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 
-from ..artifacts import atomic_write_json, read_json, stable_key
+from ..artifacts import atomic_torch_save, atomic_write_json, read_json, stable_key
 from ..config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
 from ..data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
 from ..vocab import Arch, DatasetName
-from ..models import SplitModel, arch_version, build_model
+from ..models import SplitModel, arch_version, build_model, cached_timm_weights
+from ..locks import run_lock
 from .pretrain import PretrainSettings, ensure_pretrained
 from .train import FINAL, fine_tune, predict
 
@@ -29,6 +30,15 @@ BENCHMARK_KNOBS: dict[str, dict[str, dict]] = {
     "cpu": {"waterbirds": {"object_scale": 0.9}, "isic": {"lesion_irregularity": 0.35}},
     "paper": {"waterbirds": {}, "isic": {}},
 }
+
+
+#: How a run's backbone starts: the stand-in pretraining, timm's ImageNet weights, random weights (no file), or
+#: random weights written to a local weights file and loaded from it (a dry run of the paper profile on a
+#: machine without ImageNet weights: the weights-file code path, with weights that say so).
+Init = Literal["standin", "timm", "none", "random"]
+RANDOM_WEIGHTS_NOTE = "random (dry run)"
+# A dry run writes real-format folders: JPEG images of varied sizes (masks, as PNG, alike).
+DRY_RUN_DATA_KNOBS = {"file_format": "jpeg", "size_jitter": 0.3}
 
 
 @dataclass(frozen=True)
@@ -61,37 +71,45 @@ class RunSpec:
     model: str
     seed: int
     train: TrainSettings
-    init: Literal["standin", "timm", "none"] = "standin"
+    init: Init = "standin"
     pretrain: PretrainSettings | None = None
     profile: str = "custom"
 
 
-def data_spec(profile: Profile | str, name: DatasetName, *, minority_ratio: float = 0.05, seed: int = 0,
-              folder: str | os.PathLike | None = None, **knobs) -> DataSpec:
+
+def data_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, minority_ratio: float = 0.05,
+              seed: int = 0, folder: str | os.PathLike | None = None, **knobs) -> DataSpec:
     ps = profile_settings(profile)
-    merged = {**BENCHMARK_KNOBS[ps.profile][name], **knobs}
+    merged = {**BENCHMARK_KNOBS[ps.profile][name], **(DRY_RUN_DATA_KNOBS if ps.dry_run else {}), **knobs}
     return DataSpec(name=name, image_size=ps.image_size, n_train=ps.n_train, n_val=ps.n_val, n_test=ps.n_test, seed=seed,
                     minority_ratio=minority_ratio, knobs=tuple(sorted(merged.items())),
                     folder=str(folder) if folder is not None else None)
 
 
-def run_spec(profile: Profile | str, name: DatasetName, *, model: str | None = None, arch: Arch = "cnn",
-             seed: int = 0, minority_ratio: float = 0.05, data_seed: int = 0, epochs: int | None = None,
-             init: Literal["standin", "timm", "none"] | None = None, folder: str | os.PathLike | None = None,
+def run_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, model: str | None = None,
+             arch: Arch = "cnn", seed: int = 0, minority_ratio: float = 0.05, data_seed: int = 0,
+             epochs: int | None = None, init: Init | None = None, folder: str | os.PathLike | None = None,
              pretrain_epochs: int | None = None, **knobs) -> RunSpec:
-    """The run a profile prescribes for a dataset; keyword arguments override single knobs."""
+    """The run a profile prescribes for a dataset; keyword arguments override single knobs.
+
+    A dry run (``profile`` settings with ``dry_run``) of a timm-initialised profile starts from random weights
+    written to a local file where no ImageNet weights are cached here (:data:`RANDOM_WEIGHTS_NOTE`).
+    """
     ps: ProfileSettings = profile_settings(profile)
     model = model or (ps.cnn if arch == "cnn" else ps.vit)
     train = ps.train.with_batch_size_for(name) if ps.profile == "paper" else ps.train
     if epochs is not None:
         train = replace(train, epochs=epochs)
     init = init or ps.pretrain
+    if init == "timm" and ps.dry_run and cached_timm_weights(model) is None:
+        init = "random"
     pre = None
     if init == "standin":
         pre = PretrainSettings(arch=model, image_size=ps.image_size, n_images=ps.pretrain_images,
                                epochs=pretrain_epochs if pretrain_epochs is not None else ps.pretrain_epochs, seed=0)
     return RunSpec(data=data_spec(profile, name, minority_ratio=minority_ratio, seed=data_seed, folder=folder, **knobs),
-                   model=model, seed=seed, train=train, init=init, pretrain=pre, profile=ps.profile)
+                   model=model, seed=seed, train=train, init=init, pretrain=pre,
+                   profile=f"{ps.profile}-dry-run" if ps.dry_run else ps.profile)
 
 
 def dataset_folder(spec: DataSpec, *, root: str | os.PathLike | None = None) -> Path:
@@ -101,7 +119,9 @@ def dataset_folder(spec: DataSpec, *, root: str | os.PathLike | None = None) -> 
 
 
 def get_split(spec: DataSpec, split: str, *, root: str | os.PathLike | None = None) -> ShortcutDataset:
-    return load_dataset(dataset_folder(spec, root=root), split=split, image_size=spec.image_size, cache=True)
+    """One split of the spec's folder, decoded once into ``<root>/decoded`` (no image decoding per epoch)."""
+    return load_dataset(dataset_folder(spec, root=root), split=split, image_size=spec.image_size,
+                        decoded_dir=runs_root(root) / "decoded")
 
 
 def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
@@ -110,12 +130,29 @@ def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
     return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{key}"
 
 
+def random_weights_file(model: str, *, root: str | os.PathLike | None = None, image_size: int | None = None) -> Path:
+    """A local weights file of ``model``'s random initialisation (seed 0), written once under ``<root>/weights``."""
+    path = runs_root(root) / "weights" / f"random-{model}-v{arch_version(model)}.pth"
+    if not path.is_file():
+        seed_everything(0)
+        atomic_torch_save(build_model(model, num_classes=2, image_size=image_size).state_dict(), path)
+    return path
+
+
+def weights_note(spec: RunSpec) -> str:
+    """What a run's backbone started from, in words (recorded by the notebooks)."""
+    return {"standin": "stand-in pretraining", "timm": "ImageNet (timm)", "none": "none (random init)",
+            "random": RANDOM_WEIGHTS_NOTE}[spec.init]
+
+
 def build_for(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True) -> SplitModel:
-    """The untrained model of a run, with its initial weights (stand-in, timm or none)."""
+    """The untrained model of a run, with its initial weights (stand-in, timm, a random weights file or none)."""
     weights = None
     if spec.init == "standin":
         assert spec.pretrain is not None
         weights = ensure_pretrained(spec.pretrain, root=runs_root(root), progress_bar=progress_bar)
+    elif spec.init == "random":
+        weights = random_weights_file(spec.model, root=root, image_size=spec.data.image_size)
     seed_everything(spec.seed)
     return build_model(spec.model, num_classes=2, pretrained=spec.init == "timm", weights_file=weights,
                        image_size=spec.data.image_size)
@@ -129,14 +166,15 @@ def train_or_load(spec: RunSpec, *, root: str | os.PathLike | None = None, progr
         ``info["train_group_counts"]`` and ``info["seconds"]`` (0 when loaded).
     """
     out = run_dir(spec, root=root)
-    tic = time.perf_counter()
-    model = build_for(spec, root=root, progress_bar=progress_bar)
-    train_set = get_split(spec.data, "train", root=root)
-    result = fine_tune(model, train_set, settings=spec.train, seed=spec.seed, checkpoint_dir=out, progress_bar=progress_bar)
-    info = {"run_dir": str(out), "history": result["history"], "train_group_counts": train_set.group_counts(),
-            "seconds": time.perf_counter() - tic, "trained_now": not result.get("loaded", False)}
-    if info["trained_now"]:
-        atomic_write_json(out / "spec.json", spec)
+    with run_lock(out):  # a second process waits here, then loads what the first trained
+        tic = time.perf_counter()
+        model = build_for(spec, root=root, progress_bar=progress_bar)
+        train_set = get_split(spec.data, "train", root=root)
+        result = fine_tune(model, train_set, settings=spec.train, seed=spec.seed, checkpoint_dir=out, progress_bar=progress_bar)
+        info = {"run_dir": str(out), "history": result["history"], "train_group_counts": train_set.group_counts(),
+                "seconds": time.perf_counter() - tic, "trained_now": not result.get("loaded", False)}
+        if info["trained_now"]:
+            atomic_write_json(out / "spec.json", spec)
     return model.eval(), info
 
 

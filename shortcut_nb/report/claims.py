@@ -12,17 +12,17 @@ import os
 from pathlib import Path
 
 from ..artifacts import atomic_write_bytes, atomic_write_json, read_json
-from ..claims import CLAIMS, Claim
+from ..claims import CLAIMS, Claim, as_verdict
 
 
 # Modules that register claims with @claim; each is imported before evaluation.
 CLAIM_MODULES = (
-    "shortcut_nb.groups",
-    "shortcut_nb.latent",
-    "shortcut_nb.neurons",
-    "shortcut_nb.entanglement",
-    "shortcut_nb.components",
-    "shortcut_nb.vit_heads",
+    "shortcut_nb.sections.groups.claims",
+    "shortcut_nb.sections.latent_space.claims",
+    "shortcut_nb.sections.cnn_neurons.claims",
+    "shortcut_nb.sections.entanglement.claims",
+    "shortcut_nb.sections.subnetworks.claims",
+    "shortcut_nb.sections.vit_heads.claims",
 )
 
 
@@ -30,8 +30,7 @@ def load_claims() -> list[Claim]:
     """Import every topic module so its claims are registered; return them in notebook order."""
     for name in CLAIM_MODULES:
         importlib.import_module(name)
-    order = {name.rsplit(".", 1)[1]: i for i, name in enumerate(CLAIM_MODULES)}
-    return sorted(CLAIMS, key=lambda c: (c.notebook, order.get(c.id.split(".")[0], 99)))
+    return sorted(CLAIMS, key=lambda c: c.notebook)  # stable: a notebook's claims in the order they are declared
 
 
 def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
@@ -46,8 +45,9 @@ def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
         else:
             rec = read_json(path)
             try:
-                ours, holds = c.check(rec)
-                row.update({"ours": ours, "holds": bool(holds), "profile": rec.get("profile")})
+                v = as_verdict(c.check(rec))
+                row.update({"ours": v.ours, "holds": v.holds, "verdict": v.label, "per_seed": list(v.per_seed),
+                            "margin": v.margin, "profile": rec.get("profile")})
             except KeyError as missing:
                 row.update({"ours": f"not recorded: {missing}", "holds": None, "profile": rec.get("profile")})
         rows.append(row)
@@ -62,9 +62,13 @@ def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     lines = ["# Claims report", "",
              "Each row: a finding of the paper, the paper's number, ours (from the notebooks' recorded JSON), and whether it holds.",
              "At the `smoke` profile the numbers are sanity checks only; read verdicts at `cpu` or `paper`.", "",
-             "| claim | paper | ours | holds | profile |", "|---|---|---|---|---|"]
+             "`holds` checks the paper's statement on the mean over seeds; `mixed (k of n seeds)` says the same criterion",
+             "held on only k of the n seeds alone; `margin` is the distance of the deciding number to its threshold",
+             "(positive: holds with room).", "",
+             "| claim | paper | ours | holds | margin | profile |", "|---|---|---|---|---|---|"]
     for r in rows:
-        verdict = {True: "yes", False: "no", None: "—"}[r["holds"]]
-        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict} | {r.get('profile') or ''} |")
+        verdict = r.get("verdict") or {True: "yes", False: "no", None: "—"}[r["holds"]]
+        margin = "" if r.get("margin") is None else f"{r['margin']:+.3f}"
+        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict} | {margin} | {r.get('profile') or ''} |")
     md_path = atomic_write_bytes(out_dir / "claims.md", ("\n".join(lines) + "\n").encode())
     return json_path, md_path

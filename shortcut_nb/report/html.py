@@ -34,7 +34,7 @@ def write_index(out: str | os.PathLike, *, results: list[dict], profile: str) ->
         rows = json.loads(claims_path.read_text())["claims"]
         parts.append("<h2>Claims report</h2><table><tr><th>claim</th><th>paper</th><th>ours</th><th>holds</th></tr>")
         for r in rows:
-            verdict = {True: "yes", False: "no", None: "—"}[r["holds"]]
+            verdict = r.get("verdict") or {True: "yes", False: "no", None: "—"}[r["holds"]]
             parts.append(f"<tr><td>{html.escape(r['claim'])}</td><td>{html.escape(r['paper'])}</td>"
                          f"<td>{html.escape(str(r['ours']))}</td><td>{verdict}</td></tr>")
         parts.append("</table><p><a href='claims.md'>claims.md</a> · <a href='claims.json'>claims.json</a></p>")

@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..artifacts import atomic_write_json, read_json
 
 
@@ -15,10 +17,15 @@ def output_dir(path: str | os.PathLike) -> Path:
 
 
 def record(name: str, data: dict[str, Any], out: str | os.PathLike) -> Path:
-    """Write ``out/<name>.json`` atomically (merging with what the notebook recorded before in this run)."""
+    """Write ``out/<name>.json`` atomically (merging with what the notebook recorded before in this run).
+
+    Every record also says how many torch threads computed it: the same seeds and thread count give the same
+    numbers, another thread count may change the last digits (and, through training, more).
+    """
     path = output_dir(out) / f"{name}.json"
     merged = read_json(path) if path.is_file() else {}
     merged.update(data)
+    merged["torch_threads"] = torch.get_num_threads()
     return atomic_write_json(path, merged)
 
 

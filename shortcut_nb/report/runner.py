@@ -23,6 +23,7 @@ from .html import write_index
 
 # Per-notebook timeouts (seconds) by profile; the paper profile runs on a GPU for hours.
 TIMEOUTS = {"smoke": 240, "cpu": 2400, "paper": 48 * 3600}
+DRY_RUN_TIMEOUT = 900  # a dry run of any profile: real models, capped sizes (minutes on 2 CPU cores)
 
 
 @dataclass
@@ -87,23 +88,31 @@ def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_ro
 
 
 def run_all(*, profile: str, out: str | os.PathLike, only: str | None = None, runs_root: str | None = None,
-            timeout: float | None = None) -> list[NotebookRun]:
+            timeout: float | None = None, dry_run: bool = False) -> list[NotebookRun]:
+    """Run the notebooks (all, or those ``only`` names) and write the claims report and the index.
+
+    ``dry_run`` sets every notebook's ``DRY_RUN`` parameter: the profile's own code path with the sizes capped.
+    """
     profile = check_profile(profile)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    timeout = timeout or TIMEOUTS[profile]
+    timeout = timeout or (DRY_RUN_TIMEOUT if dry_run else TIMEOUTS[profile])
+    extra = {"DRY_RUN": True} if dry_run else None
+    mode = f"profile={profile}{', dry run' if dry_run else ''}"
     results = []
     for book in select_notebooks(only):
-        print(f"[shortcut_nb] running {book.name} (profile={profile}, timeout {timeout:.0f} s) ...", flush=True)
-        result = run_notebook(book, profile=profile, out=out, timeout=timeout, runs_root=runs_root)
+        print(f"[shortcut_nb] running {book.name} ({mode}, timeout {timeout:.0f} s) ...", flush=True)
+        result = run_notebook(book, profile=profile, out=out, timeout=timeout, runs_root=runs_root,
+                              extra_parameters=extra)
         status = "ok" if result.ok else "FAILED"
         print(f"[shortcut_nb] {book.stem}: {status} in {result.seconds:.1f} s", flush=True)
         if not result.ok:
             print(result.error, file=sys.stderr, flush=True)
         results.append(result)
     write_claims_report(out)
-    write_index(out, results=[r.__dict__ for r in results], profile=profile)
-    (out / "runs.json").write_text(json.dumps({"profile": profile, "notebooks": [r.__dict__ for r in results]}, indent=1))
+    write_index(out, results=[r.__dict__ for r in results], profile=profile + (" (dry run)" if dry_run else ""))
+    (out / "runs.json").write_text(json.dumps({"profile": profile, "dry_run": dry_run,
+                                               "notebooks": [r.__dict__ for r in results]}, indent=1))
     print(f"[shortcut_nb] executed notebooks, figures and reports are in {out.resolve()} "
           f"(open {out.resolve() / 'index.html'})", flush=True)
     return results

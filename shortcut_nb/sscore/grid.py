@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import model_device
 from .cams import neuron_cams
+from .layers import _encoder, _EvalMode
 
 ALPHA_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
 CAM_BUDGET_BYTES = 2**28  # heatmap memory one chunk of neurons may hold
@@ -43,7 +44,7 @@ def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alph
     """Per-sample s-scores of every penultimate neuron at every alpha of a grid, heatmaps computed once.
 
     Neurons are processed in chunks sized so that one chunk's heatmaps (N x k x H x W
-    float32) fit in ``budget_bytes``; each chunk's maps (:func:`shortcut_nb.neuron_cams`)
+    float32) fit in ``budget_bytes``; each chunk's maps (:func:`~.cams.neuron_cams`)
     are binarised at every alpha in one pass (:func:`grid_scores`). The result
     at one alpha equals ``sscore.s_scores(model, images, masks, alpha=a, reduction="none")``.
 
@@ -66,16 +67,10 @@ def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alph
                          f"got {getattr(masks, 'shape', type(masks))}")
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
         raise ValueError(f"budget_bytes must be a positive int, got {budget_bytes!r}")
-    enc = getattr(model, "f_enc", model)
+    enc = _encoder(model)
     device = model_device(model)
-    was_training = [(m, m.training) for m in enc.modules()]
-    enc.eval()
-    try:
-        with torch.no_grad():
-            d = int(enc(images[:1].to(device)).shape[1])
-    finally:
-        for m, mode in was_training:
-            m.training = mode
+    with _EvalMode(enc), torch.no_grad():
+        d = int(enc(images[:1].to(device)).shape[1])
     n, h, w = images.shape[0], images.shape[2], images.shape[3]
     chunk = max(1, min(d, budget_bytes // (4 * n * h * w)))
     out = np.empty((len(grid), n, d), dtype=np.float32)
@@ -97,7 +92,7 @@ def grid_scores(cams: torch.Tensor, masks: torch.Tensor, alphas: Sequence[float]
     number of pixels in bins above ``a``.
 
     Args:
-        cams: (N, K, H, W) normalised heatmaps (from :func:`shortcut_nb.neuron_cams`).
+        cams: (N, K, H, W) normalised heatmaps (from :func:`~.cams.neuron_cams`).
         masks: (N, H, W) bool spurious masks.
         alphas: increasing thresholds in [0, 1].
 

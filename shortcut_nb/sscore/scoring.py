@@ -5,7 +5,7 @@ from torch import Tensor, nn
 
 from ..config import model_device
 from ..data.samples import MaskedSamples
-from .cams import s_scores
+from .metric import s_scores
 
 # Neurons per batched gradient pass: covers all of vit_mini's neurons in one backward pass per image
 # (about twice as fast on CPU as 64); the CNN's analytic path does not use it.

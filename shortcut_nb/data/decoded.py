@@ -1,0 +1,68 @@
+"""A split decoded once: uint8 images (and masks) at one size, in one file, instead of JPEG decoding every epoch.
+
+A real Waterbirds folder holds about 11,800 JPEGs of varying size; 100 epochs would decode and resize each
+one 100 times. :func:`decoded_split` decodes a split once into ``<cache dir>/<key>.pt`` and loads it from
+there afterwards. The key covers what decides the pixels: the folder, the bytes of ``metadata.csv``, the
+split, the size, the segmentation folder and the transform; change any and the split is decoded again.
+Items built from it are bit for bit those of decoding the files (:func:`~.transforms.normalise_uint8`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..artifacts import atomic_torch_save, file_hash, load_checkpoint
+from .transforms import TRANSFORM_ID
+
+if TYPE_CHECKING:
+    from .folder import ShortcutDataset
+
+DECODED_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class DecodedSplit:
+    """A split's pixels: ``images`` uint8 (N, 3, S, S); ``masks`` bool (N, S, S) and ``has_mask`` bool (N,), or None."""
+
+    images: torch.Tensor
+    masks: torch.Tensor | None
+    has_mask: torch.Tensor | None
+
+
+def decoded_key(dataset: "ShortcutDataset") -> str:
+    """What decides a split's decoded pixels, hashed."""
+    parts = [f"v{DECODED_FORMAT}", str(Path(dataset.root).resolve()), file_hash(Path(dataset.root) / "metadata.csv",
+             length=64), dataset.split, str(dataset.image_size), str(dataset.segmentation_dir), TRANSFORM_ID]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+
+
+def decode_all(dataset: "ShortcutDataset") -> DecodedSplit:
+    """Decode every image (and mask) of ``dataset`` at its size."""
+    n, size = len(dataset), dataset.image_size
+    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    masks = torch.zeros(n, size, size, dtype=torch.bool) if dataset.has_masks else None
+    has_mask = torch.zeros(n, dtype=torch.bool) if dataset.has_masks else None
+    for i in range(n):
+        image, mask = dataset.decode(i)
+        images[i] = image
+        if masks is not None and mask is not None:
+            masks[i], has_mask[i] = mask, True
+    return DecodedSplit(images, masks, has_mask)
+
+
+def decoded_split(dataset: "ShortcutDataset", cache_dir: str | os.PathLike) -> DecodedSplit:
+    """``dataset``'s pixels from ``cache_dir``, decoded and written there (atomically) the first time."""
+    path = Path(cache_dir) / f"{dataset.kind}-{dataset.split}-{dataset.image_size}px-{decoded_key(dataset)}.pt"
+    if path.is_file():
+        state = load_checkpoint(path)
+        if state.get("format") == DECODED_FORMAT and int(state["images"].shape[0]) == len(dataset):
+            return DecodedSplit(state["images"], state["masks"], state["has_mask"])
+    split = decode_all(dataset)
+    atomic_torch_save({"format": DECODED_FORMAT, "images": split.images, "masks": split.masks,
+                       "has_mask": split.has_mask}, path)
+    return split

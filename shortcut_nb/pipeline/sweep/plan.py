@@ -1,0 +1,194 @@
+"""Planning a sweep: every run the notebooks ask for, with its dependencies and its state in the runs root.
+
+:func:`plan_runs` expands the sections' run specs into their dependencies (a fine-tuning needs its stand-in
+pretraining first) and reads each one's state: done / partial at epoch k / missing from the checkpoints,
+running from the run's lock, queued / failed from the sweep's job records (:mod:`.attempts`).
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import torch
+
+from ...config import runs_root
+from ...locks import artifact_lock_path, lock_holder, run_lock_path
+from ..pretrain import PretrainSettings, pretrained_weights_path
+from ..runs import RunSpec, run_dir
+from ..train import FINAL, LAST
+from .attempts import State, attempt_state, read_manifest, sweep_dir
+
+Kind = Literal["pretrain", "finetune", "mask"]
+
+
+LEVELS: dict[str, int] = {"pretrain": 0, "finetune": 1, "mask": 2}
+
+
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep and its state in the runs root.
+
+    Attributes:
+        kind: ``"pretrain"`` (stand-in backbone), ``"finetune"`` or ``"mask"``.
+        key: its path under the runs root (unique; the name status prints).
+        spec: what produces it (:class:`~.pretrain.PretrainSettings`, :class:`~.runs.RunSpec`).
+        dependencies: keys of the runs it needs first.
+        state: done / partial (``epoch`` of ``epochs`` done) / missing / running (its lock is held: ``holder``)
+            / queued (submitted, not started) / failed (``log``, ``error``).
+        log: the stderr log of its latest job, when it has one.
+        error: the last lines of its latest job's error (failed only).
+    """
+
+    kind: Kind
+    key: str
+    spec: Any
+    dependencies: tuple[str, ...] = ()
+    state: State = "missing"
+    epoch: int = 0
+    epochs: int = 0
+    holder: dict | None = None
+    log: str | None = None
+    error: str | None = None
+
+    @property
+    def level(self) -> int:
+        return LEVELS[self.kind]
+
+    def describe(self) -> str:
+        if self.state == "partial":
+            return f"partial at epoch {self.epoch}/{self.epochs}"
+        if self.state == "running" and self.holder:
+            return f"running on {self.holder.get('host')} (pid {self.holder.get('pid')})"
+        return self.state
+
+
+def _pretrain_run(settings: PretrainSettings, root: Path) -> PlannedRun:
+    key = pretrained_weights_path(settings, root).relative_to(root).as_posix()
+    return PlannedRun(kind="pretrain", key=key, spec=settings, epochs=settings.epochs)
+
+
+def _finetune_run(spec: RunSpec, root: Path, deps: tuple[str, ...]) -> PlannedRun:
+    key = run_dir(spec, root=root).relative_to(root).as_posix()
+    return PlannedRun(kind="finetune", key=key, spec=spec, dependencies=deps, epochs=spec.train.epochs)
+
+
+def expand(specs: Iterable[RunSpec | PlannedRun], *, root: str | os.PathLike | None = None) -> list[PlannedRun]:
+    """The runs of ``specs`` and their dependencies, each once, by level (pretrainings first), without state."""
+    root = runs_root(root)
+    runs: dict[str, PlannedRun] = {}
+    for spec in specs:
+        spec = spec.spec if isinstance(spec, PlannedRun) else spec
+        if isinstance(spec, PretrainSettings):
+            run = _pretrain_run(spec, root)
+        elif isinstance(spec, RunSpec):
+            deps: tuple[str, ...] = ()
+            if spec.init == "standin":
+                assert spec.pretrain is not None
+                pre = _pretrain_run(spec.pretrain, root)
+                runs.setdefault(pre.key, pre)
+                deps = (pre.key,)
+            run = _finetune_run(spec, root, deps)
+        else:
+            raise TypeError(f"a sweep plans RunSpec and PretrainSettings, got {type(spec).__name__}")
+        runs.setdefault(run.key, run)
+    return sorted(runs.values(), key=lambda r: r.level)  # stable: first appearance within a level
+
+
+def plan_runs(specs: Iterable[RunSpec | PlannedRun], *, root: str | os.PathLike | None = None,
+              name: str | None = None) -> list[PlannedRun]:
+    """:func:`expand` with each run's state read from the runs root (and from sweep ``name``'s jobs, if given)."""
+    root = runs_root(root)
+    attempts = read_manifest(sweep_dir(root, name)).get("attempts", {}) if name else {}
+    return [_with_state(run, root, attempts.get(run.key)) for run in expand(specs, root=root)]
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(state["epoch"])
+
+
+def _with_state(run: PlannedRun, root: Path, attempt: dict | None) -> PlannedRun:
+    path = root / run.key
+    if run.kind == "pretrain":
+        done, lock, epoch = path.is_file(), artifact_lock_path(path), 0
+    else:
+        done, lock = (path / FINAL).is_file(), run_lock_path(path)
+        epoch = _checkpoint_epoch(path / LAST) if not done and (path / LAST).is_file() else 0
+    log = attempt.get("stderr") if attempt else None
+    if done:
+        return replace(run, state="done", epoch=run.epochs, log=log)
+    holder = lock_holder(lock)
+    if holder is not None:
+        return replace(run, state="running", holder=holder, epoch=epoch, log=log)
+    job_state, error = attempt_state(attempt) if attempt else (None, None)
+    if job_state in ("running", "queued", "failed"):
+        return replace(run, state=job_state, epoch=epoch, log=log, error=error)
+    return replace(run, state="partial" if epoch else "missing", epoch=epoch, log=log)
+
+
+@dataclass
+class SweepStatus:
+    """The state of every run of a sweep (see :func:`status`)."""
+
+    name: str
+    folder: Path
+    runs: list[PlannedRun]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r.state for r in self.runs))
+
+    @property
+    def failures(self) -> list[PlannedRun]:
+        return [r for r in self.runs if r.state == "failed"]
+
+
+def status(specs: Iterable[RunSpec | PlannedRun], *, root: str | os.PathLike | None = None,
+           name: str = "sweep") -> SweepStatus:
+    """done / partial / missing / running / queued / failed for every run of ``specs``, failures with log and error."""
+    return SweepStatus(name=name, folder=sweep_dir(root, name), runs=plan_runs(specs, root=root, name=name))
+
+
+def _cost(run: PlannedRun) -> int:
+    """Images a run still has to go through (epochs left x images per epoch)."""
+    if run.state == "done":
+        return 0
+    per_epoch = run.spec.n_images if run.kind == "pretrain" else run.spec.data.n_train
+    return (run.epochs - run.epoch) * per_epoch
+
+
+def format_plan(planned: Sequence[PlannedRun], *, details: bool = True) -> str:
+    """A plan as text: runs per kind and state, the epochs and images still to train, then one line per run."""
+    lines = []
+    for kind in LEVELS:
+        runs = [r for r in planned if r.kind == kind]
+        if not runs:
+            continue
+        states = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.state for r in runs).items()))
+        epochs = sum(r.epochs - r.epoch for r in runs if r.state != "done")
+        lines.append(f"{kind:9s} {len(runs):4d} runs ({states}); to train: {epochs} epochs, "
+                     f"{sum(_cost(r) for r in runs):,} images")
+    if details:
+        lines.append("")
+        for r in planned:
+            deps = f"  <- {', '.join(r.dependencies)}" if r.dependencies else ""
+            lines.append(f"[{r.describe()}] {r.kind} {r.key}{deps}")
+    return "\n".join(lines)
+
+
+def format_status(st: SweepStatus) -> str:
+    """Counts per state, then each failure with its log path and the last lines of its error."""
+    counts = st.counts()
+    lines = [f"sweep {st.name!r}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in
+                                                 ("done", "running", "queued", "partial", "failed", "missing"))]
+    for r in st.runs:
+        if r.state in ("running", "partial", "queued"):
+            lines.append(f"  {r.describe()}: {r.key}")
+    for r in st.failures:
+        lines.append(f"\nFAILED {r.kind} {r.key}\n  log: {r.log}")
+        lines.extend("    " + line for line in (r.error or "").splitlines())
+    return "\n".join(lines)

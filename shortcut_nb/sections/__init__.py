@@ -1,0 +1,1 @@
+"""One folder per notebook: study, record, views, widget and claims of each section."""

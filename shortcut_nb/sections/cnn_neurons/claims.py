@@ -1,0 +1,88 @@
+"""Notebook 03's paper claims and takeaways, read from its recorded JSON only (keys: :mod:`.record`)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ...claims import claim
+from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
+from ...vocab import DATASET_LABELS
+from .record import NAME, ROWS, wgas
+
+SPREAD_MIN = 0.5  # "a wide range": max - min at least half the scale (paper 0.0-0.8)
+WGA = 3  # the worst group (MwP) in a row of PAPER_TABLE4
+_P = {row: PAPER_TABLE4[row][WGA] for row in ROWS}
+PAPER_TABLE4_TEXT = f"{_P['baseline']:.2f} → {_P['pruned']:.2f}; {_P['refit']:.2f}, {_P['refit_pruned']:.2f}"
+PAPER_RANGE_TEXT = f"{PAPER_SSCORE_RANGE[0]:.1f}–{PAPER_SSCORE_RANGE[1]:.1f}"
+
+__all__ = ["SPREAD_MIN", "chance_remark", "takeaways"]
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def chance_remark(entry: Mapping[str, Any], high: float) -> str:
+    """Whether one dataset's high neurons (``s > high``) beat the chance level (the mean mask area)."""
+    n_high, above = entry["n_high"], entry["n_high_above_chance"]
+    if n_high == 0:
+        return f"no neuron above {high:g}; chance level {entry['area']:.2f}, max lift {entry['lift_max']:.1f}"
+    if entry["area"] >= high:
+        return (f"but chance (mask area) is {entry['area']:.2f}, so 'high' is no better than a heatmap ignoring the "
+                f"image: {above} of {n_high} high neurons exceed chance, max lift {entry['lift_max']:.2f}")
+    return (f"chance (mask area) {entry['area']:.2f}: all {n_high} high neurons exceed it, max lift "
+            f"{entry['lift_max']:.1f}")
+
+
+def takeaways(recorded: Mapping[str, Any]) -> str:
+    """A short text stating the result in the run's own numbers."""
+    high = recorded["band_edges"][1]
+    lines = []
+    for name, r in recorded["datasets"].items():
+        c = r["band_counts"]
+        lines.append(f"- {DATASET_LABELS.get(name, name)} ({r['model']}, d = {r['d']}, N = {r['n_samples']}, "
+                     f"α = {r['alpha']:g}): s-scores {r['min']:.2f}–{r['max']:.2f} "
+                     f"(paper, ISIC: {PAPER_RANGE_TEXT}); bands low {c['low']} · mid {c['mid']} · high {c['high']}; "
+                     f"{chance_remark(r, high)}.")
+        w = wgas(r)
+        lines.append(f"  Table 4: WGA {_fmt(w['baseline'])} → {_fmt(w['pruned'])} after zeroing "
+                     f"{len(r['pruned_neurons'])} neurons with s > {r['tau']:g}; group-balanced refit "
+                     f"{_fmt(w['refit'])}, refit after pruning {_fmt(w['refit_pruned'])} "
+                     f"(paper, ISIC: {PAPER_TABLE4_TEXT}).")
+    lines.append(f"- Refit set: {recorded['refit_set']}; accuracies on the {recorded['accuracy_split']} split.")
+    lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
+    return "\n".join(lines)
+
+
+@claim("neurons.spread", NAME, "CNN s-scores spread over a wide range, some neurons high (s > 0.7)",
+       f"§5.1: ResNet-18 on ISIC, s-scores from {PAPER_SSCORE_RANGE[0]:.1f} to {PAPER_SSCORE_RANGE[1]:.1f}; some "
+       f"neurons above 0.7 (pruned in Table 4)")
+def _spread(rec: dict):
+    high = rec["band_edges"][1]
+    isic = rec["datasets"]["isic"]
+    parts = [f"ISIC-like: {isic['min']:.2f}–{isic['max']:.2f}, {isic['n_high']} > {high:g} "
+             f"({chance_remark(isic, high)})"]
+    wb = rec["datasets"].get("waterbirds")
+    if wb is not None:
+        parts.append(f"Waterbirds-like: {wb['min']:.2f}–{wb['max']:.2f}, {wb['n_high']} > {high:g} "
+                     f"({chance_remark(wb, high)})")
+    holds = isic["max"] - isic["min"] >= SPREAD_MIN and isic["n_high"] >= 1
+    return f"α = {rec['alpha']:g}; " + "; ".join(parts), holds
+
+
+@claim("neurons.prune_refit", NAME,
+       "Zeroing neurons with s > 0.7 raises WGA a little; a group-balanced last-layer refit raises it more",
+       f"Table 4 (ResNet-18, ISIC): WGA {_P['baseline']:.2f} → {_P['pruned']:.2f} pruned; refit "
+       f"{_P['refit']:.2f}, refit after pruning {_P['refit_pruned']:.2f}")
+def _prune_refit(rec: dict):
+    isic = rec["datasets"]["isic"]
+    w = wgas(isic)
+    n = len(isic["pruned_neurons"])
+    ours = (f"ISIC-like: WGA {_fmt(w['baseline'])} → {_fmt(w['pruned'])} ({n} neurons zeroed); refit "
+            f"{_fmt(w['refit'])}, refit after pruning {_fmt(w['refit_pruned'])} "
+            f"(refit on {rec['refit_set'].split(',')[0]})")
+    if n == 0 or any(v is None for v in w.values()):
+        return ours + ("; no neuron above τ, nothing pruned" if n == 0 else ""), False
+    holds = w["pruned"] > w["baseline"] and min(w["refit"], w["refit_pruned"]) > w["pruned"]
+    return ours, holds

@@ -1,0 +1,94 @@
+"""What notebook 03 records (``03_cnn_neurons.json``): one entry per dataset and the headline (ISIC-like).
+
+The record's keys are declared once here (:data:`KEYS`, :data:`DATASET_KEYS`); the claims and takeaways
+read nothing else. The s-score summary of each dataset is :func:`shortcut_nb.sscore.summarize_scores`
+(its mean lift is named ``lift``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...bands import BAND_HIGH, BAND_LOW
+from ...lastlayer.table4 import ROWS
+from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
+from ...sscore import summarize_scores
+from ...sscore.grid import ALPHA_GRID
+
+if TYPE_CHECKING:
+    from .study import NeuronStudy
+
+NAME = "03_cnn_neurons"
+SAMPLE_CHOICE = ("random training images with a non-empty spurious mask (Waterbirds-like: every image, the mask is "
+                 "the background; ISIC-like: only images with a colour patch)")
+REFIT_SET = "validation split, group-balanced subsample (every group cut to the smallest group's size)"
+ACCURACY_SPLIT = "test"
+#: The alphas whose band counts are recorded beside the chosen one (those on the study's grid).
+SENSITIVITY_ALPHAS: tuple[float, ...] = (0.3, 0.5, 0.7)
+#: What is recorded of the summary at each sensitivity alpha.
+SENSITIVITY_KEYS = ("mean", "max", "band_counts", "n_above_chance")
+#: The s-score summary's keys (:func:`~shortcut_nb.sscore.summarize_scores`, without a head weight).
+SUMMARY_KEYS = ("scores", "d", "min", "max", "mean", "median", "std", "area", "lift", "lift_max", "band_counts",
+                "above_chance", "n_above_chance", "n_above_tau", "n_high", "n_high_above_chance", "top")
+#: One dataset's entry under ``datasets``.
+DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau", *SUMMARY_KEYS, "table4",
+                "table4_errors", "pruned_neurons", "alpha_sensitivity", "group_names", "seconds")
+#: The record's top-level keys.
+KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
+        "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
+        "runs")
+
+__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "KEYS", "NAME", "REFIT_SET", "ROWS", "SAMPLE_CHOICE",
+           "SENSITIVITY_ALPHAS", "dataset_record", "record_payload", "wgas"]
+
+
+def wgas(entry: Mapping[str, Any]) -> dict[str, float | None]:
+    """The worst-group accuracy of each Table-4 row of one dataset's entry (None: the head could not be made)."""
+    return {row: (None if entry["table4"][row] is None else entry["table4"][row]["wga"]) for row in ROWS}
+
+
+def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 0,
+                   sensitivity_alphas: Sequence[float] = SENSITIVITY_ALPHAS) -> dict[str, Any]:
+    """Scores, bands and Table 4 of one dataset at ``alpha`` / ``tau``: the JSON-able entry the notebook records.
+
+    ``sensitivity_alphas`` not on the study's grid are skipped. Keys: :data:`DATASET_KEYS`.
+    """
+    s = study.scores(alpha)
+    table = study.table4(alpha, tau, seed)
+    sens = {}
+    for a in sensitivity_alphas:
+        if study.has_alpha(a):
+            st = summarize_scores(study.scores(a), study.area, tau=tau)
+            sens[f"{a:g}"] = {k: st[k] for k in SENSITIVITY_KEYS}
+    return {
+        "dataset": study.dataset, "model": study.model_name, "n_samples": study.n_samples,
+        "sample_index": study.sample_index.tolist(), "alpha": float(alpha), "tau": float(tau),
+        **summarize_scores(s, study.area, tau=tau),
+        "table4": {row: table[row] for row in ROWS}, "table4_errors": table["errors"],
+        "pruned_neurons": table["pruned_neurons"], "alpha_sensitivity": sens,
+        "group_names": list(study.group_names), "seconds": dict(study.seconds),
+    }
+
+
+def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, seconds: float, alpha: float,
+                   tau: float, runs: Mapping[str, int] | None = None) -> dict:
+    """The numbers notebook 03 records (keys: :data:`KEYS`).
+
+    Args:
+        results: ``{dataset: dataset_record(...)}``; ``headline`` is the ISIC-like set (the paper's Table 4)
+            when present.
+        profile, seconds: the run's profile and wall time.
+        alpha, tau: the notebook's thresholds.
+        runs: ``ctx.run_log.as_record()`` (cached runs trained and loaded).
+    """
+    headline = "isic" if "isic" in results else next(iter(results))
+    h = results[headline]
+    return {
+        "profile": profile, "seconds": float(seconds), "alpha": float(alpha), "tau": float(tau),
+        "band_edges": [BAND_LOW, BAND_HIGH], "alpha_grid": list(ALPHA_GRID), "sample_choice": SAMPLE_CHOICE,
+        "refit_set": REFIT_SET, "accuracy_split": ACCURACY_SPLIT, "headline": headline,
+        "min": h["min"], "max": h["max"], "area": h["area"], "wga": wgas(h),
+        "datasets": {name: dict(r) for name, r in results.items()},
+        "paper_table4": PAPER_TABLE4, "paper_sscore_range": list(PAPER_SSCORE_RANGE),
+        "runs": dict(runs or {}),
+    }

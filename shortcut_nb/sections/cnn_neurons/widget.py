@@ -1,0 +1,180 @@
+"""Notebook 03's neuron explorer: pick a dataset, α, τ and a neuron; histogram, bands, Table 4 and heatmaps follow.
+
+The widget is a thin view over a :class:`~.study.NeuronStudy` per dataset.
+Heatmaps were binarised at every α of the study's grid when it was built, so moving the α
+slider is a lookup; moving τ re-prunes the head on cached features (:meth:`~.study.NeuronStudy.table4`,
+refits memoised by neuron set). Every callback calls the module-level functions below, which tests call
+without a browser: :func:`band_summary`, :func:`pruning_summary`, :func:`neuron_summary`,
+:func:`accuracy_frame`, :func:`histogram_figure` and :func:`neuron_figure`.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+
+from ...bands import BAND_HIGH, BAND_LOW, PickBy, band_counts, bands, neurons_in_band, pick_neuron
+from ...display import show_in
+from ...lastlayer.table4 import DEFAULT_TAU, ROWS
+from ...vocab import DATASET_LABELS
+from .study import DEFAULT_ALPHA, NeuronStudy
+from .views import plot_histogram, plot_neuron_rows, table4_frame
+
+PICK_OPTIONS: list[tuple[str, str]] = [
+    ("neuron index", "index"),
+    ("rank in low band", "low"),
+    ("rank in mid band", "mid"),
+    ("rank in high band", "high"),
+]
+
+
+def band_summary(study: NeuronStudy, alpha: float) -> str:
+    """One line: the band counts at ``alpha`` and the chance level."""
+    a = study.grid_alpha(alpha)
+    s = study.scores(a)
+    c = band_counts(s, BAND_LOW, BAND_HIGH)
+    return (f"{DATASET_LABELS.get(study.dataset, study.dataset)} at α = {a:.2f}: low {c['low']} · mid {c['mid']} · "
+            f"high {c['high']} neurons (s < {BAND_LOW:g} / {BAND_LOW:g}–{BAND_HIGH:g} / > {BAND_HIGH:g}); "
+            f"chance level (mean mask area) {study.area:.2f}; {int((s > study.area).sum())} of {study.d} "
+            f"neurons above chance")
+
+
+def pruning_summary(study: NeuronStudy, alpha: float, tau: float, *, seed: int = 0) -> str:
+    """One line: how many neurons ``s > tau`` zeroes and the WGA of the four Table-4 heads."""
+    table = study.table4(alpha, tau, seed)
+    wga = {row: ("n/a" if table[row] is None else f"{table[row]['wga']:.2f}") for row in ROWS}
+    return (f"pruning s > {tau:.2f} zeroes {len(table['pruned_neurons'])} neurons: test WGA {wga['baseline']} → "
+            f"{wga['pruned']}; group-balanced refit {wga['refit']}, refit after pruning {wga['refit_pruned']}")
+
+
+def neuron_summary(study: NeuronStudy, alpha: float, by: PickBy, number: int) -> tuple[int | None, str]:
+    """The neuron the picker designates and a line describing it (or why there is none).
+
+    Returns:
+        ``(neuron, text)``; ``neuron`` is None when the index or rank is out of range (the text says why).
+    """
+    a = study.grid_alpha(alpha)
+    s = study.scores(a)
+    try:
+        neuron = pick_neuron(s, by, int(number))
+    except ValueError as err:
+        return None, f"no neuron shown: {err}"
+    band = str(bands(s, BAND_LOW, BAND_HIGH)[neuron])
+    members = neurons_in_band(s, band, low=BAND_LOW, high=BAND_HIGH).tolist()
+    rank = members.index(neuron)
+    return neuron, (f"neuron {neuron} ({band} band, rank {rank} of {len(members)}): s = {s[neuron]:.3f} at "
+                    f"α = {a:.2f}, lift {s[neuron] / study.area:.2f} over chance {study.area:.2f}")
+
+
+def top_neuron(study: NeuronStudy, alpha: float) -> int:
+    """The neuron with the highest s-score at ``alpha`` (the picker's default)."""
+    return int(np.argmax(study.scores(study.grid_alpha(alpha))))
+
+
+def accuracy_frame(study: NeuronStudy, alpha: float, tau: float, *, seed: int = 0) -> pd.DataFrame:
+    """Table 4 of ``study`` at ``alpha`` / ``tau`` (see :func:`shortcut_nb.sections.cnn_neurons.views.table4_frame`)."""
+    return table4_frame(study.table4(alpha, tau, seed), study.dataset, tau=tau)
+
+
+def histogram_figure(study: NeuronStudy, alpha: float, tau: float):
+    """The s-score histogram at ``alpha`` with the chance level and ``tau``."""
+    a = study.grid_alpha(alpha)
+    return plot_histogram(study.scores(a), study.area, alpha=a, tau=tau,
+                          title=f"{DATASET_LABELS.get(study.dataset, study.dataset)} {study.model_name}")
+
+
+def neuron_figure(study: NeuronStudy, neuron: int, alpha: float, samples: Sequence[int] | None = None):
+    """One neuron's heatmaps over the shown samples, with the binarised maps ∩ mask below."""
+    return plot_neuron_rows(study, {"picked": int(neuron)}, alpha=study.grid_alpha(alpha), samples=samples,
+                            overlap_row=True)
+
+
+def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None = None, alpha: float = DEFAULT_ALPHA,
+                    tau: float = DEFAULT_TAU, by: PickBy = "index", number: int | None = None, seed: int = 0,
+                    samples: Sequence[int] | None = None):
+    """An ipywidgets box: dataset, α, τ and a neuron picker over texts, the histogram, Table 4 and heatmaps.
+
+    Never blocks: everything is drawn when the box is built, and again on each change. By default the
+    picker shows the neuron with the highest s-score (``by="index"``, ``number=None``).
+
+    Controls (by ``description``): ``dataset``, ``alpha``, ``tau``, ``pick by``, ``number``.
+    Texts: ``.bands`` (band counts, changes with α), ``.pruning`` (WGA of the pruned heads, changes with
+    α and τ), ``.neuron`` (the shown neuron, changes with the picker and α).
+
+    Returns:
+        ``ipywidgets.VBox`` with ``.controls`` (dict of the controls), ``.bands``, ``.pruning``,
+        ``.neuron`` (HTML) and ``.outputs`` (``{"histogram", "table", "heatmaps"}`` Output areas).
+    """
+    if not studies:
+        raise ValueError("studies is empty: build at least one NeuronStudy")
+    dataset = dataset or next(iter(studies))
+    if dataset not in studies:
+        raise ValueError(f"dataset must be one of {list(studies)}, got {dataset!r}")
+    first = studies[dataset]
+    grid = first.alphas
+    diffs = np.round(np.diff(grid), 6)
+    # a uniform grid steps the slider from one precomputed α to the next; otherwise it snaps to the nearest
+    step = float(diffs[0]) if len(diffs) and np.all(diffs == diffs[0]) else 0.01
+    style = {"description_width": "initial"}
+    controls = {
+        "dataset": w.Dropdown(options=[(DATASET_LABELS.get(k, k), k) for k in studies], value=dataset,
+                              description="dataset", style=style),
+        "alpha": w.FloatSlider(value=first.grid_alpha(alpha), min=float(grid[0]), max=float(grid[-1]), step=step,
+                               readout_format=".2f", continuous_update=False, description="alpha", style=style),
+        "tau": w.FloatSlider(value=float(tau), min=0.0, max=1.0, step=0.05, readout_format=".2f",
+                             continuous_update=False, description="tau", style=style),
+        "by": w.Dropdown(options=PICK_OPTIONS, value=by, description="pick by", style=style),
+        "number": w.BoundedIntText(value=top_neuron(first, alpha) if number is None else int(number), min=0,
+                                   max=10**6, description="number", style=style, layout=w.Layout(width="160px")),
+    }
+    bands_text, pruning_text, neuron_text = w.HTML(), w.HTML(), w.HTML()
+    outputs = {"histogram": w.Output(), "table": w.Output(), "heatmaps": w.Output()}
+
+    def current() -> tuple[NeuronStudy, float]:
+        st = studies[controls["dataset"].value]
+        return st, st.grid_alpha(min(grid, key=lambda a: abs(a - controls["alpha"].value)))
+
+    def redraw_neuron(change=None) -> None:
+        st, a = current()
+        neuron, text = neuron_summary(st, a, controls["by"].value, controls["number"].value)
+        neuron_text.value = html.escape(text)
+        with outputs["heatmaps"]:
+            outputs["heatmaps"].clear_output(wait=True)
+        if neuron is not None:
+            show_in(outputs["heatmaps"], lambda: neuron_figure(st, neuron, a, samples))
+
+    def redraw_scores(change=None) -> None:
+        st, a = current()
+        t = float(controls["tau"].value)
+        bands_text.value = html.escape(band_summary(st, a))
+        pruning_text.value = html.escape(pruning_summary(st, a, t, seed=seed))
+        show_in(outputs["histogram"], lambda: histogram_figure(st, a, t))
+        show_in(outputs["table"], lambda: accuracy_frame(st, a, t, seed=seed))
+
+    def redraw_all(change=None) -> None:
+        redraw_scores()
+        redraw_neuron()
+
+    controls["dataset"].observe(redraw_all, names="value")
+    controls["alpha"].observe(redraw_all, names="value")
+    controls["tau"].observe(redraw_scores, names="value")
+    controls["by"].observe(redraw_neuron, names="value")
+    controls["number"].observe(redraw_neuron, names="value")
+    box = w.VBox([
+        w.HBox([controls["dataset"], controls["alpha"], controls["tau"]]),
+        bands_text, pruning_text,
+        w.HBox([outputs["histogram"], outputs["table"]]),
+        w.HBox([controls["by"], controls["number"]]),
+        neuron_text, outputs["heatmaps"],
+    ])
+    box.controls, box.bands, box.pruning, box.neuron, box.outputs = (controls, bands_text, pruning_text, neuron_text,
+                                                                      outputs)
+    redraw_all()
+    return box
+
+
+__all__ = ["PICK_OPTIONS", "accuracy_frame", "band_summary", "histogram_figure", "neuron_explorer", "neuron_figure",
+           "neuron_summary", "pruning_summary", "top_neuron"]

@@ -1,0 +1,90 @@
+"""Notebook 04's claims (Tables 5-6: DFR raises WGA, zeroes many weights, leaves the used neurons' mean s-score)
+and its takeaways, read from the recorded JSON only."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ...claims import claim
+from ...paper import PAPER_TABLES
+from .record import NAME
+
+__all__ = ["WGA_GAIN_MIN", "PRUNE_MANY_MIN", "S_UNCHANGED_TOL", "takeaways"]
+
+# Verdict thresholds of the claims rows. The paper's smallest WGA gain is +0.20
+# (ViT Waterbirds), its smallest Prune_h 37 %, its largest s change 0.03.
+WGA_GAIN_MIN = 0.10  # "raises WGA a lot"
+PRUNE_MANY_MIN = 0.30  # "zeroes many weights" (per-refit Prune_h)
+S_UNCHANGED_TOL = 0.05  # "mean s-score about unchanged": |after - before| <= this
+
+
+def _verdict(row: Mapping) -> tuple[str, bool]:
+    b, d = row["baseline"], row["dfr"]
+    gain = d["wga"] - b["wga"]
+    s0, s1 = b["mean_s"], d["mean_s_refits"]
+    ds = None if s0 is None or s1 is None else s1 - s0
+    holds = gain >= WGA_GAIN_MIN and d["prune_h_refits"] >= PRUNE_MANY_MIN and ds is not None and \
+        abs(ds) <= S_UNCHANGED_TOL
+    s_txt = "s undefined (no neuron kept)" if ds is None else f"s {s0:.2f} → {s1:.2f}"
+    text = (f"{row['dataset']}: WGA {b['wga']:.2f} → {d['wga']:.2f}, Prune_h {d['prune_h_refits']:.0%} per refit "
+            f"({d['prune_h_average']:.0%} averaged head), {s_txt}")
+    return text, holds
+
+
+def _check_arch(rec: Mapping, arch: str) -> tuple[str, bool]:
+    rows = [r for r in rec["table"].values() if r["arch"] == arch]
+    if not rows:
+        raise KeyError(f"no {arch} model in table")
+    parts = [_verdict(r) for r in rows]
+    return "; ".join(p for p, _ in parts), all(h for _, h in parts)
+
+
+_PAPER_NAMES = {"waterbirds": "Waterbirds", "isic": "ISIC"}
+
+
+def _paper_text(arch: str) -> str:
+    """The paper's row of Table 5 (CNN) or 6 (ViT), from :data:`shortcut_nb.paper.PAPER_TABLES`."""
+    rows = [PAPER_TABLES[(ds, arch)] for ds in _PAPER_NAMES]
+    parts = [f"{_PAPER_NAMES[ds]} WGA {r['baseline']['wga']:.2f} → {r['dfr']['wga']:.2f}, "
+             f"Prune_h {r['dfr']['prune_h'] * 100:.0f} %, s {r['baseline']['mean_s']:.2f} → {r['dfr']['mean_s']:.2f}"
+             for ds, r in zip(_PAPER_NAMES, rows)]
+    return f"Table {rows[0]['table']} ({rows[0]['model']}): " + "; ".join(parts)
+
+
+_CLAIM_TEXT = (f"DFR raises WGA a lot (≥ +{WGA_GAIN_MIN:.2f}), zeroes many weights (per-refit Prune_h ≥ "
+               f"{PRUNE_MANY_MIN:.0%}), and leaves the mean s-score of the used neurons about unchanged "
+               f"(within ±{S_UNCHANGED_TOL:.2f})")
+
+
+@claim("entanglement.dfr_cnn", NAME, _CLAIM_TEXT + " — CNN",
+       _paper_text("cnn"))
+def _claim_cnn(rec: dict):
+    return _check_arch(rec, "cnn")
+
+
+@claim("entanglement.dfr_vit", NAME, _CLAIM_TEXT + " — ViT",
+       _paper_text("vit"))
+def _claim_vit(rec: dict):
+    return _check_arch(rec, "vit")
+
+
+def takeaways(recorded: Mapping) -> str:
+    """A short text stating the result in the run's own numbers."""
+    lines = []
+    for key, r in recorded["table"].items():
+        b, d, e = r["baseline"], r["dfr"], r["edit"]
+        text, holds = _verdict(r)
+        p = [x for x in r["dfr_p"] if x is not None]
+        p_txt = f"; random-subset p {min(p):.2f}–{max(p):.2f}" if p else ""
+        lines.append(f"- {key} ({r['model']}, {r['n_seeds']} seed(s)): {text.split(': ', 1)[1]}{p_txt}; "
+                     f"single-weight edit WGA {e['wga']:.2f}. Paper's reading {'holds' if holds else 'does not hold'}.")
+        if d["prune_h_average"] is not None and d["prune_h_refits"] is not None and \
+                d["prune_h_refits"] - d["prune_h_average"] > 0.05:
+            lines.append(f"  The averaged head is denser ({d['prune_h_average']:.0%}) than each L1 refit "
+                         f"({d['prune_h_refits']:.0%}): refits zero different neurons.")
+        if b.get("mean_s_influence") is not None and d.get("mean_s_influence") is not None:
+            lines.append(f"  Influence-weighted mean s: {b['mean_s_influence']:.2f} → {d['mean_s_influence']:.2f} "
+                         f"(chance {r['area']:.2f}).")
+    if recorded.get("notes"):
+        lines.append("- Notes: " + "; ".join(recorded["notes"]))
+    lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""What notebook 01 records (``01_groups.json``): the payload builder and the record's keys, declared once.
+
+Top-level ``avg``/``wga``/``gap``/``groups`` (:data:`HEADLINE`) are the headline run: the CNN on the
+Waterbirds-like set at the default minority ratio (or the first row present). ``table2`` holds each model's
+aggregate over seeds with ``model``, ``dataset`` and ``arch``; ``table2_per_seed`` each seed's summary;
+``sweep`` each minority ratio's aggregate with ``ratio``; ``runs`` the context's run log (cached runs trained
+and loaded).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the record is built from the study's results; claims import this module and read JSON only
+    from .study import GroupResult, SweepPoint
+
+NAME = "01_groups"
+#: The headline model, when present.
+HEADLINE_MODEL = "waterbirds/cnn"
+#: The headline model's numbers copied to the top level.
+HEADLINE = ("avg", "wga", "gap", "groups")
+KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed", "sweep", "runs")
+
+
+def table2_row(r: "GroupResult") -> dict[str, Any]:
+    """A Table 2 row as recorded: the aggregate, then ``model``, ``dataset``, ``arch``."""
+    return {**r.aggregate, "model": r.model, "dataset": r.dataset, "arch": r.arch}
+
+
+def sweep_row(p: "SweepPoint") -> dict[str, Any]:
+    """A Table 3 row as recorded: the aggregate, then ``ratio``."""
+    return {**p.aggregate, "ratio": p.ratio}
+
+
+def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint"], *, profile: str,
+            seconds: float, runs: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The numbers notebook 01 records (see the module docstring for the keys)."""
+    headline_key = HEADLINE_MODEL if HEADLINE_MODEL in table2 else next(iter(table2))
+    head = table2[headline_key]
+    out = {
+        "profile": profile,
+        "seconds": seconds,
+        "headline": headline_key,
+        **{key: head.aggregate[key] for key in HEADLINE},
+        "table2": {k: table2_row(r) for k, r in table2.items()},
+        "table2_per_seed": {k: list(r.per_seed) for k, r in table2.items()},
+        "sweep": {k: sweep_row(p) for k, p in sweep.items()},
+    }
+    if runs is not None:
+        out["runs"] = dict(runs)
+    return out

@@ -1,0 +1,118 @@
+"""Notebook 01's study: train (or load) each run through the :class:`Context` and summarise its test predictions.
+
+Table 2: per model and dataset, each seed's per-group test accuracy, AVG, WGA and GAP
+(:func:`shortcut_nb.metrics.summarize`), aggregated over seeds (:func:`shortcut_nb.metrics.aggregate_seeds`).
+Table 3: the Waterbirds-like set with the minority ratio varied and the training-set size fixed. The sweep
+changes how the synthetic benchmark is generated, so it always runs on the synthetic set (a real folder has
+one fixed ratio).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...metrics import aggregate_seeds, summarize
+from ...pipeline.context import Context
+from ...vocab import Arch, DatasetName
+
+__all__ = ["GroupResult", "SweepPoint", "flatten_aggregate", "run_and_summarize", "group_performance",
+           "minority_sweep"]
+
+#: The minority ratio of the Table 2 runs (the paper's Waterbirds: 5 %).
+DEFAULT_MINORITY_RATIO = 0.05
+
+
+def flatten_aggregate(agg: Mapping[str, Any]) -> dict[str, Any]:
+    """``aggregate_seeds`` output as flat keys: ``avg``, ``avg_std``, ``wga``, ``wga_std``, ``gap``, ``groups``..."""
+    flat = {"n_seeds": agg["n_seeds"], "groups": agg["groups"]["mean"], "groups_std": agg["groups"]["std"]}
+    for key in ("avg", "wga", "gap", "avg_weighted"):
+        if agg.get(key) is None:
+            flat[key], flat[f"{key}_std"] = None, None
+        else:
+            flat[key], flat[f"{key}_std"] = agg[key]["mean"], agg[key]["std"]
+    return flat
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One model on one dataset over seeds: a row of Table 2.
+
+    Attributes:
+        dataset, arch, model: what was trained (``model`` is the profile's model name).
+        aggregate: :func:`flatten_aggregate` of the seeds (``avg``, ``avg_std``, ``wga``, ..., ``groups`` (4,)).
+        per_seed: each seed's :func:`run_and_summarize` dict.
+    """
+
+    dataset: DatasetName
+    arch: Arch
+    model: str
+    aggregate: Mapping[str, Any]
+    per_seed: tuple[Mapping[str, Any], ...]
+
+    def __getitem__(self, key: str) -> Any:
+        """An aggregate number by name (``r["avg"]``, ``r["groups"]``)."""
+        return self.aggregate[key]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The Waterbirds-like runs at one minority ratio over seeds: a row of Table 3."""
+
+    ratio: float
+    aggregate: Mapping[str, Any]
+    per_seed: tuple[Mapping[str, Any], ...]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.aggregate[key]
+
+
+def run_and_summarize(ctx: Context, dataset: DatasetName, *, arch: Arch = "cnn", seed: int = 0,
+                      minority_ratio: float = DEFAULT_MINORITY_RATIO, **overrides: Any) -> dict[str, Any]:
+    """Train (or load) one run and summarise its test predictions (per-group accuracy, AVG, WGA, GAP).
+
+    ``overrides`` go to :meth:`Context.run_spec` (e.g. ``folder=None`` for the synthetic benchmark).
+    """
+    spec = ctx.run_spec(dataset, arch=arch, seed=seed, minority_ratio=minority_ratio, **overrides)
+    model, info = ctx.train_or_load(spec)
+    out = ctx.evaluate(model, spec, "test")
+    summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=info["train_group_counts"])
+    summary.update({"model": spec.model, "seed": seed, "train_seconds": info["seconds"],
+                    "train_acc": info["history"][-1]["train_acc"] if info["history"] else None})
+    return summary
+
+
+def group_performance(ctx: Context, *, datasets: Sequence[DatasetName], archs: Sequence[Arch], seeds: Sequence[int],
+                      minority_ratio: float = DEFAULT_MINORITY_RATIO) -> dict[str, GroupResult]:
+    """Paper Table 2: per model and dataset, mean ± std over seeds of AVG, WGA, GAP and group accuracies.
+
+    A dataset with a folder in ``ctx.folders`` runs on that folder instead of the synthetic benchmark.
+
+    Returns:
+        ``{"<dataset>/<arch>": GroupResult}`` in the order datasets × archs.
+    """
+    results = {}
+    for dataset in datasets:
+        for arch in archs:
+            per_seed = [run_and_summarize(ctx, dataset, arch=arch, seed=s, minority_ratio=minority_ratio)
+                        for s in seeds]
+            results[f"{dataset}/{arch}"] = GroupResult(
+                dataset=dataset, arch=arch, model=per_seed[0]["model"],
+                aggregate=flatten_aggregate(aggregate_seeds(per_seed)), per_seed=tuple(per_seed))
+    return results
+
+
+def minority_sweep(ctx: Context, *, ratios: Sequence[float], seeds: Sequence[int],
+                   arch: Arch = "cnn") -> dict[str, SweepPoint]:
+    """Paper Table 3: Waterbirds-like set (always synthetic), minority ratio varied with the training-set size fixed.
+
+    Returns:
+        ``{"<ratio>": SweepPoint}`` (keys ``f"{ratio:g}"``), in the order of ``ratios``.
+    """
+    results = {}
+    for ratio in ratios:
+        per_seed = [run_and_summarize(ctx, "waterbirds", arch=arch, seed=s, minority_ratio=ratio, folder=None)
+                    for s in seeds]
+        results[f"{ratio:g}"] = SweepPoint(ratio=ratio, aggregate=flatten_aggregate(aggregate_seeds(per_seed)),
+                                           per_seed=tuple(per_seed))
+    return results

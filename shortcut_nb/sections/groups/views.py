@@ -1,0 +1,70 @@
+"""Notebook 01's views: Table 2 and Table 3 as frames next to the paper's numbers, and the one figure."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ...paper import PAPER_TABLE2, PAPER_TABLE3
+from ...vocab import GROUP_NAMES, N_GROUPS
+from .study import GroupResult, SweepPoint
+
+__all__ = ["table2_frame", "table3_frame", "plot_groups"]
+
+
+def table2_frame(results: Mapping[str, GroupResult]) -> pd.DataFrame:
+    """Table 2 as a DataFrame: ours (mean ± std) next to the paper's numbers."""
+    rows = []
+    for r in results.values():
+        paper = PAPER_TABLE2.get((r.dataset, r.arch), {})
+        rows.append({
+            "dataset": r.dataset, "model": r.model,
+            "AVG": f"{r['avg']:.2f} ± {r['avg_std']:.2f}", "WGA": f"{r['wga']:.2f} ± {r['wga_std']:.2f}",
+            "GAP": round(r["gap"], 2),
+            "AVG (train-weighted)": None if r["avg_weighted"] is None else round(r["avg_weighted"], 2),
+            "paper AVG": paper.get("avg"), "paper WGA": paper.get("wga"), "paper GAP": paper.get("gap"),
+        })
+    return pd.DataFrame(rows)
+
+
+def table3_frame(results: Mapping[str, SweepPoint]) -> pd.DataFrame:
+    """Table 3 as a DataFrame: per-group accuracy per minority ratio, ours next to the paper's."""
+    rows = []
+    for r in results.values():
+        row = {"minority ratio": f"{r.ratio * 100:g}%"}
+        row.update({f"G{k}": round(v, 2) for k, v in enumerate(r["groups"])})
+        row.update({"AVG": round(r["avg"], 2), "WGA": round(r["wga"], 2), "GAP": round(r["gap"], 2)})
+        paper = PAPER_TABLE3.get(round(r.ratio, 2))
+        row["paper G0..G3"] = " / ".join(f"{v:.2f}" for v in paper) if paper else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_groups(table2: Mapping[str, GroupResult], sweep: Mapping[str, SweepPoint], *,
+                dataset_names: Mapping[str, tuple[str, ...]] = GROUP_NAMES):
+    """One figure: left, per-group test accuracy of every model/dataset (Table 2); right, the sweep (Table 3)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    keys = list(table2)
+    width = 0.8 / max(len(keys), 1)
+    for i, key in enumerate(keys):
+        r = table2[key]
+        ax1.bar(np.arange(N_GROUPS) + i * width, r["groups"], width, label=f"{key} ({r.model})")
+    ax1.set_xticks(np.arange(N_GROUPS) + width * (len(keys) - 1) / 2)
+    ax1.set_xticklabels(["G0 / BwoP", "G1 / BwP", "G2 / MwoP", "G3 / MwP"])
+    ax1.set_ylim(0, 1.05)
+    ax1.set_ylabel("test accuracy (mean over seeds)")
+    ax1.set_title("Per-group accuracy (Table 2)")
+    ax1.legend(fontsize=7)
+    points = list(sweep.values())
+    for g in range(N_GROUPS):
+        ax2.plot([p.ratio * 100 for p in points], [p["groups"][g] for p in points], marker="o",
+                 label=dataset_names["waterbirds"][g])
+    ax2.invert_xaxis()
+    ax2.set_xlabel("minority ratio in training (%)")
+    ax2.set_ylim(0, 1.05)
+    ax2.set_title("Minority-ratio sweep, Waterbirds-like (Table 3)")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

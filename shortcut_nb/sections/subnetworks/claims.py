@@ -1,0 +1,94 @@
+"""Notebook 05's claims (paper Figs. 6–7) and its takeaways, read from the recorded JSON only."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ...claims import claim
+from ...paper import PAPER_FIG6
+from .record import NAME, subnet_key
+
+
+#: Thresholds of the Fig. 7 claim: the removed group must lose at least DROP_MIN, no
+#: other group may lose more than HOLD_TOL (about 1.5 binomial s.e. at 200 test images).
+DROP_MIN = 0.15
+HOLD_TOL = 0.05
+#: Fig. 6 claim: WGA must rise by at least this much, and the mean s-score fall by at least S_FALL_MIN
+#: (a change of a few thousandths is the noise of re-drawing heatmaps, not "lowers").
+WGA_RISE_MIN = 0.02
+S_FALL_MIN = 0.02
+
+_P0, _P1 = PAPER_FIG6["baseline"], PAPER_FIG6["prusc"]
+
+
+def _removal_effect(removal: Mapping, group: int, keep: float = 0.8) -> dict | None:
+    entry = removal["subnetworks"].get(subnet_key(group, keep))
+    if entry is None:
+        return None
+    full, sub = removal["full"]["groups"], entry["summary"]["groups"]
+    drops = [f - s for f, s in zip(full, sub)]
+    others = [d for k, d in enumerate(drops) if k != group]
+    return {"drop": drops[group], "max_other_drop": max(others), "full": full, "sub": sub}
+
+
+def takeaways(recorded: Mapping) -> str:
+    """A short text stating the results in the run's own numbers."""
+    p = recorded["prusc"]
+    b_s, a_s = p["baseline"]["sscore"], p["prusc"]["sscore"]
+    lines = [
+        f"- PruSC-style mask on {p['model']} ({p['dataset']}-like, trained on the validation split without group labels): "
+        f"WGA {recorded['wga_before']:.2f} → {recorded['wga_after']:.2f}, AVG {recorded['avg_before']:.2f} → "
+        f"{recorded['avg_after']:.2f}; Prune_h {recorded['prune_h']:.0%}, Prune_f {recorded['prune_f']:.0%} "
+        f"(paper: {_P0['wga']:.2f} → {_P1['wga']:.2f}, {_P1['prune_h'] * 100:.0f} % / {_P1['prune_f'] * 100:.0f} %).",
+        f"- Mean s-score {b_s['mean']:.2f} → {a_s['mean']:.2f} over all {b_s['d']} neurons "
+        f"({b_s['mean_used']:.2f} → {a_s['mean_used']:.2f} over the {a_s['n_used']} neurons the pruned head still uses); "
+        f"chance level (mask area) {b_s['area']:.2f} (paper: {_P0['mean_s']:.2f} → {_P1['mean_s']:.2f}).",
+    ]
+    for ds, removal in recorded["removal"].items():
+        names = removal["group_names"]
+        parts = []
+        for entry in removal["subnetworks"].values():
+            if abs(entry["keep_target"] - 0.8) > 1e-9:
+                continue
+            g = entry["removed_group"]
+            eff = _removal_effect(removal, g)
+            parts.append(f"without {names[g]}: {names[g]} {eff['full'][g]:.2f} → {eff['sub'][g]:.2f}, "
+                         f"largest drop elsewhere {eff['max_other_drop']:+.2f}")
+        if parts:
+            lines.append(f"- Group removal ({ds}-like, 80 % of weights kept): " + "; ".join(parts) + ".")
+    secs = recorded["mask_seconds"]
+    per_step = recorded.get("mask_seconds_per_step")
+    lines.append(f"- Mask training: {len(secs)} masks, {min(secs.values()):.0f}-{max(secs.values()):.0f} s each"
+                 + (f" ({per_step:.2f} s per step)" if per_step else "") + "; cached masks load instantly.")
+    lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
+    return "\n".join(lines)
+
+
+@claim("components.prusc", NAME, "Mask pruning on frozen weights lowers the mean s-score and raises WGA",
+       "Fig. 6 (ResNet-18, ISIC): WGA 0.37 → 0.73, mean s-score 0.40 → 0.18, Prune_h 65 %, Prune_f 48 %")
+def _prusc_claim(rec: dict):
+    ours = (f"WGA {rec['wga_before']:.2f} → {rec['wga_after']:.2f}, mean s {rec['mean_s_before']:.2f} → "
+            f"{rec['mean_s_after']:.2f} (used neurons {rec['mean_s_used_before']:.2f} → {rec['mean_s_used_after']:.2f}), "
+            f"Prune_h {rec['prune_h']:.0%}, Prune_f {rec['prune_f']:.0%}")
+    holds = (rec["wga_after"] - rec["wga_before"] >= WGA_RISE_MIN
+             and rec["mean_s_before"] - rec["mean_s_after"] >= S_FALL_MIN)
+    return ours, holds
+
+
+@claim("components.removal", NAME,
+       "Removing a group's data when learning an 80 % mask drops that group's accuracy while the other groups hold "
+       "(ISIC-like, without BwoP)",
+       "Fig. 7: without BwoP, BwoP 0.92 → 0.18, others unchanged or higher; without BwP, BwP stays 0.99 "
+       "and MwoP falls to about 0.49")
+def _removal_claim(rec: dict):
+    removal = rec["removal"]["isic"]
+    names = removal["group_names"]
+    eff = _removal_effect(removal, 0)
+    if eff is None:
+        raise KeyError("isic subnetwork without BwoP at 80 %")
+    ours = (f"without BwoP: BwoP {eff['full'][0]:.2f} → {eff['sub'][0]:.2f}, largest drop elsewhere "
+            f"{eff['max_other_drop']:+.2f}")
+    other = _removal_effect(removal, 1)
+    if other is not None:
+        ours += (f"; without BwP: BwP {other['full'][1]:.2f} → {other['sub'][1]:.2f}, "
+                 + ", ".join(f"{names[k]} {other['full'][k]:.2f} → {other['sub'][k]:.2f}" for k in (2, 3)))
+    return ours, eff["drop"] >= DROP_MIN and eff["max_other_drop"] <= HOLD_TOL

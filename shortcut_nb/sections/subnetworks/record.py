@@ -1,0 +1,92 @@
+"""What notebook 05 records (``05_subnetworks.json``): the payload builder and the record's keys, declared once.
+
+Top-level headline keys (Fig. 6): ``wga_before``, ``wga_after``, ``avg_before``, ``avg_after``,
+``mean_s_before``, ``mean_s_after``, ``mean_s_used_before``, ``mean_s_used_after``, ``prune_h``,
+``prune_f``; ``prusc`` is :func:`prusc_entry`, ``removal`` maps each dataset to :func:`removal_entry`
+(subnetworks keyed by :func:`subnet_key`); ``mask_seconds`` / ``mask_steps`` give the training time
+and steps of each mask (``prusc`` and ``<dataset>/<subnet key>``); ``runs`` the context's run log.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:  # the record is built from the study's results; claims import this module and read JSON only
+    from .study import MaskFacts, PruscResult, RemovalResult
+
+NAME = "05_subnetworks"
+
+#: Fig. 6's headline keys: record key -> (side of the ``prusc`` entry, key path in that side).
+HEADLINE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "wga_before": ("baseline", ("wga",)),
+    "wga_after": ("prusc", ("wga",)),
+    "avg_before": ("baseline", ("avg",)),
+    "avg_after": ("prusc", ("avg",)),
+    "mean_s_before": ("baseline", ("sscore", "mean")),
+    "mean_s_after": ("prusc", ("sscore", "mean")),
+    "mean_s_used_before": ("baseline", ("sscore", "mean_used")),
+    "mean_s_used_after": ("prusc", ("sscore", "mean_used")),
+    "prune_h": ("mask", ("prune_h",)),
+    "prune_f": ("mask", ("prune_f",)),
+}
+KEYS = ("profile", "seconds", *HEADLINE, "prusc", "removal", "mask_seconds", "mask_steps", "mask_seconds_per_step",
+        "runs")
+
+
+def subnet_key(removed_group: int, keep_fraction: float) -> str:
+    """Key of one subnetwork in a removal entry's ``subnetworks``: ``"g0@0.80"``."""
+    return f"g{int(removed_group)}@{float(keep_fraction):.2f}"
+
+
+def mask_entry(facts: "MaskFacts") -> dict:
+    """A mask's facts as recorded (``keep_target``, ``keep_fraction``, ``prune_f``, ``prune_h``, ...)."""
+    return asdict(facts)
+
+
+def prusc_entry(result: "PruscResult") -> dict:
+    """Fig. 6 as recorded: ``dataset``, ``model``, ``arch``, ``seed``, ``alpha``, ``sscore_samples``, ``recipe``,
+    ``baseline`` and ``prusc`` (test summaries with ``sscore``) and ``mask``."""
+    return {"dataset": result.dataset, "model": result.model, "arch": result.arch, "seed": result.seed,
+            "alpha": result.alpha, "sscore_samples": result.sscore_samples, "recipe": asdict(result.recipe),
+            "baseline": dict(result.baseline), "prusc": dict(result.prusc), "mask": mask_entry(result.mask)}
+
+
+def removal_entry(result: "RemovalResult") -> dict:
+    """Fig. 7 as recorded: ``group_names``, ``full``, ``train_group_counts`` and ``subnetworks`` keyed by
+    :func:`subnet_key`, each with ``removed_group``, ``summary`` and the mask's facts."""
+    subs = {subnet_key(s.removed_group, s.keep): {"removed_group": s.removed_group, "summary": s.summary,
+                                                   **mask_entry(s.mask)} for s in result.subnetworks}
+    return {"dataset": result.dataset, "model": result.model, "arch": result.arch, "seed": result.seed,
+            "group_names": list(result.group_names), "train_group_counts": list(result.train_group_counts),
+            "full": result.full, "subnetworks": subs, "recipe": asdict(result.recipe)}
+
+
+def payload(prusc: Mapping, removals: Mapping[str, Mapping], *, profile: str, seconds: float,
+            runs: Mapping[str, int] | None = None) -> dict:
+    """The numbers notebook 05 records, from :func:`prusc_entry` and one :func:`removal_entry` per dataset."""
+    times = {"prusc": prusc["mask"]["train_seconds"]}
+    steps = {"prusc": prusc["mask"]["steps"]}
+    for ds, removal in removals.items():
+        for key, entry in removal["subnetworks"].items():
+            times[f"{ds}/{key}"] = entry["train_seconds"]
+            steps[f"{ds}/{key}"] = entry["steps"]
+    total_steps = sum(steps.values())
+    headline = {}
+    for key, (side, path) in HEADLINE.items():
+        value = prusc[side]
+        for part in path:
+            value = value[part]
+        headline[key] = value
+    out = {
+        "profile": profile,
+        "seconds": float(seconds),
+        **headline,
+        "prusc": dict(prusc),
+        "removal": {k: dict(v) for k, v in removals.items()},
+        "mask_seconds": times,
+        "mask_steps": steps,
+        "mask_seconds_per_step": (sum(times.values()) / total_steps) if total_steps else None,
+    }
+    if runs is not None:
+        out["runs"] = dict(runs)
+    return out

@@ -1,0 +1,205 @@
+"""Paper §5.3: subnetworks of a frozen model — PruSC-style pruning (Fig. 6) and group removal (Fig. 7).
+
+Two experiments on the CNN, both learning a binary mask over the *frozen* weights
+with :mod:`shortcut_nb.masks` (cached mask runs: :mod:`shortcut_nb.pipeline.mask_runs`):
+
+* **Task-oriented pruning (Fig. 6).** After PruSC (Le et al. 2024, paper ref. [13]):
+  cross-entropy + sparsity + a supervised contrastive term on the penultimate
+  features, no group labels. PruSC builds a class-balanced de-biasing set from
+  held-out data; we train the mask on the **validation split**, reading only the
+  images and class labels (the loader strips ``a`` and ``g``). The synthetic
+  validation split is group-balanced by construction (as in DFR's protocol), so the
+  mask *sees* minority images without being told which they are. We report WGA,
+  Prune_h (head weights pruned), Prune_f (all conv/linear weights pruned) and the
+  mean neuron s-score before and after.
+* **Group-specific components (Fig. 7).** After Csordás et al. 2021 (paper ref. [5]):
+  a mask keeping 80 % of the weights is trained with cross-entropy on the training
+  set without one group (ISIC-like: D \\ {BwoP}, D \\ {BwP}); per-group test
+  accuracy of each subnetwork against the full model.
+
+The studies return typed results; :mod:`.record` turns them into the recorded JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+from torch import nn
+
+from ...masks import MaskResult
+from ...metrics import summarize
+from ...pipeline.context import Context
+from ...pipeline.mask_runs import MaskRecipe, profile_recipes, train_or_load_mask
+from ...pipeline.runs import RunSpec
+from ...sscore import score_neurons, summarize_scores
+from ...vocab import Arch, DatasetName, group_names
+
+#: The s-score draw of notebook 03 (Fig. 5's baseline): the same training images score every model.
+SAMPLE_SEED = 0
+
+
+@dataclass(frozen=True)
+class MaskFacts:
+    """What is recorded about one trained (or loaded) mask.
+
+    Attributes:
+        keep_target: the requested keep fraction (None: ``logits >= 0``).
+        keep_fraction: fraction of all masked weights kept; ``prune_f = 1 - keep_fraction``.
+        prune_f, prune_h: the paper's Prune_f (all conv/linear weights) and Prune_h (the head's).
+        per_layer_keep: ``{layer: kept fraction}`` in module order.
+        train_seconds, steps, train_keep: training time, steps and the fraction training itself kept.
+        loaded: loaded from the cache (not trained now); path: the cached file.
+    """
+
+    keep_target: float | None
+    keep_fraction: float
+    prune_f: float
+    prune_h: float
+    per_layer_keep: dict[str, float]
+    train_seconds: float
+    steps: int
+    train_keep: float
+    loaded: bool
+    path: str
+
+    @classmethod
+    def of(cls, mask: MaskResult, info: dict) -> "MaskFacts":
+        return cls(keep_target=mask.keep_target, keep_fraction=mask.keep_fraction(), prune_f=mask.prune_f(),
+                   prune_h=mask.prune_h(), per_layer_keep=mask.per_layer_keep(), train_seconds=info["train_seconds"],
+                   steps=info["steps"], train_keep=info["train_keep"], loaded=info["loaded"], path=info["path"])
+
+
+@dataclass(frozen=True)
+class PruscResult:
+    """Fig. 6: the model and its PruSC-style subnetwork on the test set, with neuron s-scores.
+
+    ``baseline`` and ``prusc`` are :func:`evaluate_groups` dicts with ``"sscore"`` (a
+    :func:`~shortcut_nb.sscore.summarize_scores` with ``head_weight``) added.
+    """
+
+    dataset: DatasetName
+    model: str
+    arch: Arch
+    seed: int
+    alpha: float
+    sscore_samples: int
+    recipe: MaskRecipe
+    baseline: dict
+    prusc: dict
+    mask: MaskFacts
+
+
+@dataclass(frozen=True)
+class Subnetwork:
+    """One Fig. 7 mask: the group left out, the subnetwork's test summary and the mask's facts."""
+
+    removed_group: int
+    keep: float
+    summary: dict
+    mask: MaskFacts
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    """Fig. 7: the full model's test summary and one :class:`Subnetwork` per removed group and keep fraction."""
+
+    dataset: DatasetName
+    model: str
+    arch: Arch
+    seed: int
+    group_names: tuple[str, ...]
+    train_group_counts: list[int]
+    full: dict
+    subnetworks: tuple[Subnetwork, ...]
+    recipe: MaskRecipe
+
+
+def evaluate_groups(ctx: Context, model: nn.Module, spec: RunSpec, *,
+                 train_group_counts: Sequence[int] | None = None) -> dict:
+    """Per-group accuracy, AVG, WGA and GAP of ``model`` on the test split (see :func:`~shortcut_nb.metrics.summarize`),
+    plus ``pred_class1`` (the share predicted class 1: a degenerate model predicts one class)."""
+    out = ctx.evaluate(model, spec, "test")
+    summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=train_group_counts)
+    summary["pred_class1"] = float((out["pred"] == 1).mean())
+    return summary
+
+
+def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch = "cnn", seed: int = 0,
+                     recipe: MaskRecipe | None = None, alpha: float = 0.5, sscore_samples: int | None = None,
+                     sample_seed: int = SAMPLE_SEED) -> PruscResult:
+    """Fig. 6: a PruSC-style mask on the frozen trained model; WGA, Prune_h, Prune_f, s-scores before/after.
+
+    Args:
+        ctx: the notebook's context (profile, runs root, data folders, progress).
+        dataset: ``"isic"`` (the paper's) or ``"waterbirds"``.
+        arch: the profile's CNN (the paper's §5.3 is on ResNet-18) or ViT.
+        seed: the trained model's seed.
+        recipe: mask settings (default: the profile's ``prusc`` recipe).
+        alpha: Grad-CAM binarisation threshold of the s-score.
+        sscore_samples: training images for the s-score (default: the profile's, 50 outside smoke).
+        sample_seed: seed of the s-score draw (notebook 03's, so both score the same images).
+    """
+    recipe = recipe or profile_recipes(ctx.profile).prusc
+    spec = ctx.run_spec(dataset, arch=arch, seed=seed)
+    model, info = ctx.train_or_load(spec)
+    mask, minfo = train_or_load_mask(ctx, model, spec, recipe)
+    pruned = mask.apply(model)
+    # the same draw as notebook 03 (Fig. 5's baseline): training images whose spurious mask is non-empty
+    samples = ctx.masked_samples(spec, seed=sample_seed, n=sscore_samples)
+    sides = {}
+    for name, net in (("baseline", model), ("prusc", pruned)):
+        summary = evaluate_groups(ctx, net, spec, train_group_counts=info["train_group_counts"])
+        summary["sscore"] = summarize_scores(score_neurons(net, samples, alpha=alpha), samples.area,
+                                             head_weight=net.head.weight)
+        sides[name] = summary
+    return PruscResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, alpha=float(alpha),
+                       sscore_samples=len(samples), recipe=recipe, baseline=sides["baseline"], prusc=sides["prusc"],
+                       mask=MaskFacts.of(mask, minfo))
+
+
+def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", remove_groups: Sequence[int] = (0, 1),
+                             keep_fractions: Sequence[float] | None = None, arch: Arch = "cnn", seed: int = 0,
+                             recipe: MaskRecipe | None = None) -> RemovalResult:
+    """Fig. 7: masks trained on D \\ {group} for each group and keep fraction; per-group test accuracy.
+
+    Args:
+        ctx: the notebook's context.
+        dataset: ``"isic"`` (paper) or ``"waterbirds"`` (our analogue).
+        remove_groups: groups to leave out, one mask each (``g = 2*y + a``; ISIC: 0 BwoP, 1 BwP).
+        keep_fractions: keep fractions (default: the profile's grid; 0.8 is the paper's).
+        arch: the profile's CNN or ViT.
+        seed: the trained model's seed (and the masks').
+        recipe: base settings (default: the profile's ``removal`` recipe); keep and groups are set per mask.
+    """
+    recipes = profile_recipes(ctx.profile)
+    base = recipe or recipes.removal
+    keeps = tuple(keep_fractions) if keep_fractions is not None else recipes.keep_grid
+    if not keeps:
+        raise ValueError("keep_fractions must name at least one keep fraction")
+    groups = [int(g) for g in remove_groups]
+    if not groups or any(g not in range(4) for g in groups):
+        raise ValueError(f"remove_groups must be a non-empty list of groups in 0..3, got {list(remove_groups)!r}")
+    spec = ctx.run_spec(dataset, arch=arch, seed=seed)
+    model, info = ctx.train_or_load(spec)
+    counts = list(info["train_group_counts"])
+    full = evaluate_groups(ctx, model, spec, train_group_counts=counts)
+    subs = []
+    for g in groups:
+        for keep in keeps:
+            r = replace(base, keep_fraction=float(keep), removed_groups=(g,), seed=seed)
+            mask, minfo = train_or_load_mask(ctx, model, spec, r)
+            subs.append(Subnetwork(removed_group=g, keep=float(keep),
+                                   summary=evaluate_groups(ctx, mask.apply(model), spec, train_group_counts=counts),
+                                   mask=MaskFacts.of(mask, minfo)))
+    return RemovalResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, group_names=group_names(dataset),
+                         train_group_counts=counts, full=full, subnetworks=tuple(subs), recipe=base)
+
+
+def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
+    """The fine-tunings notebook 05 masks with these parameters (its ``parameters`` cell): for ``sweep plan``.
+
+    The masks themselves are keyed by their trained checkpoint, so they are trained by the notebook afterwards.
+    """
+    seed = int(parameters.get("SEED", 0))
+    datasets = [parameters.get("DATASET", "isic"), *parameters.get("REMOVE_GROUPS", {"isic": [0, 1]})]
+    return [ctx.run_spec(name, arch="cnn", seed=seed) for name in dict.fromkeys(datasets)]

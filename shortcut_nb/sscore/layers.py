@@ -1,0 +1,212 @@
+"""Model plumbing of the Grad-CAM engine: the encoder, the target layer, its geometry, the forward probe.
+
+Semantics every path shares: the encoder runs in eval mode (:class:`_EvalMode`, as in
+pytorch-grad-cam); each submodule's train/eval mode is restored; hooks are removed even
+on errors; parameter ``.grad`` is untouched. For a target whose output is changed in
+place afterwards (``BatchNorm`` then ``ReLU(inplace=True)``) we use the layer's actual
+output (:func:`_probe` keeps a copy); pytorch-grad-cam keeps a view of it on CPU (and so
+sees the values after the in-place op) and a copy on GPU. The default targets end a block
+and are not affected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+NeuronIndex = Sequence[int] | Tensor | np.ndarray | range | None
+
+
+def _encoder(model: nn.Module) -> nn.Module:
+    """The module mapping x -> z: ``model.f_enc`` for a SplitModel, else the model itself."""
+    enc = getattr(model, "f_enc", model)
+    if not isinstance(enc, nn.Module):
+        raise TypeError(f"model.f_enc must be an nn.Module, got {type(enc).__name__}")
+    return enc
+
+
+def _resolve_layer(model: nn.Module, target_layer: nn.Module | None) -> nn.Module:
+    if target_layer is None:
+        if not hasattr(model, "default_target_layer"):
+            raise ValueError("target_layer=None needs a model with default_target_layer() (a SplitModel); "
+                             "pass target_layer= explicitly")
+        target_layer = model.default_target_layer()
+    if not isinstance(target_layer, nn.Module):
+        raise TypeError(f"target_layer must be an nn.Module, got {type(target_layer).__name__}")
+    enc = _encoder(model)
+    if not any(m is target_layer for m in enc.modules()):
+        raise ValueError("target_layer must be a submodule of the encoder (model.f_enc)")
+    return target_layer
+
+
+class _EvalMode:
+    """Put every submodule in eval mode (as pytorch-grad-cam does) and restore each one's mode after."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.modes: list[tuple[nn.Module, bool]] = []
+
+    def __enter__(self) -> None:
+        self.modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, mode in self.modes:
+            m.training = mode
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """How the target layer's output maps to a (B, C, h, w) activation map.
+
+    ``prefix`` > 0 (or ``tokens``) means a ViT token tensor (B, T, C) whose first
+    ``prefix`` tokens (class, distillation, registers) are dropped and the rest
+    reshaped to the patch grid, as a pytorch-grad-cam ``reshape_transform`` does.
+    """
+
+    tokens: bool
+    prefix: int
+    h: int
+    w: int
+
+
+def _geometry(enc: nn.Module, act: Tensor) -> _Geometry:
+    if act.ndim == 4:
+        return _Geometry(False, 0, act.shape[2], act.shape[3])
+    if act.ndim == 3:
+        prefix = getattr(enc, "num_prefix_tokens", None)
+        grid = getattr(getattr(enc, "patch_embed", None), "grid_size", None)
+        if prefix is None or grid is None:
+            raise ValueError(
+                "target layer outputs tokens (B, T, C) but the encoder has no num_prefix_tokens / "
+                "patch_embed.grid_size to reshape them to a patch grid")
+        h, w = int(grid[0]), int(grid[1])
+        if act.shape[1] != prefix + h * w:
+            raise ValueError(f"target layer outputs {act.shape[1]} tokens; expected {prefix} prefix tokens + "
+                             f"{h}x{w} patches (is the image size the one the model was built for?)")
+        return _Geometry(True, int(prefix), h, w)
+    raise ValueError(f"target layer output must be (B, C, h, w) or ViT tokens (B, T, C), got shape {tuple(act.shape)}")
+
+
+def _to_map(t: Tensor, geo: _Geometry) -> Tensor:
+    """(..., B, T, C) tokens -> (..., B, C, h, w); CNN maps pass through."""
+    if not geo.tokens:
+        return t
+    lead = t.shape[:-2]
+    t = t[..., geo.prefix:, :]
+    t = t.reshape(*lead, geo.h, geo.w, t.shape[-1])
+    return t.movedim(-1, -3)
+
+
+def _single_output(out: Any) -> Tensor:
+    if not isinstance(out, Tensor):
+        raise TypeError(f"target layer must return one tensor, got {type(out).__name__}")
+    return out
+
+
+_POOL_TYPES: tuple[type, ...] = (nn.AdaptiveAvgPool2d,)
+try:  # timm's mean pool (SelectAdaptivePool2d(pool_type="fast")); nn.AdaptiveAvgPool2d covers "avg"
+    from timm.layers.adaptive_avgmax_pool import FastAdaptiveAvgPool
+
+    _POOL_TYPES = (nn.AdaptiveAvgPool2d, FastAdaptiveAvgPool)
+except ImportError:  # pragma: no cover - timm is a dependency, but the check needs no timm
+    pass
+
+
+def _is_global_mean_pool(m: nn.Module) -> bool:
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return m.output_size in (1, (1, 1))
+    return isinstance(m, _POOL_TYPES)
+
+
+@dataclass
+class _Probe:
+    act: Tensor  # a copy of the target layer's output
+    z: Tensor
+    pooled: bool
+
+
+def _probe(enc: nn.Module, layer: nn.Module, x: Tensor) -> _Probe:
+    """One no-grad forward recording the target output and whether z is exactly its global mean pool.
+
+    ``pooled`` is True only if (1) a global average-pool module receives the very tensor
+    object the target layer returned, with no in-place change in between (version
+    counter), (2) ``z`` is a view of that pool's output, unchanged since (version
+    counter), and (3) numerically ``z == A.mean((2, 3))``. Then z_i depends on A only
+    through the mean of channel i, so ∂z_i/∂A = 1/(hw) on channel i: the analytic path.
+    """
+    rec: dict[str, Any] = {"calls": 0}
+    handles = []
+
+    def on_target(mod: nn.Module, inp: Any, out: Any) -> None:
+        rec["calls"] += 1
+        if rec["calls"] == 1:
+            rec["act"] = _single_output(out)
+            rec["act_version"] = out._version
+            # A copy: a later in-place op (ReLU(inplace=True)) must not change the values we keep.
+            rec["act_value"] = out.detach().clone()
+
+    def on_pool(mod: nn.Module, inp: Any, out: Any) -> None:
+        act = rec.get("act")
+        if act is not None and inp and inp[0] is act and act._version == rec["act_version"] and isinstance(out, Tensor):
+            rec["pool_out"] = out
+            rec["pool_version"] = out._version
+
+    try:
+        handles.append(layer.register_forward_hook(on_target))
+        for m in enc.modules():
+            if _is_global_mean_pool(m):
+                handles.append(m.register_forward_hook(on_pool))
+        with torch.no_grad():
+            z = enc(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if rec["calls"] == 0:
+        raise ValueError("target_layer did not run in model.f_enc(x); pick a layer on the path to z")
+    if rec["calls"] > 1:
+        raise ValueError("target_layer runs more than once per forward; pick a module that runs once")
+    if not isinstance(z, Tensor) or z.ndim != 2:
+        raise ValueError(f"model.f_enc(x) must return z of shape (B, d), got {getattr(z, 'shape', type(z))}")
+    act = rec["act"]
+    pooled = False
+    pool_out = rec.get("pool_out")
+    if pool_out is not None and act.ndim == 4 and z.shape == act.shape[:2]:
+        pooled = (
+            z.data_ptr() == pool_out.data_ptr()
+            and z._version == rec["pool_version"]
+            and z.is_contiguous()
+            and torch.allclose(z, act.mean((2, 3)), rtol=1e-4, atol=1e-6)
+        )
+    return _Probe(rec["act_value"], z.detach(), pooled)
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _check_images(images: Tensor) -> None:
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a tensor (N, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (N, C, H, W) with N > 0, got {tuple(images.shape)}")
+
+
+def _check_positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _neuron_index(neurons: NeuronIndex, d: int, device: torch.device) -> Tensor:
+    if neurons is None:
+        return torch.arange(d, device=device)
+    idx = torch.as_tensor(np.asarray(neurons) if isinstance(neurons, (range, list, tuple)) else neurons)
+    if idx.ndim != 1 or idx.numel() == 0 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        raise ValueError(f"neurons must be a non-empty 1-D sequence of ints, got {neurons!r}")
+    if int(idx.min()) < 0 or int(idx.max()) >= d:
+        raise ValueError(f"neurons must lie in [0, {d}) (z has d={d}), got min {int(idx.min())}, max {int(idx.max())}")
+    return idx.long().to(device)
+

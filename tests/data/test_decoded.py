@@ -1,0 +1,78 @@
+"""The decoded split: items bit for bit those of decoding the files; decoded once; redone when the folder changes."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from shortcut_nb.data import WaterbirdsLikeSettings, generate_waterbirds_like, load_dataset
+from shortcut_nb.data import decoded as decoded_module
+
+
+def _jpeg_folder(tmp_path):
+    settings = WaterbirdsLikeSettings(image_size=24, n_train=32, n_val=8, n_test=8, seed=2, file_format="jpeg",
+                                      size_jitter=0.3)
+    return generate_waterbirds_like(tmp_path / "wb", settings)
+
+
+def test_items_from_the_decoded_split_equal_decoding_the_files(tmp_path):
+    root = _jpeg_folder(tmp_path)
+    plain = load_dataset(root, split="train", image_size=20)
+    fast = load_dataset(root, split="train", image_size=20, decoded_dir=tmp_path / "decoded")
+    assert len(fast) == len(plain) == 32
+    for i in range(len(plain)):
+        a, b = plain[i], fast[i]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+        assert (a["y"], a["a"], a["g"], a["has_mask"]) == (b["y"], b["a"], b["g"], b["has_mask"])
+
+
+def test_a_split_is_decoded_once_and_again_when_metadata_or_size_change(tmp_path, monkeypatch):
+    root = _jpeg_folder(tmp_path)
+    calls = []
+    real = decoded_module.decode_all
+    monkeypatch.setattr(decoded_module, "decode_all", lambda ds: calls.append(ds.image_size) or real(ds))
+    cache = tmp_path / "decoded"
+    load_dataset(root, split="train", image_size=20, decoded_dir=cache)
+    load_dataset(root, split="train", image_size=20, decoded_dir=cache)
+    assert calls == [20]
+    load_dataset(root, split="train", image_size=16, decoded_dir=cache)
+    assert calls == [20, 16]
+    meta = pd.read_csv(root / "metadata.csv")
+    first = meta.index[meta["split"] == 0][0]
+    meta.loc[first, "y"] = 1 - meta.loc[first, "y"]
+    meta.to_csv(root / "metadata.csv", index=False)
+    relabelled = load_dataset(root, split="train", image_size=20, decoded_dir=cache)
+    assert calls == [20, 16, 20]
+    assert relabelled[0]["y"] == int(meta.loc[first, "y"])
+
+
+def test_varied_sizes_and_jpeg_are_written_as_asked(tmp_path):
+    root = _jpeg_folder(tmp_path)
+    meta = pd.read_csv(root / "metadata.csv")
+    from PIL import Image
+
+    sizes = {Image.open(root / f).size for f in meta["img_filename"]}
+    assert all(f.endswith(".jpg") for f in meta["img_filename"])
+    assert len(sizes) > 10 and all(17 <= w <= 31 and 17 <= h <= 31 for w, h in sizes)
+    for img, mask in zip(meta["img_filename"][:10], meta["mask_filename"][:10]):
+        assert Image.open(root / img).size == Image.open(root / mask).size
+
+
+def test_png_folders_keep_their_keys_and_the_format_does_not_move_the_content(tmp_path):
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from shortcut_nb.data.synthetic import settings_key
+
+    png = WaterbirdsLikeSettings(image_size=16, n_train=24, n_val=8, n_test=8, seed=1)
+    # the key folders had before file_format/size_jitter existed
+    old = {k: v for k, v in asdict(png).items() if k not in ("file_format", "size_jitter")}
+    old_key = hashlib.sha256(json.dumps({"type": "WaterbirdsLikeSettings", **old}, sort_keys=True).encode()).hexdigest()
+    assert settings_key(png) == old_key[:12]
+    jpeg = WaterbirdsLikeSettings(image_size=16, n_train=24, n_val=8, n_test=8, seed=1, file_format="jpeg",
+                                  size_jitter=0.3)
+    assert settings_key(jpeg) != settings_key(png)
+    a = pd.read_csv(generate_waterbirds_like(tmp_path / "png", png) / "metadata.csv")
+    b = pd.read_csv(generate_waterbirds_like(tmp_path / "jpeg", jpeg) / "metadata.csv")
+    same = ["y", "split", "place", "place_filename", "shape"]
+    assert a[same].equals(b[same])

@@ -1,0 +1,82 @@
+"""The notebook's Context: folders reach run specs, unknown datasets are refused, the runs root resolves as
+``runs_root`` does, the run log counts trained vs loaded runs, and the s-score samples are the one draw."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from shortcut_nb.config import profile_settings
+from shortcut_nb.data import ISICLikeSettings, ensure_synthetic
+from shortcut_nb.data.samples import draw_masked_samples
+from shortcut_nb.pipeline.context import Context
+from shortcut_nb.pipeline.runs import get_split, run_dir, run_spec
+
+
+def test_folders_reach_the_run_spec_and_the_rest_stays_synthetic(tmp_path):
+    ctx = Context.build("smoke", root=tmp_path, folders={"isic": tmp_path / "isic", "waterbirds": ""}, progress=False)
+    assert dict(ctx.folders) == {"isic": str(tmp_path / "isic")}  # an empty entry means "synthetic"
+    assert ctx.run_spec("isic", arch="cnn", seed=0).data.folder == str(tmp_path / "isic")
+    assert ctx.run_spec("waterbirds").data.folder is None and ctx.folder("waterbirds") is None
+    assert ctx.run_spec("isic", folder=None).data.folder is None  # an explicit folder wins
+    # otherwise the spec is the profile's, as run_spec gives it
+    assert ctx.run_spec("waterbirds", arch="vit", seed=1) == run_spec("smoke", "waterbirds", arch="vit", seed=1)
+    with pytest.raises(TypeError):
+        ctx.folders["waterbirds"] = "/elsewhere"  # frozen: the notebook's choice, built once
+
+
+def test_unknown_dataset_names_are_refused():
+    with pytest.raises(ValueError, match=r"folders names datasets 'waterbirds' and 'isic', got \['celeba'\]"):
+        Context.build("smoke", folders={"celeba": "/data/celeba", "isic": "/data/isic"})
+
+
+def test_root_and_profile_resolve(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHORTCUT_NB_RUNS", str(tmp_path / "from_env"))
+    assert Context.build("smoke").root == tmp_path / "from_env"
+    assert Context.build("smoke", root=tmp_path / "given").root == tmp_path / "given"  # an explicit root wins
+    monkeypatch.delenv("SHORTCUT_NB_RUNS")
+    monkeypatch.chdir(tmp_path)
+    assert Context.build("smoke").root == tmp_path / "runs"
+    ctx = Context.build("cpu", root=tmp_path)
+    assert ctx.profile == "cpu" and ctx.settings == profile_settings("cpu") and ctx.progress
+
+
+def test_run_log_counts_trained_and_loaded_runs(tmp_path):
+    ctx = Context.build("smoke", root=tmp_path, progress=False)
+    spec = ctx.run_spec("waterbirds", seed=0)
+    assert ctx.run_log.as_record() == {"trained": 0, "loaded": 0}
+    first, info = ctx.train_or_load(spec)
+    assert info["trained_now"] and (run_dir(spec, root=tmp_path) / "final.pt").is_file()
+    assert ctx.run_log.as_record() == {"trained": 1, "loaded": 0}
+    second, info2 = ctx.train_or_load(spec)
+    assert not info2["trained_now"] and ctx.run_log.as_record() == {"trained": 1, "loaded": 1}
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    # a second context on the same root loads what the first trained, with its own log
+    other = Context.build("smoke", root=tmp_path, progress=False)
+    other.train_or_load(other.run_spec("waterbirds", seed=0))
+    assert other.run_log.as_record() == {"trained": 0, "loaded": 1}
+    # evaluate: predictions on the run's test split
+    out = ctx.evaluate(first, spec)
+    test = ctx.split(spec, "test")
+    assert len(out["pred"]) == len(test) == len(get_split(spec.data, "test", root=tmp_path))
+    assert torch.equal(torch.as_tensor(out["g"]), test.g) and torch.equal(torch.as_tensor(out["y"]), test.y)
+
+
+def test_masked_samples_are_the_one_draw_of_the_profiles_size(tmp_path):
+    real = ensure_synthetic("isic", ISICLikeSettings(image_size=16, n_train=48, n_val=8, n_test=8, seed=3),
+                            root=tmp_path / "elsewhere")
+    ctx = Context.build("smoke", root=tmp_path / "runs", folders={"isic": real}, progress=False)
+    spec = ctx.run_spec("isic")
+    train = ctx.split(spec, "train")
+    assert len(train) == 48  # the folder's training rows, not the smoke profile's synthetic set
+    samples = ctx.masked_samples(spec, seed=0)
+    n = ctx.settings.sscore_samples
+    assert len(samples) == n
+    expected = draw_masked_samples(train, n, 0)
+    assert np.array_equal(samples.indices, expected.indices)
+    assert torch.equal(samples.images, expected.images) and torch.equal(samples.masks, expected.masks)
+    assert bool(samples.masks.flatten(1).any(1).all())  # every mask has a pixel
+    fewer = ctx.masked_samples(spec, seed=0, n=3)
+    assert np.array_equal(fewer.indices, samples.indices[:3])  # the same permutation, stopped earlier
+    assert not np.array_equal(ctx.masked_samples(spec, seed=1).indices, samples.indices)
+    assert not (tmp_path / "runs" / "data").exists()  # nothing generated for a real folder

@@ -1,0 +1,48 @@
+"""Cached runs: stand-in pretraining and trained runs are keyed by what produced them and reused."""
+from __future__ import annotations
+
+import torch
+
+from shortcut_nb.models import build_model
+from shortcut_nb.pipeline.pretrain import PretrainSettings, ensure_pretrained, generate_pretraining_images
+from shortcut_nb.pipeline.runs import run_dir, run_spec, train_or_load
+
+
+def test_pretraining_images_are_uncorrelated_and_deterministic():
+    x1, y1 = generate_pretraining_images(40, 16, seed=0)
+    x2, y2 = generate_pretraining_images(40, 16, seed=0)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert x1.shape == (40, 3, 16, 16) and x1.dtype == torch.uint8
+    assert len(set(y1.tolist())) > 5  # many shape classes
+
+
+def test_standin_pretraining_is_cached_and_loads_as_weights_file(tmp_path):
+    s = PretrainSettings(arch="resnet_mini", image_size=16, n_images=64, epochs=1, batch_size=16, seed=0)
+    path = ensure_pretrained(s, root=tmp_path, progress_bar=False)
+    stamp = path.stat().st_mtime_ns
+    assert ensure_pretrained(s, root=tmp_path, progress_bar=False) == path and path.stat().st_mtime_ns == stamp
+    model = build_model("resnet_mini", image_size=16, weights_file=path)
+    saved = torch.load(path, weights_only=True)
+    for key, value in model.f_enc.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    assert path.with_suffix(".json").is_file()
+
+
+def test_run_keys_separate_what_differs(tmp_path):
+    a = run_spec("smoke", "waterbirds", seed=0)
+    assert run_dir(a, root=tmp_path) == run_dir(run_spec("smoke", "waterbirds", seed=0), root=tmp_path)
+    others = [run_spec("smoke", "waterbirds", seed=1), run_spec("smoke", "waterbirds", minority_ratio=0.0),
+              run_spec("smoke", "isic"), run_spec("smoke", "waterbirds", arch="vit"), run_spec("smoke", "waterbirds", epochs=2),
+              run_spec("smoke", "waterbirds", object_scale=0.5)]
+    dirs = {run_dir(s, root=tmp_path) for s in others}
+    assert run_dir(a, root=tmp_path) not in dirs and len(dirs) == len(others)
+
+
+def test_train_or_load_reuses_the_checkpoint(tmp_path):
+    spec = run_spec("smoke", "waterbirds", seed=0)
+    first, info = train_or_load(spec, root=tmp_path, progress_bar=False)
+    assert info["trained_now"] and (run_dir(spec, root=tmp_path) / "final.pt").is_file()
+    second, info2 = train_or_load(spec, root=tmp_path, progress_bar=False)
+    assert not info2["trained_now"]
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert sum(info["train_group_counts"]) == 160

@@ -1,0 +1,59 @@
+"""Notebook 03's claims and takeaways, on hand-made records (they read the recorded JSON only)."""
+from __future__ import annotations
+
+from shortcut_nb.claims import CLAIMS
+from shortcut_nb.sections.cnn_neurons import claims as C
+from shortcut_nb.sections.cnn_neurons.record import REFIT_SET, ROWS
+
+
+def _rec(isic: dict, waterbirds: dict | None = None) -> dict:
+    base = {"min": 0.0, "max": 0.8, "area": 0.05, "lift_max": 16.0, "n_high": 5, "n_high_above_chance": 5,
+            "pruned_neurons": [1, 2, 3, 4, 5], "tau": 0.7, "alpha": 0.5, "model": "resnet_mini", "d": 64,
+            "n_samples": 8, "band_counts": {"low": 40, "mid": 19, "high": 5},
+            "table4": {r: {"wga": w} for r, w in zip(ROWS, (0.37, 0.40, 0.51, 0.56))}}
+    datasets = {"isic": {**base, **isic}}
+    if waterbirds is not None:
+        datasets["waterbirds"] = {**base, **waterbirds}
+    return {"alpha": 0.5, "band_edges": [0.2, 0.7], "refit_set": REFIT_SET, "accuracy_split": "test",
+            "profile": "smoke", "seconds": 12.0, "datasets": datasets}
+
+
+def _table4(*wgas: float) -> dict:
+    return {"table4": {r: {"wga": w} for r, w in zip(ROWS, wgas)}}
+
+
+def test_claims_verdicts_and_chance_text():
+    checks = {c.id: c.check for c in CLAIMS}
+    ours, holds = checks["neurons.spread"](_rec({}, {"area": 0.88, "max": 0.95, "n_high_above_chance": 2,
+                                                      "lift_max": 1.08}))
+    assert holds and "0.00–0.80" in ours and "no better than a heatmap ignoring the image" in ours
+    assert "all 5 high neurons exceed it" in ours and "5 > 0.7" in ours
+    assert not checks["neurons.spread"](_rec({"max": 0.4, "n_high": 0}))[1]
+    assert checks["neurons.prune_refit"](_rec({}))[1]
+    assert not checks["neurons.prune_refit"](_rec(_table4(0.37, 0.37, 0.51, 0.56)))[1]
+    assert not checks["neurons.prune_refit"](_rec(_table4(0.37, 0.40, 0.39, 0.56)))[1]
+    ours, holds = checks["neurons.prune_refit"](_rec({"pruned_neurons": []}))
+    assert not holds and "nothing pruned" in ours
+    missing = _rec({})
+    missing["datasets"]["isic"]["table4"]["refit"] = None
+    ours, holds = checks["neurons.prune_refit"](missing)
+    assert not holds and "refit n/a" in ours
+
+
+def test_claims_name_notebook_03_and_the_papers_numbers():
+    ours = {c.id: c for c in CLAIMS if c.id.startswith("neurons.")}
+    assert set(ours) == {"neurons.spread", "neurons.prune_refit"}
+    assert all(c.notebook == "03_cnn_neurons" for c in ours.values())
+    assert ours["neurons.prune_refit"].paper == ("Table 4 (ResNet-18, ISIC): WGA 0.37 → 0.40 pruned; refit 0.51, "
+                                                 "refit after pruning 0.56")
+    assert ours["neurons.spread"].paper.startswith("§5.1: ResNet-18 on ISIC, s-scores from 0.0 to 0.8;")
+
+
+def test_chance_remark_and_takeaways():
+    none_high = {"n_high": 0, "n_high_above_chance": 0, "area": 0.3, "lift_max": 2.0}
+    assert C.chance_remark(none_high, 0.7).startswith("no neuron above 0.7")
+    text = C.takeaways(_rec({}, {"area": 0.88, "max": 0.95, "n_high_above_chance": 2, "lift_max": 1.08}))
+    assert "ISIC-like" in text and "Waterbirds-like" in text and "s-scores 0.00–0.80 (paper, ISIC: 0.0–0.8)" in text
+    assert "WGA 0.37 → 0.40 after zeroing 5 neurons with s > 0.7" in text
+    assert "(paper, ISIC: 0.37 → 0.40; 0.51, 0.56)" in text and "Profile smoke, 12 s." in text
+    assert "bands low 40 · mid 19 · high 5" in text

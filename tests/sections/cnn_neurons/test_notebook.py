@@ -1,0 +1,66 @@
+"""Notebook 03 (CNN neurons, paper §3.3 / §5.1, Figs. 2 and 4, Table 4) through the runner in the smoke profile."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shortcut_nb.sections.cnn_neurons.record import DATASET_KEYS, KEYS, NAME, ROWS
+from support.notebook_runs import recorded, unit
+
+
+@pytest.mark.notebook
+def test_03_records_sscores_with_their_chance_level(smoke_run):
+    rec = recorded(smoke_run, NAME)
+    assert set(KEYS) <= set(rec)  # the report may add its own keys (torch_threads)
+    assert rec["profile"] == "smoke" and rec["seconds"] > 0
+    assert set(rec["runs"]) == {"trained", "loaded"} and sum(rec["runs"].values()) == 2  # one CNN per dataset
+    assert rec["headline"] == "isic" and rec["alpha"] == 0.5 and rec["tau"] == 0.7
+    assert rec["band_edges"] == [0.2, 0.7] and rec["alpha"] in rec["alpha_grid"]
+    assert set(rec["datasets"]) == {"waterbirds", "isic"}
+    for name, r in rec["datasets"].items():
+        assert set(r) == set(DATASET_KEYS)
+        s = r["scores"]
+        assert len(s) == r["d"] and all(unit(v) for v in s)
+        assert r["min"] == pytest.approx(min(s), abs=1e-5) and r["max"] == pytest.approx(max(s), abs=1e-5)
+        assert r["mean"] == pytest.approx(sum(s) / len(s), abs=1e-5)
+        assert sum(r["band_counts"].values()) == r["d"]
+        assert r["band_counts"]["high"] == sum(v > 0.7 for v in s) == r["n_high"]
+        assert r["n_samples"] == 8 and len(set(r["sample_index"])) == 8
+        # chance level: the mean mask area, and the lift relative to it
+        assert 0 < r["area"] < 1 and r["lift_max"] == pytest.approx(r["max"] / r["area"], rel=1e-6)
+        assert r["lift"] == pytest.approx(r["mean"] / r["area"], rel=1e-6)
+        assert r["n_above_chance"] == sum(v > r["area"] for v in s)
+        assert r["alpha_sensitivity"]["0.5"]["band_counts"] == r["band_counts"]
+    # the spurious region: the background of a Waterbirds-like image, a small patch on an ISIC-like one
+    assert rec["datasets"]["waterbirds"]["area"] > 0.6 and rec["datasets"]["isic"]["area"] < 0.2
+    assert rec["area"] == rec["datasets"]["isic"]["area"]
+
+
+@pytest.mark.notebook
+def test_03_records_table4_and_claims(smoke_run):
+    rec = recorded(smoke_run, NAME)
+    assert rec["refit_set"].startswith("validation split") and rec["accuracy_split"] == "test"
+    for name, r in rec["datasets"].items():
+        t = r["table4"]
+        assert set(t) == set(ROWS)
+        base = t["baseline"]
+        assert len(base["groups"]) == 4 and all(unit(v) for v in base["groups"])
+        assert base["wga"] == pytest.approx(min(base["groups"])) and base["n_zeroed"] == 0
+        assert t["pruned"]["n_zeroed"] == len(r["pruned_neurons"]) == sum(v > 0.7 for v in r["scores"])
+        assert t["pruned"]["n_used"] == r["d"] - t["pruned"]["n_zeroed"]
+        if not r["pruned_neurons"]:
+            assert t["pruned"]["groups"] == base["groups"]
+        for row in ("refit", "refit_pruned"):  # the synthetic val split holds every group: both refits exist
+            assert t[row] is not None, r["table4_errors"]
+            assert unit(t[row]["wga"]) and t[row]["wga"] <= t[row]["avg"] + 1e-9
+        assert t["refit_pruned"]["n_used"] <= r["d"] - t["pruned"]["n_zeroed"]
+    assert rec["wga"] == {row: rec["datasets"]["isic"]["table4"][row]["wga"] for row in ROWS}
+    out = smoke_run[0]
+    for fig in ("03_fig2_sscore_derivation", "03_sscore_histogram", "03_fig4_bands_waterbirds", "03_fig4_bands_isic",
+                "03_table4_pruning", "03_neuron_view"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())["claims"]}
+    for cid in ("neurons.spread", "neurons.prune_refit"):
+        assert claims[cid]["holds"] in (True, False) and claims[cid]["profile"] == "smoke"
+    assert "chance" in claims["neurons.spread"]["ours"] and "ISIC-like" in claims["neurons.prune_refit"]["ours"]

@@ -1,0 +1,49 @@
+"""Notebook 03's record: one entry per dataset (scores summarised by the one summary, Table 4) and the payload."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shortcut_nb.sections.cnn_neurons import record as R
+from shortcut_nb.sscore import summarize_scores
+from shortcut_nb.vocab import GROUP_NAMES
+from support.cnn_neurons import tiny_study
+
+
+@pytest.fixture(scope="module")
+def study():
+    return tiny_study()
+
+
+def test_dataset_record_holds_the_summary_and_table4(study):
+    res = R.dataset_record(study, alpha=0.5, tau=0.7, seed=0, sensitivity_alphas=(0.33, 0.5, 0.42))
+    assert tuple(res) == R.DATASET_KEYS
+    assert set(res["alpha_sensitivity"]) == {"0.33", "0.5"}  # 0.42 is not precomputed: skipped
+    assert set(res["alpha_sensitivity"]["0.5"]) == set(R.SENSITIVITY_KEYS)
+    assert res["alpha_sensitivity"]["0.5"]["band_counts"] == res["band_counts"]
+    assert len(res["scores"]) == 256 == res["d"] and res["area"] == pytest.approx(study.area)
+    assert sum(res["band_counts"].values()) == 256
+    summary = summarize_scores(study.scores(0.5), study.area, tau=0.7)
+    assert {k: res[k] for k in summary} == summary and res["lift"] == pytest.approx(res["mean"] / res["area"])
+    assert res["table4"]["pruned"]["n_zeroed"] == res["n_above_tau"] == len(res["pruned_neurons"])
+    table = study.table4(0.5, 0.7, 0)
+    assert res["table4"] == {row: table[row] for row in R.ROWS} and res["table4_errors"] == table["errors"]
+    assert res["sample_index"] == study.sample_index.tolist() and res["group_names"] == list(GROUP_NAMES["isic"])
+    json.dumps(res)  # JSON-able
+
+
+def test_record_payload_keys_and_headline(study):
+    res = R.dataset_record(study, alpha=0.5, tau=0.7, seed=0)
+    results = {"waterbirds": {**res, "dataset": "waterbirds"}, "isic": res}
+    rec = R.record_payload(results, profile="smoke", seconds=1.0, alpha=0.5, tau=0.7,
+                           runs={"trained": 0, "loaded": 2})
+    assert tuple(rec) == R.KEYS
+    assert rec["headline"] == "isic" and rec["refit_set"].startswith("validation split")
+    assert rec["wga"] == R.wgas(res) and rec["wga"]["baseline"] == res["table4"]["baseline"]["wga"]
+    assert rec["min"] == res["min"] and rec["area"] == res["area"] and rec["runs"] == {"trained": 0, "loaded": 2}
+    assert rec["band_edges"] == [0.2, 0.7] and 0.5 in rec["alpha_grid"]
+    only_wb = R.record_payload({"waterbirds": results["waterbirds"]}, profile="smoke", seconds=1.0, alpha=0.5,
+                               tau=0.7)
+    assert only_wb["headline"] == "waterbirds" and only_wb["runs"] == {}
+    json.dumps(rec)

@@ -1,0 +1,73 @@
+"""Notebook 03's frames and figures: Figs. 2 and 4, the histograms, Table 4 (frame and bars), the α table."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shortcut_nb.bands import band_representatives, pick_neuron
+from shortcut_nb.paper import PAPER_TABLE4
+from shortcut_nb.sections.cnn_neurons import views as V
+from shortcut_nb.sections.cnn_neurons.record import ROWS, dataset_record
+from shortcut_nb.sections.cnn_neurons.study import N_SHOW
+from shortcut_nb.vocab import GROUP_NAMES
+from support.cnn_neurons import tiny_study
+
+
+@pytest.fixture(scope="module")
+def study():
+    return tiny_study()
+
+
+def test_bands_and_picker_the_views_use():
+    s = np.array([0.05, 0.9, 0.5, 0.1, 0.75, 0.3, 0.0, 0.4])
+    reps = band_representatives(s)
+    assert reps == {"low": 0, "mid": 7, "high": 4}  # median-ranked: low [3, 0, 6], mid [2, 7, 5], high [1, 4]
+    assert band_representatives(np.zeros(4))["high"] is None
+    assert pick_neuron(s, "index", 6) == 6
+    assert pick_neuron(s, "high", 0) == 1 and pick_neuron(s, "mid", 2) == 5
+    with pytest.raises(ValueError, match="high band holds 2 neurons"):
+        pick_neuron(s, "high", 2)
+    with pytest.raises(ValueError, match=r"index must lie in \[0, 8\)"):
+        pick_neuron(s, "index", 8)
+    with pytest.raises(ValueError, match="by must be"):
+        pick_neuron(s, "top", 0)
+
+
+def test_overlap_image_colours():
+    b = np.array([[1, 1], [0, 0]], bool)
+    m = np.array([[1, 0], [1, 0]], bool)
+    img = V.overlap_image(b, m)
+    assert tuple(img[0, 0]) == (0.90, 0.15, 0.15) and tuple(img[0, 1]) == (0.25, 0.45, 0.95)
+    assert tuple(img[1, 0]) == (0.82, 0.82, 0.82) and tuple(img[1, 1]) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="must be"):
+        V.overlap_image(b, m[:1])
+
+
+def test_table4_frame(study):
+    t = study.table4(0.5, 0.7, 0)
+    frame = V.table4_frame(t, "isic", tau=0.7)
+    assert list(frame.index) == [V.ROW_LABELS[r].replace("τ", "0.7") for r in ROWS]
+    assert list(frame.columns)[:4] == list(GROUP_NAMES["isic"])
+    assert frame.loc["Pruning (s-score > 0.7)", "zeroed"] == len(t["pruned_neurons"])
+    assert frame["paper WGA (MwP)"].tolist() == [PAPER_TABLE4[r][3] for r in ROWS]
+    missing = {**t, "refit": None, "errors": {"refit": "group 3 is missing"}}
+    frame = V.table4_frame(missing, "waterbirds", tau=0.7)
+    assert frame.loc["Group-balanced refit (val)", "note"] == "group 3 is missing"
+    assert "paper WGA (MwP)" not in frame.columns
+
+
+def test_figures_and_alpha_frame(study):
+    res = dataset_record(study, alpha=0.5, tau=0.7, seed=0, sensitivity_alphas=(0.33, 0.5))
+    results = {"isic": res, "waterbirds": {**res, "dataset": "waterbirds",
+                                           "group_names": list(GROUP_NAMES["waterbirds"])}}
+    fig = V.plot_sscore_derivation({"isic": study}, alpha=0.5)
+    assert len(fig.axes) == 4 and "neuron" in fig.axes[2].get_title()
+    fig = V.plot_band_neurons(study, alpha=0.5)
+    assert len(fig.axes) == 3 * N_SHOW
+    fig = V.plot_neuron_rows(study, {"empty": None, "one": 3}, alpha=0.5, samples=[0, 1], overlap_row=True)
+    assert len(fig.axes) == 8 and "sample 1" in fig.axes[5].get_title()
+    fig = V.plot_histograms({"isic": study}, alpha=0.5, tau=0.7)
+    assert f"{study.area:.2f}" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert len(V.plot_table4(results).axes) == 2
+    frame = V.alpha_sensitivity_frame(results)
+    assert len(frame) == 4 and set(frame["α"]) == {0.33, 0.5}

@@ -1,0 +1,60 @@
+"""Notebook 04's record, claims and takeaways: built from the study's results, read from the JSON only."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.entanglement_toys import as_results, run_toy
+
+from shortcut_nb.report.claims import load_claims
+from shortcut_nb.sections.entanglement import claims, record
+
+
+def test_record_payload_and_takeaways():
+    results = as_results(run_toy())
+    rec = record.payload(results, profile="smoke", seconds=1.0, settings={"alpha": 0.5},
+                         run_log={"trained": 1, "loaded": 3})
+    assert set(rec) == set(record.KEYS)
+    text = json.dumps(rec, allow_nan=False)  # strict JSON: undefined numbers are null
+    assert "keep_frequency" in json.dumps(rec["runs"]["waterbirds/cnn"][0]["dfr"])
+    assert "keep_frequency" not in json.dumps(rec["runs"]["waterbirds/cnn"][0]["sweep"])
+    assert rec["headline"] == "waterbirds/cnn" and rec["wga_dfr"] > rec["wga_baseline"]
+    assert rec["run_log"] == {"trained": 1, "loaded": 3}
+    dfr = results["waterbirds/cnn"].runs[0]["dfr"]
+    assert json.loads(text)["prune_h_refits"] == pytest.approx(dfr["prune_h_refits"])
+    assert rec["mean_s_dfr"] == results["waterbirds/cnn"].summary["dfr"]["mean_s_refits"]
+    assert rec["table"]["waterbirds/cnn"]["model"] == "toy" and rec["table"]["waterbirds/cnn"]["seeds"] == [0]
+    words = claims.takeaways(json.loads(text))
+    assert "waterbirds/cnn" in words and "Profile smoke" in words
+    assert record.c_key(1.0) == "1" and record.c_key(0.07) == "0.07"
+    # another model first: the headline is the first one present
+    other = as_results(run_toy(), dataset="isic", arch="vit")
+    assert record.payload(other, profile="smoke", seconds=1.0, settings={})["headline"] == "isic/vit"
+
+
+def _row(arch, dataset, wga0, wga1, prune, s0, s1):
+    return {"arch": arch, "dataset": dataset,
+            "baseline": {"wga": wga0, "mean_s": s0},
+            "dfr": {"wga": wga1, "prune_h_refits": prune, "prune_h_average": prune / 2, "mean_s_refits": s1}}
+
+
+def test_claims_verdicts():
+    good = {"table": {"waterbirds/cnn": _row("cnn", "waterbirds", 0.4, 0.8, 0.5, 0.45, 0.43),
+                      "isic/cnn": _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.39)}}
+    ours, holds = claims._claim_cnn(good)
+    assert holds and "WGA 0.40 → 0.80" in ours and "Prune_h 50% per refit (25% averaged head)" in ours
+    for bad in (_row("cnn", "isic", 0.3, 0.35, 0.8, 0.4, 0.4),  # WGA barely moves
+                _row("cnn", "isic", 0.3, 0.7, 0.1, 0.4, 0.4),  # dense
+                _row("cnn", "isic", 0.3, 0.7, 0.8, 0.4, 0.2),  # s drops
+                _row("cnn", "isic", 0.3, 0.7, 0.8, 0.4, None)):  # nothing kept
+        assert not claims._claim_cnn({"table": {"a": good["table"]["waterbirds/cnn"], "b": bad}})[1]
+    with pytest.raises(KeyError):
+        claims._claim_vit(good)
+    registered = {c.id: c for c in load_claims()}
+    assert {"entanglement.dfr_cnn", "entanglement.dfr_vit"} <= set(registered)
+    assert registered["entanglement.dfr_cnn"].notebook == record.NAME
+    # the paper's side comes from shortcut_nb.paper, in the words it always had
+    assert registered["entanglement.dfr_cnn"].paper == ("Table 5 (ResNet-18): Waterbirds WGA 0.46 → 0.82, Prune_h 52 %, "
+                                                        "s 0.45 → 0.42; ISIC WGA 0.37 → 0.71, Prune_h 80 %, s 0.40 → 0.39")
+    assert registered["entanglement.dfr_vit"].paper == ("Table 6 (ViT-B/16): Waterbirds WGA 0.66 → 0.86, Prune_h 37 %, "
+                                                        "s 0.14 → 0.14; ISIC WGA 0.16 → 0.76, Prune_h 89 %, s 0.23 → 0.26")

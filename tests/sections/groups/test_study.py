@@ -1,0 +1,92 @@
+"""Notebook 01's study: the flat aggregate, one run's summary through the Context, Table 2 and the sweep."""
+from __future__ import annotations
+
+import pytest
+
+from shortcut_nb.metrics import aggregate_seeds, summarize
+from shortcut_nb.pipeline import context as context_module
+from shortcut_nb.pipeline.context import Context
+from shortcut_nb.sections.groups import study
+
+
+def _summary(groups, avg=0.5, avg_weighted=0.6):
+    return {"groups": groups, "avg": avg, "wga": min(groups), "gap": avg - min(groups), "avg_weighted": avg_weighted}
+
+
+def test_flatten_aggregate_gives_mean_and_std_per_key():
+    agg = aggregate_seeds([_summary([1.0, 0.5, 0.25, 1.0], avg=0.8), _summary([0.5, 0.5, 0.75, 1.0], avg=0.6)])
+    flat = study.flatten_aggregate(agg)
+    assert list(flat) == ["n_seeds", "groups", "groups_std", "avg", "avg_std", "wga", "wga_std", "gap", "gap_std",
+                          "avg_weighted", "avg_weighted_std"]
+    assert flat["n_seeds"] == 2 and flat["groups"] == [0.75, 0.5, 0.5, 1.0]
+    assert flat["avg"] == pytest.approx(0.7) and flat["avg_std"] == pytest.approx(0.1414213, abs=1e-6)
+    assert flat["wga"] == pytest.approx(0.375) and flat["gap"] == pytest.approx(0.325)
+    without = study.flatten_aggregate(aggregate_seeds([_summary([1.0, 0.5, 0.5, 1.0], avg_weighted=None)]))
+    assert without["avg_weighted"] is None and without["avg_weighted_std"] is None and without["avg_std"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def smoke_ctx(tmp_path_factory):
+    return Context.build("smoke", root=tmp_path_factory.mktemp("groups_runs"), progress=False)
+
+
+def test_group_performance_summarises_the_run_and_reuses_it(smoke_ctx):
+    table2 = study.group_performance(smoke_ctx, datasets=["waterbirds"], archs=["cnn"], seeds=[0])
+    assert list(table2) == ["waterbirds/cnn"]
+    r = table2["waterbirds/cnn"]
+    assert (r.dataset, r.arch, r.model) == ("waterbirds", "cnn", smoke_ctx.settings.cnn)
+    (run,) = r.per_seed
+    assert run["seed"] == 0 and run["model"] == r.model and run["n"] == smoke_ctx.settings.n_test
+    assert run["train_acc"] is not None and run["train_seconds"] > 0
+    assert r["avg"] == run["avg"] and r["groups"] == run["groups"] and r["avg_std"] == 0.0
+    assert r["wga"] == min(run["groups"]) and r["avg_weighted"] is not None
+    # the summary is the metrics' summary of the model's test predictions
+    spec = smoke_ctx.run_spec("waterbirds", arch="cnn", seed=0, minority_ratio=study.DEFAULT_MINORITY_RATIO)
+    model, info = smoke_ctx.train_or_load(spec)
+    out = smoke_ctx.evaluate(model, spec, "test")
+    expected = summarize(out["pred"], out["y"], out["g"], train_group_counts=info["train_group_counts"])
+    assert {k: run[k] for k in expected} == expected
+    assert smoke_ctx.run_log.as_record() == {"trained": 1, "loaded": 1}
+    again = study.group_performance(smoke_ctx, datasets=["waterbirds"], archs=["cnn"], seeds=[0])
+    assert again["waterbirds/cnn"].aggregate == r.aggregate  # loaded: the same numbers
+    assert smoke_ctx.run_log.as_record() == {"trained": 1, "loaded": 2}
+
+
+def test_minority_sweep_keys_by_ratio(smoke_ctx):
+    sweep = study.minority_sweep(smoke_ctx, ratios=[0.05], seeds=[0])  # 5 %: the Table 2 run, loaded
+    assert list(sweep) == ["0.05"]
+    point = sweep["0.05"]
+    assert point.ratio == 0.05 and point["n_seeds"] == 1 and len(point["groups"]) == 4
+    assert point.per_seed[0]["seed"] == 0
+
+
+class _Routed(Exception):
+    """Raised by the patched run_spec once it has seen the folder the study passes."""
+
+
+@pytest.fixture()
+def seen(monkeypatch):
+    calls = []
+
+    def spy(settings, name, **kwargs):
+        calls.append((name, kwargs.get("folder"), kwargs.get("minority_ratio")))
+        raise _Routed
+
+    monkeypatch.setattr(context_module, "run_spec", spy)
+    return calls
+
+
+def test_study_passes_the_notebooks_data_folder_to_the_run(seen):
+    """DATA_FOLDERS reaches the run spec through the Context (the folder replaces the synthetic benchmark)."""
+    ctx = Context.build("smoke", folders={"isic": "/data/isic"}, progress=False)
+    with pytest.raises(_Routed):
+        study.group_performance(ctx, datasets=["isic"], archs=["cnn"], seeds=[0])
+    assert seen == [("isic", "/data/isic", 0.05)]
+
+
+def test_the_sweep_always_generates_the_synthetic_set(seen):
+    """The sweep varies how the synthetic set is generated: a real Waterbirds folder (one fixed ratio) is not used."""
+    ctx = Context.build("smoke", folders={"waterbirds": "/data/waterbirds"}, progress=False)
+    with pytest.raises(_Routed):
+        study.minority_sweep(ctx, ratios=[0.25], seeds=[0])
+    assert seen == [("waterbirds", None, 0.25)]

@@ -1,0 +1,60 @@
+"""Notebook 06's claims and takeaways decide from the recorded JSON alone."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from shortcut_nb.claims import CLAIMS
+from shortcut_nb.sections.vit_heads import attention_study as ast
+from shortcut_nb.sections.vit_heads import claims, record
+
+
+def _claim(cid):
+    return next(c for c in CLAIMS if c.id == cid)
+
+
+def test_claims_are_registered_for_the_notebook():
+    ids = {c.id: c for c in CLAIMS if c.id.startswith("vit_heads.")}
+    assert set(ids) == {"vit_heads.sscore", "vit_heads.heads"}
+    assert {c.notebook for c in ids.values()} == {record.NAME}
+
+
+def test_claims_decide_both_ways():
+    sscore = _claim("vit_heads.sscore")
+    rec = {"sscore": {"isic": {"area": 0.05, "vit": {"mean": 0.2}, "cnn": {"mean": 0.4}},
+                      "waterbirds": {"area": 0.85, "vit": {"mean": 0.5}, "cnn": {"mean": 0.6}}}}
+    ours, holds = sscore.check(rec)
+    assert holds and "isic: ViT 0.20 vs CNN 0.40" in ours
+    rec["sscore"]["waterbirds"]["vit"]["mean"] = 0.7
+    assert sscore.check(rec)[1] is False
+    heads = _claim("vit_heads.heads")
+
+    def att_rec(beyond):
+        return {"layers": 4, "heads": 4, "core": {"heads_beyond_area": beyond, "max_lift": 1.6, "area": 0.05}}
+
+    rec = {"attention": {"isic": att_rec([[2, 1]]), "waterbirds": att_rec([])}}
+    ours, holds = heads.check(rec)
+    assert holds and "isic: 1/16 heads" in ours and "verdict on isic" in ours
+    rec["attention"]["isic"] = att_rec([])
+    assert heads.check(rec)[1] is False
+
+
+def test_takeaways_state_the_recorded_numbers(study, astudy):
+    rec = json.loads(json.dumps(record.record_payload([study], {"isic": (astudy, ast.target_view(astudy))},
+                                                      profile="smoke", seconds=1.5)))
+    text = claims.takeaways(rec)
+    vit, cnn = rec["sscore"]["isic"]["vit"], rec["sscore"]["isic"]["cnn"]
+    assert "isic" in text and f"{vit['mean']:.2f}" in text and f"{cnn['mean']:.2f}" in text
+    assert "(paper: 0.23 vs 0.40)" in text and f"of {4 * 4} heads" in text and "Profile smoke" in text
+
+
+def test_takeaways_and_claims_without_head_statistics(toy, study):
+    _, vit, images, _ = toy
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[:, 0, 0] = True  # one pixel: no patch is more than half spurious
+    empty = ast.attention_study(vit, images[:2], masks, dataset="isic", n_examples=1)
+    rec = json.loads(json.dumps(record.record_payload([study], {"isic": (empty, ast.target_view(empty))},
+                                                      profile="smoke", seconds=1.0)))
+    assert "no sampled image has both core and spurious patches" in claims.takeaways(rec)
+    assert _claim("vit_heads.heads").check(rec)[1] is False
