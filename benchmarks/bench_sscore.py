@@ -29,6 +29,7 @@ from shortcut_nb import sscore
 from shortcut_nb.config import seed_everything
 from shortcut_nb.models import build_model
 from shortcut_nb.sscore import gradients
+from shortcut_nb.sscore.reference import reference_unit_cams
 
 ALPHA = 0.5
 
@@ -94,6 +95,43 @@ def run_case(case: Case, n_images: int, n_ref: int) -> dict[str, object]:
     }
 
 
+def run_unit_case(name: str, model_name: str, size: int, layer_of: Callable[[nn.Module], nn.Module], n_images: int,
+                  n_ref: int, target: float) -> dict[str, object]:
+    """All units of a layer (issue 17): sscore.unit_s_scores against pytorch-grad-cam looped per unit."""
+    seed_everything(0)
+    model = _randomise_norms(build_model(model_name, image_size=size if "mini" in model_name else None))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device)
+    layer = layer_of(model)
+    images = torch.randn(n_images, 3, size, size, device=device)
+    masks = torch.rand(n_images, size, size, device=device) > 0.3
+    sscore.unit_s_scores(model, images[:2], masks[:2], layer=layer, alpha=ALPHA)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    fast = sscore.unit_s_scores(model, images, masks, layer=layer, alpha=ALPHA)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    fast_s = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    k_all = fast.numel()
+    units = list(range(0, k_all, max(1, k_all // n_ref)))[:n_ref]
+    reference_unit_cams(model, images[:1], units[:1], layer=layer)  # warm-up
+    start = time.perf_counter()
+    maps = reference_unit_cams(model, images, units, layer=layer)  # pytorch-grad-cam, one call per unit
+    per_unit = (time.perf_counter() - start) / len(units)
+    ours_maps = sscore.unit_cams(model, images, layer=layer, units=units).cpu().numpy()
+    b = maps >= np.float32(ALPHA)
+    m = masks.cpu().numpy()[:, None]
+    n_b = b.sum((2, 3))
+    ref_scores = np.where(n_b > 0, (b & m).sum((2, 3)) / np.maximum(n_b, 1), 0.0).mean(0)
+    return {"case": name, "method": "analytic", "work": f"{k_all} x {n_images}", "fast_s": fast_s,
+            "fast_note": f" [{device.type}, peak {peak:.1f} GiB, max|Δcam| {np.abs(ours_maps - maps).max():.1e}]",
+            "ref_neuron_s": per_unit, "ref_s": per_unit * k_all, "ratio": per_unit * k_all / fast_s, "target": target,
+            "agree": float(np.abs(fast[units].numpy() - ref_scores).max())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 images, 1 reference neuron (about a minute)")
@@ -109,18 +147,25 @@ def main() -> None:
     ]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n_images} images, alpha={ALPHA}, "
           f"reference loop timed on {n_ref} neuron(s) and extrapolated")
-    header = (f"{'case':36s} {'path':9s} {'neurons x images':>16s} {'fast (s)':>9s} {'ref/neuron (s)':>14s} "
+    header = (f"{'case':40s} {'path':9s} {'neurons x images':>16s} {'fast (s)':>9s} {'ref/neuron (s)':>14s} "
               f"{'ref all (s)':>11s} {'ratio':>7s} {'target':>7s}  max|Δs|")
     print(header)
     print("-" * len(header))
     total = time.perf_counter()
     failed = []
-    for case in cases:
-        r = run_case(case, n_images, n_ref)
+    unit_cases = [
+        ("units: resnet18 224px layer3 (all ch.)", "resnet18", 224, lambda m: m.f_enc.layer3, 20),
+        ("units: vit_b16 224px blocks[-1].norm1", "vit_base_patch16_224", 224, lambda m: m.f_enc.blocks[-1].norm1,
+         20),
+    ]
+    runs = [lambda c=c: run_case(c, n_images, n_ref) for c in cases]
+    runs += [lambda u=u: run_unit_case(*u[:4], n_images, n_ref, u[4]) for u in unit_cases]
+    for run in runs:
+        r = run()
         ok = r["ratio"] >= r["target"]
         if not ok:
-            failed.append(case.name)
-        print(f"{r['case']:36s} {r['method']:9s} {r['work']:>16s} {r['fast_s']:9.2f} {r['ref_neuron_s']:14.2f} "
+            failed.append(str(r["case"]))
+        print(f"{r['case']:40s} {r['method']:9s} {r['work']:>16s} {r['fast_s']:9.2f} {r['ref_neuron_s']:14.2f} "
               f"{r['ref_s']:11.0f} {r['ratio']:6.0f}x {'>=' + str(int(r['target'])) + 'x':>7s}  {r['agree']:.1e}"
               f"{'' if ok else '  BELOW TARGET'}{r['fast_note']}", flush=True)
     print(f"benchmark wall time {time.perf_counter() - total:.0f} s; "

@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from shortcut_nb.groups import run_and_summarize
+from shortcut_nb.pipeline.context import Context
+from shortcut_nb.sections.groups.study import run_and_summarize
 
 
 def parse_knobs(items: list[str]) -> dict[str, list]:
@@ -46,14 +47,16 @@ def main() -> None:
     names = list(grid)
     print(f"profile {args.profile}, {args.dataset}, {args.arch}, seeds {args.seeds}")
     print(f"{'setting':<40} {'ratio':>5}  G0    G1    G2    G3    AVG   WGA   (std WGA)  s/run")
+    ctx = Context.build(args.profile, progress=False)
+    model = ctx.settings.cnn if args.arch == "cnn" else ctx.settings.vit
     for values in itertools.product(*grid.values()) if grid else [()]:
         knobs = dict(zip(names, values))
         if args.epochs is not None:
             knobs["epochs"] = args.epochs
         for ratio in args.ratios:
             tic = time.perf_counter()
-            runs = [run_and_summarize(args.profile, args.dataset, arch=args.arch, seed=s, minority_ratio=ratio,
-                                      progress_bar=False, **knobs) for s in args.seeds]
+            runs = [run_and_summarize(ctx, args.dataset, model=model, seed=s, minority_ratio=ratio, **knobs)
+                    for s in args.seeds]
             groups = np.mean([r["groups"] for r in runs], axis=0)
             avg = np.mean([r["avg"] for r in runs])
             wgas = [r["wga"] for r in runs]

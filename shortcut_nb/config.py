@@ -109,16 +109,16 @@ class ProfileSettings:
     extra: dict = field(default_factory=dict)
 
     def as_dry_run(self) -> "ProfileSettings":
-        """This profile with only the sizes capped: a few dozen images per split, one epoch, one seed, four
+        """This profile with only the sizes capped: a few dozen images per split, one epoch, one seed, two
         s-score samples, two mask steps. Everything else (architectures, image size, optimiser settings, batch
         size, initialisation) is the profile's own, so a dry run executes the code a full run executes."""
         return replace(self, seeds=(0,), train=replace(self.train, epochs=1), pretrain_epochs=min(self.pretrain_epochs, 1),
                        pretrain_images=min(self.pretrain_images, 64), n_train=DRY_RUN_SIZES[0],
-                       n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=4, mask_steps=2, dry_run=True)
+                       n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=2, mask_steps=2, dry_run=True)
 
 
-# images per split of a dry run: val and test hold every group (a quarter each), enough for DFR's tuning halves
-DRY_RUN_SIZES = (32, 24, 24)
+# images per split of a dry run ("a few dozen"): val and test hold every group, a quarter each
+DRY_RUN_SIZES = (16, 16, 16)
 
 
 PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {

@@ -20,9 +20,10 @@ from ..pipeline.runs import RunSpec
 from ..pipeline.sweep import SlurmOptions, format_plan, format_status, plan_runs, status, submit
 from .runner import select_notebooks
 
-# notebook name -> the section whose study plans its runs
-SECTIONS = {"01_groups": "groups", "02_latent_space": "latent_space", "03_cnn_neurons": "cnn_neurons",
-            "04_entanglement": "entanglement", "05_subnetworks": "subnetworks", "06_vit_heads": "vit_heads"}
+# notebook name -> the study module whose planned_runs says what it trains
+PLANNERS = {"01_groups": "groups.study", "02_latent_space": "latent_space.study", "03_cnn_neurons": "cnn_neurons.study",
+            "04_entanglement": "entanglement.study", "05_subnetworks": "subnetworks.study",
+            "06_vit_heads": "vit_heads.neuron_study"}
 
 
 def notebook_parameters(path: Path) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def planned_specs(ctx: Context, only: str | None = None) -> list[RunSpec]:
     """Every fine-tuning the chosen notebooks will ask for under ``ctx``, each once, in notebook order."""
     specs: dict[str, RunSpec] = {}
     for book in select_notebooks(only):
-        study = importlib.import_module(f"shortcut_nb.sections.{SECTIONS[book.stem]}.study")
+        study = importlib.import_module(f"shortcut_nb.sections.{PLANNERS[book.stem]}")
         for spec in study.planned_runs(ctx, notebook_parameters(book)):
             specs.setdefault(repr(spec), spec)
     return list(specs.values())

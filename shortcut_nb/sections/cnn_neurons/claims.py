@@ -50,6 +50,20 @@ def takeaways(recorded: Mapping[str, Any]) -> str:
                      f"{len(r['pruned_neurons'])} neurons with s > {r['tau']:g}; group-balanced refit "
                      f"{_fmt(w['refit'])}, refit after pruning {_fmt(w['refit_pruned'])} "
                      f"(paper, ISIC: {PAPER_TABLE4_TEXT}).")
+    for name, prof in (recorded.get("depth_profile") or {}).items():
+        parts = ", ".join(f"{b['block']} {b['share_significant']:.0%}" for b in prof["blocks"])
+        lines.append(f"- Depth profile, {DATASET_LABELS.get(name, name)}: share of units significantly above chance "
+                     f"per block: {parts}.")
+    ex = recorded.get("dilation_example")
+    if ex:
+        lines.append(f"- Dilating the mask by {ex['dilation']} px raises neuron {ex['neuron']}'s s-score "
+                     f"{ex['s']:.2f} → {ex['s_dilated']:.2f} (chance {ex['chance']:.2f} → {ex['chance_dilated']:.2f}).")
+    methods = [r for r in recorded.get("method_bands") or [] if r["factor"] == "method"]
+    if methods:
+        same = all(r["band_counts"] == methods[0]["band_counts"] for r in methods)
+        lines.append(f"- CAM methods ({', '.join(r['method'] for r in methods)}) at the neurons' own layer: "
+                     + ("identical bands (the gradient of a unit's mean is constant in space)." if same else
+                        "bands differ: " + "; ".join(f"{r['method']} {r['band_counts']}" for r in methods) + "."))
     lines.append(f"- Refit set: {recorded['refit_set']}; accuracies on the {recorded['accuracy_split']} split.")
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from ...bands import BAND_HIGH, BAND_LOW
 from ...lastlayer.table4 import ROWS
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from ...sscore import summarize_scores
+from ...sscore.depth import ROW_KEYS
 from ...sscore.grid import ALPHA_GRID
 
 if TYPE_CHECKING:
@@ -32,13 +33,22 @@ SUMMARY_KEYS = ("scores", "d", "min", "max", "mean", "median", "std", "area", "l
                 "above_chance", "n_above_chance", "n_above_tau", "n_high", "n_high_above_chance", "top")
 #: One dataset's entry under ``datasets``.
 DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau", *SUMMARY_KEYS, "table4",
-                "table4_errors", "pruned_neurons", "alpha_sensitivity", "group_names", "seconds")
+                "table4_errors", "pruned_neurons", "alpha_sensitivity", "group_names", "seconds",
+                "target_map")
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
         "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
-        "runs")
+        "runs", "weights", "depth_profile", "method_bands", "dilation_example")
+#: One row of ``method_bands`` (:func:`~.study.method_variant_bands`).
+METHOD_BAND_KEYS = ("factor", "method", "variant", "dilation", "band_counts", "mean", "max", "chance", "n_above_chance")
+#: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``ROW_KEYS``.
+DEPTH_KEYS = ("alpha", "variant", "dilation", "method", "blocks")
+DEPTH_ROW_KEYS = ROW_KEYS
+#: ``dilation_example`` (:func:`~.study.dilation_example`, the ISIC-like headline).
+DILATION_KEYS = ("neuron", "dilation", "s", "s_dilated", "gain", "chance", "chance_dilated")
 
-__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "KEYS", "NAME", "REFIT_SET", "ROWS", "SAMPLE_CHOICE",
+__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "DILATION_KEYS", "KEYS",
+           "METHOD_BAND_KEYS", "NAME", "REFIT_SET", "ROWS", "SAMPLE_CHOICE",
            "SENSITIVITY_ALPHAS", "dataset_record", "record_payload", "wgas"]
 
 
@@ -66,12 +76,15 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
         **summarize_scores(s, study.area, tau=tau),
         "table4": {row: table[row] for row in ROWS}, "table4_errors": table["errors"],
         "pruned_neurons": table["pruned_neurons"], "alpha_sensitivity": sens,
-        "group_names": list(study.group_names), "seconds": dict(study.seconds),
+        "group_names": list(study.group_names), "seconds": dict(study.seconds), "target_map": list(study.target_map),
     }
 
 
 def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, seconds: float, alpha: float,
-                   tau: float, runs: Mapping[str, int] | None = None) -> dict:
+                   tau: float, runs: Mapping[str, int] | None = None, weights: str | Mapping[str, str] | None = None,
+                   depth: Mapping[str, Mapping[str, Any]] | None = None,
+                   method_bands: Sequence[Mapping[str, Any]] | None = None,
+                   dilation: Mapping[str, Any] | None = None) -> dict:
     """The numbers notebook 03 records (keys: :data:`KEYS`).
 
     Args:
@@ -80,6 +93,10 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         profile, seconds: the run's profile and wall time.
         alpha, tau: the notebook's thresholds.
         runs: ``ctx.run_log.as_record()`` (cached runs trained and loaded).
+        weights: ``ctx.run_log.weights_record()`` (what the models started from).
+        depth: ``{dataset: DepthProfile.record()}`` (:func:`~.study.depth_profiles`).
+        method_bands: :func:`~.study.method_variant_bands` of the headline dataset.
+        dilation: :func:`~.study.dilation_example` of the headline dataset.
     """
     headline = "isic" if "isic" in results else next(iter(results))
     h = results[headline]
@@ -91,4 +108,8 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         "datasets": {name: dict(r) for name, r in results.items()},
         "paper_table4": PAPER_TABLE4, "paper_sscore_range": list(PAPER_SSCORE_RANGE),
         "runs": dict(runs or {}),
+        "weights": weights if isinstance(weights, str) or weights is None else dict(weights),
+        "depth_profile": {name: dict(d) for name, d in (depth or {}).items()},
+        "method_bands": [dict(r) for r in (method_bands or [])],
+        "dilation_example": None if dilation is None else dict(dilation),
     }

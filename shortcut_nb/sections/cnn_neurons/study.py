@@ -13,6 +13,12 @@ per-sample scores ``(A, N, d)``, so a new ``alpha`` is a lookup, never a new Gra
 paper does not state its ``alpha`` (§3.3 and Appendix A leave it open); we default to
 :data:`DEFAULT_ALPHA` = 0.5 and expose it.
 
+Beyond the penultimate layer (issue 17): :meth:`NeuronStudy.unit_scores` scores the units of any block
+(:func:`shortcut_nb.sscore.units.unit_per_sample`, any CAM method and score variant, memoised);
+:func:`depth_profiles` walks every block (:func:`shortcut_nb.sscore.depth.depth_profile`);
+:func:`method_variant_bands` says how the bands move with the CAM method and the score variant;
+:func:`dilation_example` finds the neuron whose score rises most when the mask is dilated (Appendix A).
+
 Table 4 (:meth:`NeuronStudy.table4`, memoised) is :func:`shortcut_nb.lastlayer.table4.prune_and_refit`
 on the cached penultimate features of the validation (refit) and test (accuracy) splits.
 """
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +39,13 @@ from ...data.samples import MaskedSamples
 from ...lastlayer.table4 import DEFAULT_TAU, prune_and_refit
 from ...pipeline.context import Context
 from ...pipeline.feature_cache import FeatureSet
+from ...pipeline.runs import RunSpec
 from ...progress import progress
+from ...bands import BAND_HIGH, BAND_LOW, band_counts
 from ...sscore import neuron_cams
+from ...sscore.depth import DepthProfile, depth_profile, model_blocks
+from ...sscore.units import CAM_METHODS, CamMethod, UnitScores, unit_per_sample
+from ...sscore.variants import VARIANTS, Variant
 from ...sscore.grid import ALPHA_GRID, CAM_BUDGET_BYTES, check_alphas, score_grid
 from ...vocab import DatasetName, GROUP_NAMES
 
@@ -46,7 +57,17 @@ N_SHOW = 5
 #: Heatmaps of all neurons on the shown samples are kept when they take at most this many bytes.
 SHOWN_BUDGET_BYTES = 2**26
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_TAU", "N_SHOW", "NeuronStudy", "build_study", "neuron_study"]
+#: Pixels the masks are grown by in the dilated variant, per 32 px of image side (Appendix A's edge-focused neuron).
+DILATION_PER_32PX = 1
+
+__all__ = ["CAM_METHODS", "DEFAULT_ALPHA", "DEFAULT_TAU", "DILATION_PER_32PX", "N_SHOW", "NeuronStudy", "VARIANTS",
+           "build_study", "default_dilation", "depth_profiles", "dilation_example", "method_variant_bands",
+           "neuron_study"]
+
+
+def default_dilation(image_size: int) -> int:
+    """Pixels of mask dilation at an image side: :data:`DILATION_PER_32PX` per 32 px (1 at 32 px, 7 at 224 px)."""
+    return max(1, round(DILATION_PER_32PX * int(image_size) / 32))
 
 
 @dataclass
@@ -108,6 +129,19 @@ class NeuronStudy:
                              f"{[round(a, 4) for a in self.alphas.tolist()]}, got {alpha!r}")
         return int(hits[0])
 
+    @property
+    def target_map(self) -> tuple[int, int]:
+        """(h, w) of the map at the Grad-CAM target layer (ResNet-18 at 224 px: 7×7): the heatmaps' resolution."""
+        seen: list[tuple[int, int]] = []
+        handle = self.model.default_target_layer().register_forward_hook(
+            lambda module, inputs, output: seen.append(tuple(output.shape[-2:])))
+        try:
+            with torch.no_grad():
+                self.model.f_enc(self.images[:1].to(model_device(self.model)))
+        finally:
+            handle.remove()
+        return seen[0]
+
     def has_alpha(self, alpha: float) -> bool:
         """Whether ``alpha`` is a threshold of the grid (within 1e-6)."""
         return bool(np.any(np.abs(self.alphas - alpha) < 1e-6))
@@ -132,6 +166,36 @@ class NeuronStudy:
         """
         return prune_and_refit(self.head, self.scores(self.grid_alpha(alpha)), tau=tau, test=self.test,
                                val=self.val, seed=seed, train_group_counts=self.train_group_counts, memo=self._memo)
+
+    @property
+    def blocks(self) -> list[str]:
+        """The model's blocks by name, input to output (:func:`~shortcut_nb.sscore.depth.model_blocks`)."""
+        return list(model_blocks(self.model))
+
+    @property
+    def default_block(self) -> str:
+        """The block whose units are the penultimate neurons (the model's default Grad-CAM layer)."""
+        target = self.model.default_target_layer()
+        return next(name for name, m in model_blocks(self.model).items() if m is target)
+
+    def unit_scores(self, block: str | None = None, *, alpha: float, method: CamMethod = "gradcam",
+                    variant: Variant = "hard", dilation: int = 0) -> UnitScores:
+        """Per-sample scores of one block's units (:func:`~shortcut_nb.sscore.units.unit_per_sample`; memoised).
+
+        ``block=None`` is :attr:`default_block`: its units are the penultimate neurons, and with the defaults
+        the scores are :meth:`scores`.
+        """
+        blocks = model_blocks(self.model)
+        block = self.default_block if block is None else block
+        if block not in blocks:
+            raise ValueError(f"block must be one of {list(blocks)}, got {block!r}")
+        key = ("units", block, round(float(alpha), 6), method, variant, int(dilation))
+        if key not in self._memo:
+            device = model_device(self.model)
+            self._memo[key] = unit_per_sample(self.model, self.images.to(device), self.masks.to(device),
+                                              layer=blocks[block], alpha=alpha, method=method, variant=variant,
+                                              dilation=dilation)
+        return self._memo[key]
 
     def heatmaps(self, neuron: int, samples: Sequence[int]) -> np.ndarray:
         """Grad-CAM heatmaps (len(samples), H, W) of one neuron on some of the study's samples (memoised)."""
@@ -189,7 +253,8 @@ def build_study(*, dataset: str, model: nn.Module, samples: MaskedSamples, test:
 
 
 def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, sample_seed: int = 0,
-                 n_samples: int | None = None, alphas: Sequence[float] = ALPHA_GRID) -> NeuronStudy:
+                 n_samples: int | None = None, alphas: Sequence[float] = ALPHA_GRID,
+                 model: str | None = None) -> NeuronStudy:
     """Load (or train) the context's CNN on ``dataset`` and score its penultimate neurons.
 
     Args:
@@ -199,8 +264,9 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, sample_se
         sample_seed: seed of the draw of s-score samples.
         n_samples: s-score samples (default: the profile's ``sscore_samples``, 50 outside smoke).
         alphas: the alpha grid.
+        model: the CNN (None: the profile's; any of the paper's five).
     """
-    spec = ctx.run_spec(dataset, arch="cnn", seed=seed)
+    spec = ctx.run_spec(dataset, arch="cnn", seed=seed, model=model)
     model, info = ctx.train_or_load(spec)
     samples = ctx.masked_samples(spec, seed=sample_seed, n=n_samples)
     tic = time.perf_counter()
@@ -210,3 +276,62 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, sample_se
                         train_group_counts=info["train_group_counts"], alphas=alphas, progress_bar=ctx.progress)
     study.seconds["features"] = feature_seconds
     return study
+
+
+def depth_profiles(studies: dict[str, NeuronStudy], *, alpha: float = DEFAULT_ALPHA, variant: Variant = "hard",
+                   dilation: int = 0, method: CamMethod = "gradcam", seed: int = 0) -> dict[str, DepthProfile]:
+    """Every dataset's depth profile: all blocks of its CNN (:func:`~shortcut_nb.sscore.depth.depth_profile`)."""
+    out = {}
+    for name, st in studies.items():
+        device = model_device(st.model)
+        out[name] = depth_profile(st.model, st.images.to(device), st.masks.to(device), alpha=alpha, variant=variant,
+                                  dilation=dilation, method=method, seed=seed)
+    return out
+
+
+def _band_row(factor: str, method: str, variant: str, dilation: int, res: UnitScores, *, low: float,
+              high: float) -> dict[str, Any]:
+    s = res.scores
+    return {"factor": factor, "method": method, "variant": variant, "dilation": int(dilation),
+            "band_counts": band_counts(s, low, high), "mean": float(s.mean()), "max": float(s.max()),
+            "chance": res.area, "n_above_chance": int((s > res.area).sum())}
+
+
+def method_variant_bands(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, dilation: int | None = None,
+                         methods: Sequence[str] = CAM_METHODS, low: float = BAND_LOW,
+                         high: float = BAND_HIGH) -> list[dict[str, Any]]:
+    """How the penultimate neurons' bands move with the CAM method (hard score) and the variant (Grad-CAM).
+
+    Rows: one per method (``factor="method"``, the paper's hard score), then one per variant
+    (``factor="variant"``: hard, soft, iou, and hard against the mask dilated by ``dilation`` pixels,
+    default :func:`default_dilation`), each ``{"factor", "method", "variant", "dilation", "band_counts",
+    "mean", "max", "chance", "n_above_chance"}``. The chance level of hard/soft is the (dilated) mask area,
+    of IoU that of a random region of the same size.
+    """
+    r = default_dilation(study.images.shape[-1]) if dilation is None else int(dilation)
+    rows = [_band_row("method", m, "hard", 0, study.unit_scores(alpha=alpha, method=m), low=low, high=high)
+            for m in methods]
+    for variant, d in [*((v, 0) for v in VARIANTS), ("hard", r)]:
+        rows.append(_band_row("variant", "gradcam", variant, d, study.unit_scores(alpha=alpha, variant=variant,
+                                                                                  dilation=d), low=low, high=high))
+    return rows
+
+
+def dilation_example(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, dilation: int | None = None) -> dict:
+    """The penultimate neuron whose hard s-score rises most when the mask is dilated (Appendix A's edge neuron).
+
+    Returns:
+        ``{"neuron", "dilation", "s", "s_dilated", "gain", "chance", "chance_dilated"}``.
+    """
+    r = default_dilation(study.images.shape[-1]) if dilation is None else int(dilation)
+    plain, grown = study.unit_scores(alpha=alpha), study.unit_scores(alpha=alpha, dilation=r)
+    gain = grown.scores - plain.scores
+    k = int(np.argmax(gain))
+    return {"neuron": k, "dilation": r, "s": float(plain.scores[k]), "s_dilated": float(grown.scores[k]),
+            "gain": float(gain[k]), "chance": plain.area, "chance_dilated": grown.area}
+
+
+def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
+    """What notebook 03 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
+    return [ctx.run_spec(ds, arch="cnn", seed=int(parameters.get("SEED", 0)), model=parameters.get("MODEL"))
+            for ds in parameters.get("DATASETS", ("waterbirds", "isic"))]

@@ -17,6 +17,8 @@ from ...data.transforms import denormalize
 from ...lastlayer.table4 import DEFAULT_TAU, ROWS
 from ...paper import PAPER_TABLE4
 from ...vocab import DATASET_LABELS, GROUP_NAMES
+from ...sscore.depth import DepthProfile
+from ...sscore.variants import dilate_masks
 from .study import DEFAULT_ALPHA, N_SHOW, NeuronStudy
 
 ROW_LABELS: dict[str, str] = {
@@ -234,4 +236,79 @@ def plot_table4(results: Mapping[str, Mapping[str, Any]]):
         ax.set_title(f"{DATASET_LABELS.get(name, name)}: {len(res['pruned_neurons'])} neurons with s > {res['tau']:g} "
                      f"zeroed", fontsize=9)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    return fig
+
+
+# --------------------------------------------------------------------------- beyond the penultimate layer (issue 17)
+
+
+def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, high: float = BAND_HIGH):
+    """The depth profile: per dataset, every block's unit s-scores (boxes), their chance level, and the shares.
+
+    Left axis: the distribution of the block's unit s-scores (box and whiskers, median line) and the chance
+    level (dashed). Right axis: the share of units significantly above chance (bootstrap, one-sided) and the
+    share above the high band.
+    """
+    fig, axes = plt.subplots(1, len(profiles), figsize=(6.2 * len(profiles), 4.0), squeeze=False,
+                             layout="constrained")
+    for ax, (name, prof) in zip(axes[0], profiles.items()):
+        x = np.arange(len(prof.blocks))
+        ax.boxplot(prof.scores, positions=x, widths=0.5, showfliers=False)
+        ax.plot(x, [r["chance"] for r in prof.rows], "k--", lw=1, label="chance (mask area)")
+        ax.set_xticks(x)
+        ax.set_xticklabels(prof.blocks, rotation=30, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"unit s-score (α = {prof.alpha:g}, {prof.variant})")
+        right = ax.twinx()
+        right.plot(x, [r["share_significant"] for r in prof.rows], "o-", color="tab:red",
+                   label="share significantly above chance")
+        right.plot(x, [r["share_high"] for r in prof.rows], "s:", color="tab:purple", label=f"share s > {high:g}")
+        right.set_ylim(0, 1)
+        right.set_ylabel("share of the block's units")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = right.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+        ax.set_title(f"{DATASET_LABELS.get(name, name)}: where the shortcut lives, block by block", fontsize=9)
+    return fig
+
+
+def depth_frame(profiles: Mapping[str, DepthProfile]) -> pd.DataFrame:
+    """The depth profile's numbers, one row per dataset and block."""
+    rows = [{"dataset": DATASET_LABELS.get(name, name), **{k: (round(v, 3) if isinstance(v, float) else v)
+                                                          for k, v in r.items()}}
+            for name, prof in profiles.items() for r in prof.rows]
+    return pd.DataFrame(rows)
+
+
+def method_variant_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """How the bands move with the CAM method and the score variant (rows of :func:`~.study.method_variant_bands`)."""
+    out = []
+    for r in rows:
+        c = r["band_counts"]
+        label = r["variant"] + (f" (mask + {r['dilation']} px)" if r["dilation"] else "")
+        out.append({"varied": r["factor"], "method": r["method"], "variant": label, "low": c["low"], "mid": c["mid"],
+                    "high": c["high"], "mean s": round(r["mean"], 3), "max s": round(r["max"], 3),
+                    "chance": round(r["chance"], 3), "above chance": r["n_above_chance"]})
+    return pd.DataFrame(out)
+
+
+def plot_dilation_example(study: NeuronStudy, example: Mapping[str, Any], *, alpha: float = DEFAULT_ALPHA,
+                          samples: Sequence[int] | None = None):
+    """Appendix A: the neuron whose score rises most under dilation, with the exact (white) and grown (cyan) masks."""
+    samples = list(range(min(N_SHOW, study.n_samples))) if samples is None else [int(j) for j in samples]
+    neuron, r = int(example["neuron"]), int(example["dilation"])
+    cams = study.heatmaps(neuron, samples)
+    grown = dilate_masks(study.masks[samples], r).numpy()
+    images = _images_np(study, samples)
+    fig, axes = plt.subplots(1, len(samples), figsize=(2.3 * len(samples) + 0.6, 2.6), squeeze=False,
+                             layout="constrained")
+    for ax, k, j in zip(axes[0], range(len(samples)), samples):
+        _overlay(ax, images[k], cams[k], study.masks[j].numpy())
+        if grown[k].any() and not grown[k].all():
+            ax.contour(grown[k].astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.set_title(f"sample {j}", fontsize=8)
+    fig.suptitle(f"{DATASET_LABELS.get(study.dataset, study.dataset)}: neuron {neuron}, s = {example['s']:.2f} → "
+                 f"{example['s_dilated']:.2f} with the mask grown by {r} px (α = {alpha:g}; chance "
+                 f"{example['chance']:.2f} → {example['chance_dilated']:.2f}); white: mask, cyan: grown mask",
+                 fontsize=9)
     return fig

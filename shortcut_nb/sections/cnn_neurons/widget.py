@@ -20,7 +20,10 @@ from ...bands import BAND_HIGH, BAND_LOW, PickBy, band_counts, bands, neurons_in
 from ...display import show_in
 from ...lastlayer.table4 import DEFAULT_TAU, ROWS
 from ...vocab import DATASET_LABELS
-from .study import DEFAULT_ALPHA, NeuronStudy
+from ...sscore.units import CAM_METHODS
+from ...sscore.variants import VARIANTS
+from ...sscore.uncertainty import chance_test
+from .study import DEFAULT_ALPHA, NeuronStudy, default_dilation
 from .views import plot_histogram, plot_neuron_rows, table4_frame
 
 PICK_OPTIONS: list[tuple[str, str]] = [
@@ -29,6 +32,45 @@ PICK_OPTIONS: list[tuple[str, str]] = [
     ("rank in mid band", "mid"),
     ("rank in high band", "high"),
 ]
+
+
+METHOD_OPTIONS: list[tuple[str, str]] = [("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"),
+                                         ("HiResCAM", "hirescam"), ("LayerCAM", "layercam")]
+VARIANT_OPTIONS: list[tuple[str, str]] = [("hard (paper)", "hard"), ("soft (mass)", "soft"), ("IoU", "iou"),
+                                          ("hard, mask dilated", "dilated")]
+assert [v for _, v in METHOD_OPTIONS] == list(CAM_METHODS) and [v for _, v in VARIANT_OPTIONS[:3]] == list(VARIANTS)
+
+
+def variant_spec(study: NeuronStudy, choice: str) -> tuple[str, int]:
+    """The picker's variant as ``(variant, dilation)``: ``"dilated"`` is the hard score against the grown mask."""
+    if choice == "dilated":
+        return "hard", default_dilation(study.images.shape[-1])
+    if choice not in VARIANTS:
+        raise ValueError(f"variant must be one of {[v for _, v in VARIANT_OPTIONS]}, got {choice!r}")
+    return choice, 0
+
+
+def unit_summary(study: NeuronStudy, block: str, method: str, variant: str, alpha: float) -> str:
+    """One line: a block's units under a CAM method and score variant, against chance, with the bootstrap test."""
+    a = study.grid_alpha(alpha)
+    v, r = variant_spec(study, variant)
+    res = study.unit_scores(block, alpha=a, method=method, variant=v, dilation=r)
+    s = res.scores
+    c = band_counts(s, BAND_LOW, BAND_HIGH)
+    sig = int(chance_test(res.per_sample, res.chance)["significant"].sum())
+    label = v + (f" (mask + {r} px)" if r else "")
+    return (f"{block} ({len(s)} units), {method}, {label} at α = {a:.2f}: low {c['low']} · mid {c['mid']} · high "
+            f"{c['high']}; median s {np.median(s):.2f}, chance {res.area:.2f}; {int((s > res.area).sum())} units above "
+            f"chance, {sig} significantly (bootstrap, one-sided 95 %)")
+
+
+def unit_histogram_figure(study: NeuronStudy, block: str, method: str, variant: str, alpha: float, tau: float):
+    """The histogram of a block's unit s-scores under a CAM method and score variant."""
+    a = study.grid_alpha(alpha)
+    v, r = variant_spec(study, variant)
+    res = study.unit_scores(block, alpha=a, method=method, variant=v, dilation=r)
+    return plot_histogram(res.scores, res.area, alpha=a, tau=tau,
+                          title=f"{DATASET_LABELS.get(study.dataset, study.dataset)} {block}, {method}, {variant}")
 
 
 def band_summary(study: NeuronStudy, alpha: float) -> str:
@@ -94,19 +136,23 @@ def neuron_figure(study: NeuronStudy, neuron: int, alpha: float, samples: Sequen
 
 def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None = None, alpha: float = DEFAULT_ALPHA,
                     tau: float = DEFAULT_TAU, by: PickBy = "index", number: int | None = None, seed: int = 0,
-                    samples: Sequence[int] | None = None):
-    """An ipywidgets box: dataset, α, τ and a neuron picker over texts, the histogram, Table 4 and heatmaps.
+                    samples: Sequence[int] | None = None, block: str | None = None, method: str = "gradcam",
+                    variant: str = "hard"):
+    """An ipywidgets box: dataset, α, τ and a neuron picker over texts, the histogram, Table 4 and heatmaps;
+    and layer, method and variant pickers over the units of any block.
 
     Never blocks: everything is drawn when the box is built, and again on each change. By default the
     picker shows the neuron with the highest s-score (``by="index"``, ``number=None``).
 
-    Controls (by ``description``): ``dataset``, ``alpha``, ``tau``, ``pick by``, ``number``.
+    Controls (by ``description``): ``dataset``, ``alpha``, ``tau``, ``pick by``, ``number``, ``layer``,
+    ``method``, ``variant`` (the last three: :func:`unit_summary` and :func:`unit_histogram_figure`, text
+    ``.units`` and output ``"units"``; block None: the penultimate block).
     Texts: ``.bands`` (band counts, changes with α), ``.pruning`` (WGA of the pruned heads, changes with
     α and τ), ``.neuron`` (the shown neuron, changes with the picker and α).
 
     Returns:
         ``ipywidgets.VBox`` with ``.controls`` (dict of the controls), ``.bands``, ``.pruning``,
-        ``.neuron`` (HTML) and ``.outputs`` (``{"histogram", "table", "heatmaps"}`` Output areas).
+        ``.neuron``, ``.units`` (HTML) and ``.outputs`` (``{"histogram", "table", "heatmaps", "units"}``).
     """
     if not studies:
         raise ValueError("studies is empty: build at least one NeuronStudy")
@@ -129,9 +175,13 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
         "by": w.Dropdown(options=PICK_OPTIONS, value=by, description="pick by", style=style),
         "number": w.BoundedIntText(value=top_neuron(first, alpha) if number is None else int(number), min=0,
                                    max=10**6, description="number", style=style, layout=w.Layout(width="160px")),
+        "layer": w.Dropdown(options=first.blocks, value=block or first.default_block, description="layer",
+                            style=style),
+        "method": w.Dropdown(options=METHOD_OPTIONS, value=method, description="method", style=style),
+        "variant": w.Dropdown(options=VARIANT_OPTIONS, value=variant, description="variant", style=style),
     }
-    bands_text, pruning_text, neuron_text = w.HTML(), w.HTML(), w.HTML()
-    outputs = {"histogram": w.Output(), "table": w.Output(), "heatmaps": w.Output()}
+    bands_text, pruning_text, neuron_text, units_text = w.HTML(), w.HTML(), w.HTML(), w.HTML()
+    outputs = {"histogram": w.Output(), "table": w.Output(), "heatmaps": w.Output(), "units": w.Output()}
 
     def current() -> tuple[NeuronStudy, float]:
         st = studies[controls["dataset"].value]
@@ -154,27 +204,41 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
         show_in(outputs["histogram"], lambda: histogram_figure(st, a, t))
         show_in(outputs["table"], lambda: accuracy_frame(st, a, t, seed=seed))
 
+    def redraw_units(change=None) -> None:
+        st, a = current()
+        blk = controls["layer"].value if controls["layer"].value in st.blocks else st.default_block
+        m, v = controls["method"].value, controls["variant"].value
+        units_text.value = html.escape(unit_summary(st, blk, m, v, a))
+        show_in(outputs["units"], lambda: unit_histogram_figure(st, blk, m, v, a, float(controls["tau"].value)))
+
     def redraw_all(change=None) -> None:
         redraw_scores()
         redraw_neuron()
+        redraw_units()
 
     controls["dataset"].observe(redraw_all, names="value")
     controls["alpha"].observe(redraw_all, names="value")
     controls["tau"].observe(redraw_scores, names="value")
     controls["by"].observe(redraw_neuron, names="value")
     controls["number"].observe(redraw_neuron, names="value")
+    for name in ("layer", "method", "variant"):
+        controls[name].observe(redraw_units, names="value")
     box = w.VBox([
         w.HBox([controls["dataset"], controls["alpha"], controls["tau"]]),
         bands_text, pruning_text,
         w.HBox([outputs["histogram"], outputs["table"]]),
         w.HBox([controls["by"], controls["number"]]),
         neuron_text, outputs["heatmaps"],
+        w.HBox([controls["layer"], controls["method"], controls["variant"]]),
+        units_text, outputs["units"],
     ])
     box.controls, box.bands, box.pruning, box.neuron, box.outputs = (controls, bands_text, pruning_text, neuron_text,
                                                                       outputs)
+    box.units = units_text
     redraw_all()
     return box
 
 
-__all__ = ["PICK_OPTIONS", "accuracy_frame", "band_summary", "histogram_figure", "neuron_explorer", "neuron_figure",
+__all__ = ["METHOD_OPTIONS", "PICK_OPTIONS", "VARIANT_OPTIONS", "accuracy_frame", "unit_histogram_figure",
+           "unit_summary", "variant_spec", "band_summary", "histogram_figure", "neuron_explorer", "neuron_figure",
            "neuron_summary", "pruning_summary", "top_neuron"]

@@ -3,8 +3,8 @@
 Top-level headline keys (:data:`HEADLINE`) are the CNN on the Waterbirds-like set (or the first model present);
 ``table`` holds each model's aggregate over seeds (:func:`~.study.aggregate_runs` plus ``dataset``, ``arch``,
 ``model``, ``seeds``), ``runs`` each model's per-seed runs (the per-neuron arrays of the C sweep left out),
-``notes`` DFR's fallback notes and ``run_log`` the context's run log (cached runs trained and loaded; named
-``run_log`` here because ``runs`` already holds the per-model runs).
+``notes`` DFR's fallback notes and ``runs`` the context's run log (cached runs trained and loaded, as every
+notebook records it); the per-seed analyses are under ``per_seed``.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ HEADLINE: dict[str, tuple[str, str]] = {
     "mean_s_baseline": ("baseline", "mean_s"),
     "mean_s_dfr": ("dfr", "mean_s_refits"),
 }
-KEYS = ("profile", "seconds", "settings", "headline", *HEADLINE, "table", "runs", "notes", "run_log")
+KEYS = ("profile", "seconds", "settings", "headline", *HEADLINE, "table", "per_seed", "notes", "runs")
 #: The model whose numbers are the headline, when present.
 HEADLINE_MODEL = "waterbirds/cnn"
 #: Per-neuron arrays left out of the sweep's entries.
@@ -43,7 +43,7 @@ def _slim_run(run: Mapping) -> dict:
 
 
 def payload(results: Mapping[str, "ModelResults"], *, profile: str, seconds: float, settings: Mapping,
-            run_log: Mapping | None = None) -> dict:
+            run_log: Mapping | None = None, weights: str | Mapping[str, str] | None = None) -> dict:
     """The numbers notebook 04 records (see the module docstring for the keys)."""
     head_key = HEADLINE_MODEL if HEADLINE_MODEL in results else next(iter(results))
     sm = results[head_key].summary
@@ -55,9 +55,11 @@ def payload(results: Mapping[str, "ModelResults"], *, profile: str, seconds: flo
         **{key: sm[head][name] for key, (head, name) in HEADLINE.items()},
         "table": {k: {"dataset": r.dataset, "arch": r.arch, "model": r.model, "seeds": list(r.seeds), **r.summary}
                   for k, r in results.items()},
-        "runs": {k: [_slim_run(run) for run in r.runs] for k, r in results.items()},
+        "per_seed": {k: [_slim_run(run) for run in r.runs] for k, r in results.items()},
         "notes": sorted({n for r in results.values() for n in r.summary["notes"]}),
     }
     if run_log is not None:
-        out["run_log"] = dict(run_log)
+        out["runs"] = dict(run_log)
+    if weights is not None:
+        out["weights"] = weights if isinstance(weights, str) else dict(weights)
     return out

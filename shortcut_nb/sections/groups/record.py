@@ -4,7 +4,8 @@ Top-level ``avg``/``wga``/``gap``/``groups`` (:data:`HEADLINE`) are the headline
 Waterbirds-like set at the default minority ratio (or the first row present). ``table2`` holds each model's
 aggregate over seeds with ``model``, ``dataset`` and ``arch``; ``table2_per_seed`` each seed's summary;
 ``sweep`` each minority ratio's aggregate with ``ratio``; ``runs`` the context's run log (cached runs trained
-and loaded).
+and loaded); ``weights`` what the models started from (``"random (dry run)"`` in a dry run without ImageNet
+weights).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ NAME = "01_groups"
 HEADLINE_MODEL = "waterbirds/cnn"
 #: The headline model's numbers copied to the top level.
 HEADLINE = ("avg", "wga", "gap", "groups")
-KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed", "sweep", "runs")
+KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed", "sweep", "runs", "weights")
 
 
 def table2_row(r: "GroupResult") -> dict[str, Any]:
@@ -33,7 +34,8 @@ def sweep_row(p: "SweepPoint") -> dict[str, Any]:
 
 
 def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint"], *, profile: str,
-            seconds: float, runs: Mapping[str, int] | None = None) -> dict[str, Any]:
+            seconds: float, runs: Mapping[str, int] | None = None,
+            weights: str | Mapping[str, str] | None = None) -> dict[str, Any]:
     """The numbers notebook 01 records (see the module docstring for the keys)."""
     headline_key = HEADLINE_MODEL if HEADLINE_MODEL in table2 else next(iter(table2))
     head = table2[headline_key]
@@ -48,4 +50,6 @@ def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint
     }
     if runs is not None:
         out["runs"] = dict(runs)
+    if weights is not None:
+        out["weights"] = weights if isinstance(weights, str) else dict(weights)
     return out

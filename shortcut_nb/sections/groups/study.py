@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...metrics import aggregate_seeds, summarize
+from ...models import model_kind
 from ...pipeline.context import Context
+from ...pipeline.runs import RunSpec
 from ...vocab import Arch, DatasetName
 
 __all__ = ["GroupResult", "SweepPoint", "flatten_aggregate", "run_and_summarize", "group_performance",
-           "minority_sweep"]
+           "minority_sweep", "table2_models", "row_key", "planned_runs"]
 
 #: The minority ratio of the Table 2 runs (the paper's Waterbirds: 5 %).
 DEFAULT_MINORITY_RATIO = 0.05
@@ -67,37 +69,59 @@ class SweepPoint:
         return self.aggregate[key]
 
 
-def run_and_summarize(ctx: Context, dataset: DatasetName, *, arch: Arch = "cnn", seed: int = 0,
+def table2_models(ctx: Context, models: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Table 2's models: ``models``, or the profile's list (cpu: its CNN and ViT; paper: the paper's five)."""
+    chosen = tuple(models) if models else ctx.settings.table2_models or (ctx.settings.cnn, ctx.settings.vit)
+    if not chosen:
+        raise ValueError("models must name at least one model")
+    return chosen
+
+
+def row_key(ctx: Context, dataset: str, model: str) -> str:
+    """``"<dataset>/cnn"`` / ``"<dataset>/vit"`` for the profile's own CNN and ViT (the models every other notebook
+    analyses), ``"<dataset>/<model name>"`` for any other."""
+    own = {ctx.settings.cnn: "cnn", ctx.settings.vit: "vit"}
+    return f"{dataset}/{own.get(model, model)}"
+
+
+def _spec(ctx: Context, dataset: DatasetName, model: str, seed: int, minority_ratio: float,
+          **overrides: Any) -> RunSpec:
+    return ctx.run_spec(dataset, model=model, arch=model_kind(model), seed=seed, minority_ratio=minority_ratio,
+                        **overrides)
+
+
+def run_and_summarize(ctx: Context, dataset: DatasetName, *, model: str, seed: int = 0,
                       minority_ratio: float = DEFAULT_MINORITY_RATIO, **overrides: Any) -> dict[str, Any]:
     """Train (or load) one run and summarise its test predictions (per-group accuracy, AVG, WGA, GAP).
 
     ``overrides`` go to :meth:`Context.run_spec` (e.g. ``folder=None`` for the synthetic benchmark).
     """
-    spec = ctx.run_spec(dataset, arch=arch, seed=seed, minority_ratio=minority_ratio, **overrides)
-    model, info = ctx.train_or_load(spec)
-    out = ctx.evaluate(model, spec, "test")
+    spec = _spec(ctx, dataset, model, seed, minority_ratio, **overrides)
+    trained, info = ctx.train_or_load(spec)
+    out = ctx.evaluate(trained, spec, "test")
     summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=info["train_group_counts"])
     summary.update({"model": spec.model, "seed": seed, "train_seconds": info["seconds"],
                     "train_acc": info["history"][-1]["train_acc"] if info["history"] else None})
     return summary
 
 
-def group_performance(ctx: Context, *, datasets: Sequence[DatasetName], archs: Sequence[Arch], seeds: Sequence[int],
+def group_performance(ctx: Context, *, datasets: Sequence[DatasetName], seeds: Sequence[int],
+                      models: Sequence[str] | None = None,
                       minority_ratio: float = DEFAULT_MINORITY_RATIO) -> dict[str, GroupResult]:
     """Paper Table 2: per model and dataset, mean ± std over seeds of AVG, WGA, GAP and group accuracies.
 
     A dataset with a folder in ``ctx.folders`` runs on that folder instead of the synthetic benchmark.
 
     Returns:
-        ``{"<dataset>/<arch>": GroupResult}`` in the order datasets × archs.
+        ``{row_key: GroupResult}`` in the order datasets × models (:func:`row_key`).
     """
     results = {}
     for dataset in datasets:
-        for arch in archs:
-            per_seed = [run_and_summarize(ctx, dataset, arch=arch, seed=s, minority_ratio=minority_ratio)
+        for model in table2_models(ctx, models):
+            per_seed = [run_and_summarize(ctx, dataset, model=model, seed=s, minority_ratio=minority_ratio)
                         for s in seeds]
-            results[f"{dataset}/{arch}"] = GroupResult(
-                dataset=dataset, arch=arch, model=per_seed[0]["model"],
+            results[row_key(ctx, dataset, model)] = GroupResult(
+                dataset=dataset, arch=model_kind(model), model=model,
                 aggregate=flatten_aggregate(aggregate_seeds(per_seed)), per_seed=tuple(per_seed))
     return results
 
@@ -111,8 +135,22 @@ def minority_sweep(ctx: Context, *, ratios: Sequence[float], seeds: Sequence[int
     """
     results = {}
     for ratio in ratios:
-        per_seed = [run_and_summarize(ctx, "waterbirds", arch=arch, seed=s, minority_ratio=ratio, folder=None)
-                    for s in seeds]
+        per_seed = [run_and_summarize(ctx, "waterbirds", model=_arch_model(ctx, arch), seed=s, minority_ratio=ratio,
+                                      folder=None) for s in seeds]
         results[f"{ratio:g}"] = SweepPoint(ratio=ratio, aggregate=flatten_aggregate(aggregate_seeds(per_seed)),
                                            per_seed=tuple(per_seed))
     return results
+
+
+def _arch_model(ctx: Context, arch: Arch) -> str:
+    return ctx.settings.cnn if arch == "cnn" else ctx.settings.vit
+
+
+def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
+    """What notebook 01 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
+    seeds = tuple(parameters.get("SEEDS") or ctx.settings.seeds)
+    ratios = tuple(parameters.get("MINORITY_RATIOS") or ctx.settings.minority_ratios)
+    table2 = [_spec(ctx, ds, model, s, DEFAULT_MINORITY_RATIO) for ds in parameters.get("DATASETS", ("waterbirds",))
+              for model in table2_models(ctx, parameters.get("MODELS")) for s in seeds]
+    sweep = [_spec(ctx, "waterbirds", ctx.settings.cnn, s, r, folder=None) for r in ratios for s in seeds]
+    return table2 + sweep

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ...paper import PAPER_TABLE2, PAPER_TABLE3
+from ...paper import PAPER_TABLE2, PAPER_TABLE2_MODELS, PAPER_TABLE3
 from ...vocab import GROUP_NAMES, N_GROUPS
 from .study import GroupResult, SweepPoint
 
@@ -18,7 +18,8 @@ def table2_frame(results: Mapping[str, GroupResult]) -> pd.DataFrame:
     """Table 2 as a DataFrame: ours (mean ± std) next to the paper's numbers."""
     rows = []
     for r in results.values():
-        paper = PAPER_TABLE2.get((r.dataset, r.arch), {})
+        # the paper's own model where it has one (paper profile), else its ResNet-18 / ViT-B/16 row for the arch
+        paper = PAPER_TABLE2_MODELS.get((r.dataset, r.model)) or PAPER_TABLE2.get((r.dataset, r.arch), {})
         rows.append({
             "dataset": r.dataset, "model": r.model,
             "AVG": f"{r['avg']:.2f} ± {r['avg_std']:.2f}", "WGA": f"{r['wga']:.2f} ± {r['wga_std']:.2f}",

@@ -44,7 +44,8 @@ def clean(obj):
 
 
 def payload(results: Mapping[str, Mapping], source: LatentSource, *, profile: str, seconds: float,
-            runs: Mapping[str, int] | None = None, claim_split: str = "train") -> dict:
+            runs: Mapping[str, int] | None = None, weights: str | Mapping[str, str] | None = None,
+            claim_split: str = "train") -> dict:
     """The numbers notebook 02 records (keys :data:`KEYS`).
 
     Top-level ``purity``/``baseline``/``lift``/``p_value`` are the headline: within-class attribute purity of the
@@ -77,5 +78,6 @@ def payload(results: Mapping[str, Mapping], source: LatentSource, *, profile: st
         "projection_seconds": projection_seconds(source),
         "feature_cache_dir": str(source.cache_dir),
         "runs": dict(runs or {}),
+        "weights": weights if weights is None or isinstance(weights, str) else dict(weights),
     }
     return clean({key: values[key] for key in KEYS})

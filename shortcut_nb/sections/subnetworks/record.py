@@ -62,7 +62,7 @@ def removal_entry(result: "RemovalResult") -> dict:
 
 
 def payload(prusc: Mapping, removals: Mapping[str, Mapping], *, profile: str, seconds: float,
-            runs: Mapping[str, int] | None = None) -> dict:
+            runs: Mapping[str, int] | None = None, weights: str | Mapping[str, str] | None = None) -> dict:
     """The numbers notebook 05 records, from :func:`prusc_entry` and one :func:`removal_entry` per dataset."""
     times = {"prusc": prusc["mask"]["train_seconds"]}
     steps = {"prusc": prusc["mask"]["steps"]}
@@ -89,4 +89,6 @@ def payload(prusc: Mapping, removals: Mapping[str, Mapping], *, profile: str, se
     }
     if runs is not None:
         out["runs"] = dict(runs)
+    if weights is not None:
+        out["weights"] = weights if isinstance(weights, str) else dict(weights)
     return out

@@ -21,10 +21,12 @@ from torch import Tensor, nn
 from ...config import model_device
 from ...data.samples import MaskedSamples
 from ...pipeline.context import Context
+from ...pipeline.runs import RunSpec
 from ...sscore import neuron_cams, per_sample_scores, score_neurons, summarize_scores
+from ...sscore.depth import DepthProfile, depth_profile
 from ...vocab import ARCH_LABELS, ARCHS, Arch, DatasetName
 
-__all__ = ["ModelScores", "score_models", "neuron_study", "example_neurons", "example_heatmaps",
+__all__ = ["ModelScores", "score_models", "neuron_study", "vit_depth_profiles", "example_neurons", "example_heatmaps",
            "neuron_selection", "neuron_view", "neuron_view_caption", "check_image_index", "to_float_array"]
 
 
@@ -138,7 +140,7 @@ def score_models(models: Mapping[str, nn.Module], samples: MaskedSamples, *, alp
 
 def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, alpha: float = 0.5,
                  n_samples: int | None = None, sample_seed: int = 0,
-                 archs: Sequence[Arch] = ARCHS) -> ModelScores:
+                 archs: Sequence[Arch] = ARCHS, models: Mapping[str, str | None] | None = None) -> ModelScores:
     """Fig. 8 for one dataset: the profile's CNN and ViT (trained or loaded), scored on the same samples.
 
     Args:
@@ -149,6 +151,7 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, alpha: fl
         n_samples: training images to score (default: the profile's ``sscore_samples``).
         sample_seed: seed of the draw of training images with a non-empty mask (notebook 03's draw).
         archs: which models.
+        models: model name per arch (``{"cnn": ..., "vit": ...}``; None or absent: the profile's).
 
     Returns:
         A :class:`ModelScores`.
@@ -156,9 +159,10 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, alpha: fl
     n = n_samples if n_samples is not None else ctx.settings.sscore_samples
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    models_by_arch = models
     models, names, spec = {}, {}, None
     for arch in archs:
-        spec = ctx.run_spec(dataset, arch=arch, seed=seed)
+        spec = ctx.run_spec(dataset, arch=arch, seed=seed, model=(models_by_arch or {}).get(arch))
         models[arch], _ = ctx.train_or_load(spec)
         names[arch] = spec.model
     if spec is None:
@@ -281,3 +285,27 @@ def neuron_view_caption(view: Mapping) -> str:
         return head + "; none to show."
     shown = ", ".join(f"n{i} ({s:.2f})" for i, s in zip(view["neurons"], view["scores"]))
     return head + f"; on image {view['image']}, the {len(view['neurons'])} just above: {shown}"
+
+
+def vit_depth_profiles(studies: Sequence[ModelScores], *, alpha: float | None = None, arch: str = "vit",
+                       seed: int = 0) -> dict[str, DepthProfile]:
+    """The depth profile of one model (default the ViT: every block's ``norm1``) per dataset, on the study's samples.
+
+    A ViT unit is a hidden unit of a block's ``norm1``, its scalar the mean over the patch tokens
+    (:mod:`shortcut_nb.sscore.units`); the last block's units are *not* the penultimate neurons (the final
+    class token), so the last position of the profile differs from Fig. 8's scores.
+    """
+    out = {}
+    for st in studies:
+        model = st.models[_check_arch(st, arch)]
+        device = model_device(model)
+        out[st.dataset] = depth_profile(model, st.images.to(device), st.masks.to(device),
+                                        alpha=st.alpha if alpha is None else alpha, seed=seed)
+    return out
+
+
+def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
+    """What notebook 06 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
+    models = {"cnn": parameters.get("CNN_MODEL"), "vit": parameters.get("VIT_MODEL")}
+    return [ctx.run_spec(ds, arch=arch, seed=int(parameters.get("SEED", 0)), model=models[arch])
+            for ds in parameters.get("DATASETS", ("isic", "waterbirds")) for arch in ("cnn", "vit")]

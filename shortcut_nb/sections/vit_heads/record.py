@@ -13,6 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from ...attention import LIFT_MIN, heads_beyond_area
+from ...sscore.depth import ROW_KEYS
 
 if TYPE_CHECKING:
     from .attention_study import AttentionStudy
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
 
 NAME = "06_vit_heads"
 #: The record's top-level keys.
-KEYS = ("profile", "seconds", "alpha", "sscore", "mean_s", "attention", "runs")
+KEYS = ("profile", "seconds", "alpha", "sscore", "mean_s", "attention", "runs", "weights", "depth_profile")
+#: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``DEPTH_ROW_KEYS``.
+DEPTH_KEYS = ("alpha", "variant", "dilation", "method", "blocks")
+DEPTH_ROW_KEYS = ROW_KEYS
 #: One dataset's entry under ``sscore`` (plus one entry per arch: the summary and ``"model"``).
 SSCORE_KEYS = ("n_samples", "area", "alpha", "indices")
 #: One dataset's entry under ``attention``.
@@ -31,7 +35,7 @@ TARGET_KEYS = ("image", "dataset_index", "row", "col", "is_spurious", "layer", "
 CORE_KEYS = ("n_images", "share", "area", "lift", "excess", "excess_lower", "lift_min", "heads_beyond_area",
              "max_lift")
 
-__all__ = ["ATTENTION_KEYS", "CORE_KEYS", "KEYS", "NAME", "SSCORE_KEYS", "TARGET_KEYS", "attention_record",
+__all__ = ["ATTENTION_KEYS", "CORE_KEYS", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "KEYS", "NAME", "SSCORE_KEYS", "TARGET_KEYS", "attention_record",
            "record_payload"]
 
 
@@ -85,6 +89,8 @@ def record_payload(
     seconds: float,
     lift_min: float = LIFT_MIN,
     runs: Mapping[str, int] | None = None,
+    weights: str | Mapping[str, str] | None = None,
+    depth: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
     """The numbers notebook 06 records (keys: :data:`KEYS`).
 
@@ -95,11 +101,13 @@ def record_payload(
         seconds: wall time of the notebook so far.
         lift_min: the lift a head needs in :func:`~shortcut_nb.attention.heads_beyond_area`.
         runs: ``ctx.run_log.as_record()`` (cached runs trained and loaded).
+        weights: ``ctx.run_log.weights_record()`` (what the models started from).
+        depth: ``{dataset: DepthProfile.record()}`` of the ViT (:func:`~.neuron_study.vit_depth_profiles`).
 
     Returns:
         ``{"profile", "seconds", "alpha", "sscore": {dataset: ModelScores.summary()},
         "mean_s": {"<dataset>/<arch>": mean}, "attention": {dataset: {..., "target": {...},
-        "core": {...}}}, "runs"}``.
+        "core": {...}}}, "runs", "weights", "depth_profile"}``.
     """
     if not neuron_studies:
         raise ValueError("neuron_studies must hold at least one ModelScores")
@@ -112,4 +120,6 @@ def record_payload(
         "mean_s": {f"{st.dataset}/{arch}": st.stats(arch)["mean"] for st in neuron_studies for arch in st.archs},
         "attention": {ds: attention_record(study, view, lift_min) for ds, (study, view) in attention.items()},
         "runs": dict(runs or {}),
+        "weights": weights if isinstance(weights, str) or weights is None else dict(weights),
+        "depth_profile": {ds: dict(d) for ds, d in (depth or {}).items()},
     }

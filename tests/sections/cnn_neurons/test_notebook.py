@@ -38,6 +38,25 @@ def test_03_records_sscores_with_their_chance_level(smoke_run):
 
 
 @pytest.mark.notebook
+def test_03_records_the_depth_profile_methods_and_variants(smoke_run):
+    rec = recorded(smoke_run, NAME)
+    assert rec["weights"]
+    for name, prof in rec["depth_profile"].items():
+        assert [b["block"] for b in prof["blocks"]] == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
+        last = prof["blocks"][-1]
+        assert last["mean"] == pytest.approx(rec["datasets"][name]["mean"], abs=1e-6)  # the penultimate neurons
+        assert all(unit(b["share_significant"]) and b["share_significant"] <= b["share_above_chance"] + 1e-9
+                   for b in prof["blocks"])
+    rows = rec["method_bands"]
+    assert len(rows) == 8 and all(r["band_counts"] == rows[0]["band_counts"] for r in rows[:5])
+    assert rows[0]["band_counts"] == rec["datasets"]["isic"]["band_counts"]
+    ex = rec["dilation_example"]
+    assert ex["s_dilated"] - ex["s"] == pytest.approx(ex["gain"]) and ex["gain"] >= 0
+    for fig in ("03_depth_profile", "03_dilation_neuron"):
+        assert (smoke_run[0] / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+
+
+@pytest.mark.notebook
 def test_03_records_table4_and_claims(smoke_run):
     rec = recorded(smoke_run, NAME)
     assert rec["refit_set"].startswith("validation split") and rec["accuracy_split"] == "test"

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from shortcut_nb.sections.cnn_neurons import record as R
+from shortcut_nb.sections.cnn_neurons import study as S
 from shortcut_nb.sscore import summarize_scores
 from shortcut_nb.vocab import GROUP_NAMES
 from support.cnn_neurons import tiny_study
@@ -46,4 +47,19 @@ def test_record_payload_keys_and_headline(study):
     only_wb = R.record_payload({"waterbirds": results["waterbirds"]}, profile="smoke", seconds=1.0, alpha=0.5,
                                tau=0.7)
     assert only_wb["headline"] == "waterbirds" and only_wb["runs"] == {}
+    json.dumps(rec)
+
+
+def test_record_payload_holds_the_depth_profile_and_the_method_table(study):
+    res = R.dataset_record(study, alpha=0.5, tau=0.7, seed=0)
+    depth = {"isic": S.depth_profiles({"isic": study}, alpha=0.5)["isic"].record()}
+    rows = S.method_variant_bands(study, alpha=0.5)
+    ex = S.dilation_example(study, alpha=0.5)
+    rec = R.record_payload({"isic": res}, profile="smoke", seconds=1.0, alpha=0.5, tau=0.7, weights="random",
+                           depth=depth, method_bands=rows, dilation=ex)
+    assert tuple(rec) == R.KEYS and rec["weights"] == "random"
+    assert tuple(rec["depth_profile"]["isic"]) == R.DEPTH_KEYS
+    assert all(tuple(b) == R.DEPTH_ROW_KEYS for b in rec["depth_profile"]["isic"]["blocks"])
+    assert all(tuple(r) == R.METHOD_BAND_KEYS for r in rec["method_bands"])
+    assert tuple(rec["dilation_example"]) == R.DILATION_KEYS
     json.dumps(rec)

@@ -147,3 +147,44 @@ def test_neuron_study_passes_the_notebooks_data_folder_to_the_run(monkeypatch, t
     with pytest.raises(_Routed):
         S.neuron_study(ctx, "waterbirds")
     assert seen == [("smoke", "isic", "cnn", 3, "/data/isic"), ("smoke", "waterbirds", "cnn", 0, None)]
+
+
+def test_neuron_study_passes_the_notebooks_model_to_the_run(monkeypatch, tmp_path):
+    """MODEL (None: the profile's CNN) reaches the run spec through the Context."""
+    seen = []
+
+    def spy(profile, name, **kwargs):
+        seen.append(kwargs.get("model"))
+        raise _Routed
+
+    monkeypatch.setattr(context_module, "run_spec", spy)
+    ctx = Context.build("smoke", root=tmp_path, progress=False)
+    for model in (None, "resnet50"):
+        with pytest.raises(_Routed):
+            S.neuron_study(ctx, "isic", model=model)
+    assert seen == [None, "resnet50"]
+
+
+def test_unit_scores_of_the_default_block_are_the_study_scores(study):
+    """The penultimate block's units are the penultimate neurons: same scores as the grid's."""
+    assert study.blocks == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"] and study.default_block == "layer4.0"
+    res = study.unit_scores(alpha=0.5)
+    assert np.allclose(res.scores, study.scores(0.5), atol=1e-6)
+    assert study.unit_scores(alpha=0.5) is res  # memoised
+    assert study.unit_scores("layer2.0", alpha=0.5).per_sample.shape == (study.n_samples, 64)
+    with pytest.raises(ValueError, match="block"):
+        study.unit_scores("layer9.0", alpha=0.5)
+
+
+def test_depth_methods_variants_and_dilation(study):
+    prof = S.depth_profiles({"isic": study}, alpha=0.5)["isic"]
+    assert prof.blocks == study.blocks and np.allclose(prof.scores[-1], study.scores(0.5), atol=1e-6)
+    rows = S.method_variant_bands(study, alpha=0.5)
+    assert [(r["factor"], r["method"], r["variant"]) for r in rows[:4]] == [("method", m, "hard") for m in S.CAM_METHODS]
+    assert [(r["variant"], r["dilation"]) for r in rows[4:]] == [("hard", 0), ("soft", 0), ("iou", 0), ("hard", 1)]
+    assert all(r["band_counts"] == rows[0]["band_counts"] for r in rows[:5])  # the methods coincide at the layer
+    assert all(sum(r["band_counts"].values()) == study.d for r in rows)
+    ex = S.dilation_example(study, alpha=0.5)
+    gain = study.unit_scores(alpha=0.5, dilation=1).scores - study.unit_scores(alpha=0.5).scores
+    assert ex["neuron"] == int(np.argmax(gain)) and ex["gain"] == pytest.approx(gain.max())
+    assert ex["chance_dilated"] > ex["chance"] and S.default_dilation(224) == 7 and S.default_dilation(16) == 1

@@ -6,6 +6,7 @@ import pytest
 
 from shortcut_nb.bands import band_representatives, pick_neuron
 from shortcut_nb.paper import PAPER_TABLE4
+from shortcut_nb.sections.cnn_neurons import study as S
 from shortcut_nb.sections.cnn_neurons import views as V
 from shortcut_nb.sections.cnn_neurons.record import ROWS, dataset_record
 from shortcut_nb.sections.cnn_neurons.study import N_SHOW
@@ -71,3 +72,14 @@ def test_figures_and_alpha_frame(study):
     assert len(V.plot_table4(results).axes) == 2
     frame = V.alpha_sensitivity_frame(results)
     assert len(frame) == 4 and set(frame["α"]) == {0.33, 0.5}
+
+
+def test_depth_and_method_views(study):
+    prof = S.depth_profiles({"isic": study}, alpha=0.5)
+    assert len(V.plot_depth_profile(prof).axes) == 2
+    frame = V.depth_frame(prof)
+    assert len(frame) == 4 and "share_significant" in frame.columns
+    mf = V.method_variant_frame(S.method_variant_bands(study, alpha=0.5))
+    assert len(mf) == 8 and list(mf["variant"])[-1] == "hard (mask + 1 px)"
+    fig = V.plot_dilation_example(study, S.dilation_example(study, alpha=0.5), alpha=0.5)
+    assert len(fig.axes) == 5

@@ -29,7 +29,8 @@ def test_widget_functions_and_explorer(study):
     assert len(W.histogram_figure(study, 0.5, 0.7).axes) >= 1
     assert len(W.neuron_figure(study, top, 0.5).axes) == 2 * 5
     box = W.neuron_explorer({"isic": study}, alpha=0.5, tau=0.7)
-    assert {c.description for c in box.controls.values()} == {"dataset", "alpha", "tau", "pick by", "number"}
+    assert {c.description for c in box.controls.values()} == {"dataset", "alpha", "tau", "pick by", "number", "layer",
+                                                                  "method", "variant"}
     assert box.controls["number"].value == top and box.neuron.value.startswith(f"neuron {top} (")
     before = (box.bands.value, box.pruning.value)
     box.controls["alpha"].value = 0.2
@@ -51,3 +52,17 @@ def test_the_widget_shares_the_studys_table4(study):
     """The widget reads Table 4 through the study's public, memoised method (no private state)."""
     assert W.accuracy_frame(study, 0.5, 0.7)["WGA"].tolist()[0] == round(study.table4(0.5, 0.7)["baseline"]["wga"], 3)
     assert f"test WGA {study.table4(0.5, 0.7)['baseline']['wga']:.2f}" in W.pruning_summary(study, 0.5, 0.7)
+
+
+def test_layer_method_and_variant_pickers(study):
+    line = W.unit_summary(study, "layer2.0", "gradcam++", "dilated", 0.5)
+    assert line.startswith("layer2.0 (64 units), gradcam++, hard (mask + 1 px) at α = 0.50") and "significantly" in line
+    assert W.variant_spec(study, "soft") == ("soft", 0)
+    with pytest.raises(ValueError, match="variant"):
+        W.variant_spec(study, "precision")
+    assert len(W.unit_histogram_figure(study, "layer3.0", "gradcam", "iou", 0.5, 0.7).axes) >= 1
+    box = W.neuron_explorer({"isic": study}, alpha=0.5)
+    assert box.controls["layer"].value == "layer4.0" and "layer4.0 (256 units)" in box.units.value
+    box.controls["layer"].value = "layer1.0"
+    box.controls["variant"].value = "soft"
+    assert box.units.value.startswith("layer1.0 (32 units), gradcam, soft")

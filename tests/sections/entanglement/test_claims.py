@@ -16,10 +16,10 @@ def test_record_payload_and_takeaways():
                          run_log={"trained": 1, "loaded": 3})
     assert set(rec) == set(record.KEYS)
     text = json.dumps(rec, allow_nan=False)  # strict JSON: undefined numbers are null
-    assert "keep_frequency" in json.dumps(rec["runs"]["waterbirds/cnn"][0]["dfr"])
-    assert "keep_frequency" not in json.dumps(rec["runs"]["waterbirds/cnn"][0]["sweep"])
+    assert "keep_frequency" in json.dumps(rec["per_seed"]["waterbirds/cnn"][0]["dfr"])
+    assert "keep_frequency" not in json.dumps(rec["per_seed"]["waterbirds/cnn"][0]["sweep"])
     assert rec["headline"] == "waterbirds/cnn" and rec["wga_dfr"] > rec["wga_baseline"]
-    assert rec["run_log"] == {"trained": 1, "loaded": 3}
+    assert rec["runs"] == {"trained": 1, "loaded": 3}
     dfr = results["waterbirds/cnn"].runs[0]["dfr"]
     assert json.loads(text)["prune_h_refits"] == pytest.approx(dfr["prune_h_refits"])
     assert rec["mean_s_dfr"] == results["waterbirds/cnn"].summary["dfr"]["mean_s_refits"]

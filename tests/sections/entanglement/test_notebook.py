@@ -14,9 +14,9 @@ KEYS = {"waterbirds/cnn", "waterbirds/vit", "isic/cnn", "isic/vit"}
 def test_04_records_tables_5_and_6_for_cnn_and_vit(smoke_run):
     rec = recorded(smoke_run, NAME)
     assert rec["profile"] == "smoke" and rec["seconds"] > 0
-    assert set(rec["table"]) == KEYS and set(rec["runs"]) == KEYS  # the ViT is not skipped
+    assert set(rec["table"]) == KEYS and set(rec["per_seed"]) == KEYS  # the ViT is not skipped
     assert rec["headline"] == "waterbirds/cnn"
-    assert set(rec["run_log"]) == {"trained", "loaded"} and sum(rec["run_log"].values()) == len(KEYS)
+    assert set(rec["runs"]) == {"trained", "loaded"} and sum(rec["runs"].values()) == len(KEYS)
     for key in ("wga_baseline", "wga_dfr", "prune_h_refits", "prune_h_average", "mean_s_baseline"):
         assert unit(rec[key]), (key, rec[key])
     for key, row in rec["table"].items():
@@ -36,7 +36,7 @@ def test_04_runs_are_internally_consistent(smoke_run):
     rec = recorded(smoke_run, NAME)
     settings = rec["settings"]
     assert settings["c_grid"] == [1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01] and settings["n_refits"] == 5
-    for key, runs in rec["runs"].items():
+    for key, runs in rec["per_seed"].items():
         run = runs[0]
         s = run["sscore"]
         assert len(s["scores"]) == run["d"] and all(unit(v) for v in s["scores"])

@@ -10,8 +10,9 @@ from shortcut_nb.sections.groups import record
 
 def test_payload_has_the_declared_keys_and_the_headline_model():
     t2, sw = table2(), sweep()
-    rec = record.payload(t2, sw, profile="smoke", seconds=3.5, runs={"trained": 2, "loaded": 3})
-    assert tuple(rec) == record.KEYS
+    rec = record.payload(t2, sw, profile="smoke", seconds=3.5, runs={"trained": 2, "loaded": 3},
+                         weights="random (dry run)")
+    assert tuple(rec) == record.KEYS and rec["weights"] == "random (dry run)"
     assert rec["headline"] == "waterbirds/cnn"  # the headline when present, not the first row
     head = t2["waterbirds/cnn"]
     assert [rec[k] for k in record.HEADLINE] == [head[k] for k in record.HEADLINE]

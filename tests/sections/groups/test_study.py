@@ -31,7 +31,7 @@ def smoke_ctx(tmp_path_factory):
 
 
 def test_group_performance_summarises_the_run_and_reuses_it(smoke_ctx):
-    table2 = study.group_performance(smoke_ctx, datasets=["waterbirds"], archs=["cnn"], seeds=[0])
+    table2 = study.group_performance(smoke_ctx, datasets=["waterbirds"], models=["resnet_mini"], seeds=[0])
     assert list(table2) == ["waterbirds/cnn"]
     r = table2["waterbirds/cnn"]
     assert (r.dataset, r.arch, r.model) == ("waterbirds", "cnn", smoke_ctx.settings.cnn)
@@ -47,7 +47,7 @@ def test_group_performance_summarises_the_run_and_reuses_it(smoke_ctx):
     expected = summarize(out["pred"], out["y"], out["g"], train_group_counts=info["train_group_counts"])
     assert {k: run[k] for k in expected} == expected
     assert smoke_ctx.run_log.as_record() == {"trained": 1, "loaded": 1}
-    again = study.group_performance(smoke_ctx, datasets=["waterbirds"], archs=["cnn"], seeds=[0])
+    again = study.group_performance(smoke_ctx, datasets=["waterbirds"], models=["resnet_mini"], seeds=[0])
     assert again["waterbirds/cnn"].aggregate == r.aggregate  # loaded: the same numbers
     assert smoke_ctx.run_log.as_record() == {"trained": 1, "loaded": 2}
 
@@ -80,7 +80,7 @@ def test_study_passes_the_notebooks_data_folder_to_the_run(seen):
     """DATA_FOLDERS reaches the run spec through the Context (the folder replaces the synthetic benchmark)."""
     ctx = Context.build("smoke", folders={"isic": "/data/isic"}, progress=False)
     with pytest.raises(_Routed):
-        study.group_performance(ctx, datasets=["isic"], archs=["cnn"], seeds=[0])
+        study.group_performance(ctx, datasets=["isic"], models=["resnet_mini"], seeds=[0])
     assert seen == [("isic", "/data/isic", 0.05)]
 
 
@@ -90,3 +90,33 @@ def test_the_sweep_always_generates_the_synthetic_set(seen):
     with pytest.raises(_Routed):
         study.minority_sweep(ctx, ratios=[0.25], seeds=[0])
     assert seen == [("waterbirds", None, 0.25)]
+
+
+def test_table2_models_default_to_the_profiles_list_and_keep_the_cnn_vit_keys():
+    cpu = Context.build("cpu", progress=False)
+    assert study.table2_models(cpu) == ("resnet_mini", "vit_mini")
+    paper = Context.build("paper", progress=False)
+    assert study.table2_models(paper) == ("resnet18", "resnet50", "resnext50_32x4d", "vit_base_patch16_224",
+                                          "deit_base_patch16_224")
+    assert [study.row_key(paper, "isic", m) for m in study.table2_models(paper)] == [
+        "isic/cnn", "isic/resnet50", "isic/resnext50_32x4d", "isic/vit", "isic/deit_base_patch16_224"]
+    assert study.table2_models(cpu, ["resnet18"]) == ("resnet18",)
+
+
+def test_planned_runs_are_the_runs_the_notebook_trains(tmp_path):
+    """The sweep's plan of notebook 01 equals the specs its study asks the Context for."""
+    ctx = Context.build("smoke", root=tmp_path, progress=False)
+    params = {"DATASETS": ["waterbirds", "isic"], "MODELS": None, "SEEDS": None, "MINORITY_RATIOS": None}
+    planned = study.planned_runs(ctx, params)
+    asked = []
+    real = ctx.train_or_load
+    ctx_spy = Context.build("smoke", root=tmp_path, progress=False)
+    object.__setattr__(ctx_spy, "train_or_load", lambda spec: (asked.append(spec), (_ for _ in ()).throw(_Routed))[1])
+    for dataset in params["DATASETS"]:
+        for model in study.table2_models(ctx_spy):
+            with pytest.raises(_Routed):
+                study.run_and_summarize(ctx_spy, dataset, model=model, seed=0)
+    for ratio in ctx.settings.minority_ratios:
+        with pytest.raises(_Routed):
+            study.minority_sweep(ctx_spy, ratios=[ratio], seeds=[0])
+    assert real is not None and planned == asked

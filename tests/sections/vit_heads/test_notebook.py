@@ -83,3 +83,13 @@ def test_06_cnn_scores_match_notebook_03(smoke_run):
         assert r["indices"] == r03["sample_index"]
         assert r["area"] == pytest.approx(r03["area"], abs=1e-9)
         assert r["cnn"]["mean"] == pytest.approx(r03["mean"], abs=1e-4)
+
+
+@pytest.mark.notebook
+def test_06_records_the_vits_depth_profile(smoke_run):
+    rec = recorded(smoke_run, NAME)
+    assert rec["weights"]
+    for ds, prof in rec["depth_profile"].items():
+        assert [b["block"] for b in prof["blocks"]] == [f"blocks.{i}.norm1" for i in range(len(prof["blocks"]))]
+        assert all(b["chance"] == pytest.approx(rec["sscore"][ds]["area"]) for b in prof["blocks"])
+    assert (smoke_run[0] / "figures" / "06_depth_profile.png").stat().st_size > 1000

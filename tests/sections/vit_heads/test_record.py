@@ -8,6 +8,7 @@ import pytest
 
 from shortcut_nb.attention import heads_beyond_area
 from shortcut_nb.sections.vit_heads import attention_study as ast
+from shortcut_nb.sections.vit_heads import neuron_study as ns
 from shortcut_nb.sections.vit_heads import record
 
 
@@ -51,3 +52,12 @@ def test_record_of_data_without_spurious_patches_stays_valid_json(toy, study):
     a = rec["attention"]["isic"]
     assert a["core"]["heads_beyond_area"] == [] and a["target"]["lift"] is None and a["core"]["max_lift"] is None
     assert a["core"]["area"] is None and rec["runs"] == {}
+
+
+def test_record_payload_holds_weights_and_the_depth_profile(study, astudy):
+    depth = {ds: p.record() for ds, p in ns.vit_depth_profiles([study]).items()}
+    rec = record.record_payload([study], _views(astudy), profile="smoke", seconds=1.0, weights="random", depth=depth)
+    assert tuple(rec) == record.KEYS and rec["weights"] == "random"
+    prof = rec["depth_profile"][study.dataset]
+    assert tuple(prof) == record.DEPTH_KEYS and all(tuple(b) == record.DEPTH_ROW_KEYS for b in prof["blocks"])
+    json.dumps(rec)

@@ -94,7 +94,7 @@ def test_neuron_study_draws_once_and_scores_every_model_on_it(toy, samples):
     class FakeContext:
         settings = SimpleNamespace(sscore_samples=4)
 
-        def run_spec(self, dataset, *, arch, seed):
+        def run_spec(self, dataset, *, arch, seed, model=None):
             calls.append(("spec", dataset, arch, seed))
             return SimpleNamespace(model=f"{arch}_mini", arch=arch)
 
@@ -232,3 +232,29 @@ def test_degenerate_data_without_spurious_patches_gives_empty_shares(toy):
         ast.target_values(view, "lift")
     with pytest.raises(ValueError, match="n_examples"):
         ast.attention_study(vit, images[:2], masks, n_examples=0)
+
+
+def test_neuron_study_passes_the_notebooks_models_to_the_run(monkeypatch, tmp_path):
+    """CNN_MODEL / VIT_MODEL (None: the profile's) reach the run spec through the Context."""
+    seen = []
+
+    def spy(profile, name, **kwargs):
+        seen.append((kwargs.get("arch"), kwargs.get("model")))
+        raise _Routed
+
+    monkeypatch.setattr(context_module, "run_spec", spy)
+    ctx = Context.build("smoke", root=tmp_path, progress=False)
+    with pytest.raises(_Routed):
+        ns.neuron_study(ctx, "isic", archs=("vit",), models={"cnn": None, "vit": "deit_mini"})
+    with pytest.raises(_Routed):
+        ns.neuron_study(ctx, "isic")
+    assert seen == [("vit", "deit_mini"), ("cnn", None)]
+
+
+def test_vit_depth_profile_walks_every_norm1(study):
+    prof = ns.vit_depth_profiles([study])[study.dataset]
+    vit = study.models["vit"]
+    assert prof.blocks == [f"blocks.{i}.norm1" for i in range(len(vit.f_enc.blocks))]
+    assert prof.alpha == study.alpha and all(r["chance"] == pytest.approx(study.area) for r in prof.rows)
+    # the last norm1's units are token means, not the penultimate neurons (the final class token)
+    assert prof.scores[-1].shape == study.scores["vit"].shape

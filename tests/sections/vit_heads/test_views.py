@@ -59,3 +59,9 @@ def test_views_of_data_without_spurious_patches_still_draw(toy):
     assert "area" not in views.target_table(view, "share").attrs
     with pytest.raises(ValueError, match="needs spurious patches"):
         views.target_table(view, "lift")
+
+
+def test_depth_profile_figure_and_frame(study):
+    prof = ns.vit_depth_profiles([study])
+    assert len(views.plot_depth_profile(prof).axes) == 2
+    assert len(views.depth_frame(prof)) == len(prof[study.dataset].blocks)
