@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ... import figures
 from ...bands import BAND_HIGH, BAND_LOW, BANDS, band_counts, band_representatives
 from ...data.transforms import denormalize
 from ...lastlayer.table4 import DEFAULT_TAU, ROWS
@@ -243,41 +244,13 @@ def plot_table4(results: Mapping[str, Mapping[str, Any]]):
 
 
 def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, high: float = BAND_HIGH):
-    """The depth profile: per dataset, every block's unit s-scores (boxes), their chance level, and the shares.
-
-    Left axis: the distribution of the block's unit s-scores (box and whiskers, median line) and the chance
-    level (dashed). Right axis: the share of units significantly above chance (bootstrap, one-sided) and the
-    share above the high band.
-    """
-    fig, axes = plt.subplots(1, len(profiles), figsize=(6.2 * len(profiles), 4.0), squeeze=False,
-                             layout="constrained")
-    for ax, (name, prof) in zip(axes[0], profiles.items()):
-        x = np.arange(len(prof.blocks))
-        ax.boxplot(prof.scores, positions=x, widths=0.5, showfliers=False)
-        ax.plot(x, [r["chance"] for r in prof.rows], "k--", lw=1, label="chance (mask area)")
-        ax.set_xticks(x)
-        ax.set_xticklabels(prof.blocks, rotation=30, fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(f"unit s-score (α = {prof.alpha:g}, {prof.variant})")
-        right = ax.twinx()
-        right.plot(x, [r["share_significant"] for r in prof.rows], "o-", color="tab:red",
-                   label="share significantly above chance")
-        right.plot(x, [r["share_high"] for r in prof.rows], "s:", color="tab:purple", label=f"share s > {high:g}")
-        right.set_ylim(0, 1)
-        right.set_ylabel("share of the block's units")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = right.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
-        ax.set_title(f"{DATASET_LABELS.get(name, name)}: where the shortcut lives, block by block", fontsize=9)
-    return fig
+    """The CNN's depth profile: per dataset, every block's unit s-scores, their chance level and the shares."""
+    return figures.plot_depth_profile(
+        profiles, high=high,
+        title=lambda name: f"{DATASET_LABELS.get(name, name)}: where the shortcut lives, block by block")
 
 
-def depth_frame(profiles: Mapping[str, DepthProfile]) -> pd.DataFrame:
-    """The depth profile's numbers, one row per dataset and block."""
-    rows = [{"dataset": DATASET_LABELS.get(name, name), **{k: (round(v, 3) if isinstance(v, float) else v)
-                                                          for k, v in r.items()}}
-            for name, prof in profiles.items() for r in prof.rows]
-    return pd.DataFrame(rows)
+depth_frame = figures.depth_frame
 
 
 def method_variant_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

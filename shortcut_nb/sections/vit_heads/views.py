@@ -16,6 +16,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from ... import figures
 from ...attention import LIFT_MIN, TokenLayout, heads_beyond_area, upsample_to_image
 from ...data import denormalize
 from ...paper import PAPER_MEAN_S
@@ -295,30 +296,8 @@ def plot_depth_profile(profiles: Mapping[str, Any], *, model: str = "ViT"):
         profiles: ``{dataset: DepthProfile}`` (:func:`~.neuron_study.vit_depth_profiles`).
         model: the label in the titles.
     """
-    fig, axes = plt.subplots(1, len(profiles), figsize=(5.6 * len(profiles), 3.9), squeeze=False,
-                             layout="constrained")
-    for ax, (name, prof) in zip(axes[0], profiles.items()):
-        x = np.arange(len(prof.blocks))
-        ax.boxplot(prof.scores, positions=x, widths=0.5, showfliers=False)
-        ax.plot(x, [r["chance"] for r in prof.rows], "k--", lw=1, label="chance (mask area)")
-        ax.set_xticks(x)
-        ax.set_xticklabels([f"block {b.split('.')[1]}" for b in prof.blocks], fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(f"unit s-score (α = {prof.alpha:g})")
-        right = ax.twinx()
-        right.plot(x, [r["share_significant"] for r in prof.rows], "o-", color="tab:red",
-                   label="share significantly above chance")
-        right.plot(x, [r["share_high"] for r in prof.rows], "s:", color="tab:purple", label="share s > 0.7")
-        right.set_ylim(0, 1)
-        right.set_ylabel("share of the block's units")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = right.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
-        ax.set_title(f"{name}: {model} norm1 units, block by block", fontsize=9)
-    return fig
+    return figures.plot_depth_profile(profiles, title=lambda name: f"{name}: {model} norm1 units, block by block",
+                                      tick=lambda block: f"block {block.split('.')[1]}", width=5.6)
 
 
-def depth_frame(profiles: Mapping[str, Any]) -> pd.DataFrame:
-    """The depth profile's numbers, one row per dataset and block."""
-    return pd.DataFrame([{"dataset": name, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}}
-                         for name, prof in profiles.items() for r in prof.rows])
+depth_frame = figures.depth_frame
