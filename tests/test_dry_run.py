@@ -47,7 +47,7 @@ def test_table2_has_the_papers_five_models(dry_run):
 
 def test_the_data_is_real_format(dry_run):
     _, root, _ = dry_run
-    folders = sorted((root / "data").glob("*_like-*"))
+    folders = sorted(p for p in (root / "data").glob("*_like-*") if p.is_dir())
     assert folders
     sizes = set()
     for folder in folders:

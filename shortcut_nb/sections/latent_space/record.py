@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the record reads the source's log only; claims import this 
 NAME = "02_latent_space"
 HEADLINE = "waterbirds/cnn"  # the headline model/dataset (its key on the claim split), else the first result
 KEYS = ("profile", "seconds", "headline", "purity", "baseline", "lift", "p_value", "claim_split", "k", "n_shuffles",
-        "tsne_backend", "neighbourhoods", "features", "projection_seconds", "feature_cache_dir", "runs")
+        "tsne_backend", "neighbourhoods", "features", "projection_seconds", "feature_cache_dir", "runs", "weights")
 
 
 def projection_seconds(source: LatentSource) -> dict[str, dict[str, float]]:
