@@ -135,6 +135,7 @@ def run_unit_case(name: str, model_name: str, size: int, layer_of: Callable[[nn.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 images, 1 reference neuron (about a minute)")
+    parser.add_argument("--only", default=None, help="run only the cases whose name contains this text")
     args = parser.parse_args()
     n_images, n_ref = (10, 1) if args.quick else (50, 2)
     cases = [
@@ -144,10 +145,13 @@ def main() -> None:
         Case("resnet18 224px layer3", "resnet18", 224, lambda m: m.f_enc.layer3, 20,
              fast_images=2 if args.quick else 10),
         Case("resnet_mini 64px pooled layer4[-1]", "resnet_mini", 64, lambda m: m.default_target_layer(), 50),
+        # the 768 penultimate neurons (class token after the last block) at the last block's norm1
+        Case("vit_b16 224px penultimate (norm1)", "vit_base_patch16_224", 224, lambda m: m.default_target_layer(), 20,
+             fast_images=2 if args.quick else 10),
     ]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n_images} images, alpha={ALPHA}, "
           f"reference loop timed on {n_ref} neuron(s) and extrapolated")
-    header = (f"{'case':40s} {'path':9s} {'neurons x images':>16s} {'fast (s)':>9s} {'ref/neuron (s)':>14s} "
+    header = (f"{'case':40s} {'path':11s} {'neurons x images':>16s} {'fast (s)':>9s} {'ref/neuron (s)':>14s} "
               f"{'ref all (s)':>11s} {'ratio':>7s} {'target':>7s}  max|Δs|")
     print(header)
     print("-" * len(header))
@@ -158,6 +162,9 @@ def main() -> None:
         ("units: vit_b16 224px blocks[-1].norm1", "vit_base_patch16_224", 224, lambda m: m.f_enc.blocks[-1].norm1,
          20),
     ]
+    if args.only:
+        cases = [c for c in cases if args.only in c.name]
+        unit_cases = [u for u in unit_cases if args.only in u[0]]
     runs = [lambda c=c: run_case(c, n_images, n_ref) for c in cases]
     runs += [lambda u=u: run_unit_case(*u[:4], n_images, n_ref, u[4]) for u in unit_cases]
     for run in runs:
@@ -165,7 +172,7 @@ def main() -> None:
         ok = r["ratio"] >= r["target"]
         if not ok:
             failed.append(str(r["case"]))
-        print(f"{r['case']:40s} {r['method']:9s} {r['work']:>16s} {r['fast_s']:9.2f} {r['ref_neuron_s']:14.2f} "
+        print(f"{r['case']:40s} {r['method']:11s} {r['work']:>16s} {r['fast_s']:9.2f} {r['ref_neuron_s']:14.2f} "
               f"{r['ref_s']:11.0f} {r['ratio']:6.0f}x {'>=' + str(int(r['target'])) + 'x':>7s}  {r['agree']:.1e}"
               f"{'' if ok else '  BELOW TARGET'}{r['fast_note']}", flush=True)
     print(f"benchmark wall time {time.perf_counter() - total:.0f} s; "

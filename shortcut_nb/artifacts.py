@@ -33,6 +33,16 @@ def file_hash(path: str | os.PathLike, length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
+def weights_hash(module: torch.nn.Module, length: int = 16) -> str:
+    """A hash of a module's state (names, dtypes, shapes and values): equal weights, equal hash, wherever saved."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:length]
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..artifacts import atomic_torch_save
 from .mask import Granularity, eval_masks_of, layer_name
 
 
@@ -110,13 +111,8 @@ class MaskResult:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`state` atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
-        return path
+        """Write :meth:`state` atomically (a temp file of this process, then rename)."""
+        return atomic_torch_save(self.state(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MaskResult":

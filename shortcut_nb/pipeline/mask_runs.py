@@ -1,8 +1,11 @@
 """Cached mask runs (paper §5.3): the mask recipes a profile prescribes and the masks trained from them.
 
-Masks are cached under the run root (``masks/<profile>/<dataset>/<model>/``), keyed by the trained
-model's checkpoint hash and the mask recipe, so a re-run (and the widget) only loads them. Each mask
-run is noted in the context's run log (trained now or loaded).
+Masks are cached under the run root (``masks/<profile>/<dataset>/<model>/``), keyed by the fine-tuning
+run they mask and the mask recipe (:class:`MaskRun`), so a sweep can plan them before the model exists and a
+re-run (and the widget) only loads them. Each mask file also records a hash of the weights it was trained on:
+a model retrained to other weights under the same run key gets a new mask, never a stale one. Training is
+under the mask's lock, so two processes asking for one mask train it once. Each mask run is noted in the
+context's run log (trained now or loaded).
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from ..artifacts import file_hash, stable_key
+from ..artifacts import stable_key, weights_hash
 from ..config import check_profile
+from ..locks import artifact_lock
 from ..masks import (
     DEFAULT_SPARSITY_WEIGHT,
     Granularity,
@@ -25,11 +29,11 @@ from ..masks import (
 )
 from ..progress import progress_bar
 from .context import Context
-from .runs import RunSpec, checkpoint_path
+from .runs import RunSpec, get_split, run_dir
 
 __all__ = [
     "MaskRecipe", "ProfileRecipes", "PRUSC_KEEP", "SHORT_RUN_SPREAD", "PROFILE_RECIPES", "profile_recipes",
-    "LabelsOnly", "mask_path", "train_or_load_mask",
+    "LabelsOnly", "MaskRun", "ensure_mask", "mask_path", "train_or_load_mask",
 ]
 
 DataSplit = Literal["train", "val"]
@@ -170,26 +174,35 @@ class LabelsOnly(torch.utils.data.Dataset):
         return {"image": item["image"], "y": item["y"]}
 
 
-def mask_path(ctx: Context, spec: RunSpec, recipe: MaskRecipe) -> Path:
-    """Where the mask of ``recipe`` on the trained model of ``spec`` is cached under ``ctx.root``.
+@dataclass(frozen=True)
+class MaskRun:
+    """One cached mask: the fine-tuning run whose frozen model it masks, and its recipe (what a sweep plans)."""
 
-    The key hashes the model checkpoint's bytes and the recipe, so a retrained model or a
-    changed recipe never loads a stale mask.
+    spec: RunSpec
+    recipe: MaskRecipe
+
+
+def mask_path(root: str | Path, spec: RunSpec, recipe: MaskRecipe) -> Path:
+    """Where the mask of ``recipe`` on the trained model of ``spec`` is cached under the runs root ``root``.
+
+    The key hashes the run (its folder under the root, itself a key of everything that trained it) and the
+    recipe, so a changed recipe or another run never loads a stale mask; a model retrained to other weights
+    under the same run is caught by the weights hash stored in the mask (:func:`ensure_mask`).
     """
-    ckpt = checkpoint_path(spec, root=ctx.root)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"no trained checkpoint at {ckpt}: call ctx.train_or_load(spec) first")
-    key = stable_key(file_hash(ckpt), recipe)
+    root = Path(root)
+    if not isinstance(recipe, MaskRecipe):
+        raise TypeError(f"recipe must be a MaskRecipe, got {type(recipe).__name__}")
+    key = stable_key(run_dir(spec, root=root).relative_to(root).as_posix(), recipe)
     kind = "prusc" if recipe.objective == "prusc" and not recipe.removed_groups else "mask"
     removed = "-without" + "_".join(str(g) for g in recipe.removed_groups) if recipe.removed_groups else ""
     name = f"{kind}{removed}-keep{recipe.keep_fraction if recipe.keep_fraction is not None else 'auto'}-{key}.pt"
-    return ctx.root / "masks" / spec.profile / spec.data.name / spec.model / name
+    return root / "masks" / spec.profile / spec.data.name / spec.model / name
 
 
-def _train(ctx: Context, model: nn.Module, spec: RunSpec, recipe: MaskRecipe) -> MaskResult:
-    """Train the mask of ``recipe`` (a bar while it runs when ``ctx.progress``)."""
-    data = ctx.split(spec, recipe.data_split)
-    bar = progress_bar(total=recipe.steps, desc=f"mask ({recipe.objective})", leave=False) if ctx.progress else None
+def _train(root: Path, model: nn.Module, spec: RunSpec, recipe: MaskRecipe, progress: bool) -> MaskResult:
+    """Train the mask of ``recipe`` (a bar while it runs when ``progress``)."""
+    data = get_split(spec.data, recipe.data_split, root=root)
+    bar = progress_bar(total=recipe.steps, desc=f"mask ({recipe.objective})", leave=False) if progress else None
 
     def on_step(row: dict) -> None:
         bar.update(1)
@@ -213,31 +226,40 @@ def _train(ctx: Context, model: nn.Module, spec: RunSpec, recipe: MaskRecipe) ->
             bar.close()
 
 
-def train_or_load_mask(ctx: Context, model: nn.Module, spec: RunSpec, recipe: MaskRecipe) -> tuple[MaskResult, dict]:
-    """The mask of ``recipe`` on ``model`` (the trained model of ``spec``): loaded if cached, else trained and saved.
+def _cached(path: Path, weights: str) -> MaskResult | None:
+    """The mask at ``path`` if it was trained on these weights, else None (none there, or a stale one)."""
+    if not path.is_file():
+        return None
+    mask = MaskResult.load(path)
+    return mask if mask.settings.get("model_weights") == weights else None
 
-    Args:
-        ctx: the notebook's context (runs root, progress bars, run log: the mask run is noted there).
-        model: the trained model of ``spec`` (frozen; never modified).
-        spec: its run spec (data and checkpoint).
-        recipe: the mask settings.
+
+def ensure_mask(run: MaskRun, model: nn.Module, *, root: str | Path, progress: bool = False
+                ) -> tuple[MaskResult, dict]:
+    """The mask of ``run`` on ``model`` (the trained model of ``run.spec``): loaded if cached, else trained and saved.
 
     Returns:
         ``(mask, info)`` with ``info["path"]``, ``info["loaded"]``, ``info["train_seconds"]``
         (the training time recorded with the mask, also when loaded), ``info["steps"]`` and
         ``info["train_keep"]`` (the fraction training itself kept before the final cut).
     """
-    if not isinstance(recipe, MaskRecipe):
-        raise TypeError(f"recipe must be a MaskRecipe, got {type(recipe).__name__}")
-    path = mask_path(ctx, spec, recipe)
-    loaded = path.is_file()
-    if loaded:
-        mask = MaskResult.load(path)
-    else:
-        mask = _train(ctx, model, spec, recipe)
-        mask.settings["recipe"] = stable_key(recipe)
-        mask.save(path)
-    ctx.run_log.note(trained=not loaded)
+    if not isinstance(run.recipe, MaskRecipe):
+        raise TypeError(f"recipe must be a MaskRecipe, got {type(run.recipe).__name__}")
+    root = Path(root)
+    path = mask_path(root, run.spec, run.recipe)
+    weights = weights_hash(model)
+    mask = _cached(path, weights)
+    loaded = mask is not None
+    if not loaded:
+        with artifact_lock(path):
+            mask = _cached(path, weights)  # another process may have trained it while we waited
+            loaded = mask is not None
+            if not loaded:
+                mask = _train(root, model, run.spec, run.recipe, progress)
+                mask.settings["recipe"] = stable_key(run.recipe)
+                mask.settings["model_weights"] = weights
+                mask.save(path)
+    assert mask is not None
     info = {
         "path": str(path),
         "loaded": loaded,
@@ -245,4 +267,11 @@ def train_or_load_mask(ctx: Context, model: nn.Module, spec: RunSpec, recipe: Ma
         "steps": len(mask.history),
         "train_keep": mask.history[-1]["train_keep"] if mask.history else 1.0,
     }
+    return mask, info
+
+
+def train_or_load_mask(ctx: Context, model: nn.Module, spec: RunSpec, recipe: MaskRecipe) -> tuple[MaskResult, dict]:
+    """:func:`ensure_mask` in a notebook's context (its runs root and progress bars), noted in its run log."""
+    mask, info = ensure_mask(MaskRun(spec, recipe), model, root=ctx.root, progress=ctx.progress)
+    ctx.run_log.note(trained=not info["loaded"])
     return mask, info

@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 
 from ..pipeline.context import Context
-from ..pipeline.runs import RunSpec
+from ..pipeline.sweep.plan import Plannable
 from ..pipeline.sweep import SlurmOptions, format_plan, format_status, plan_runs, status, submit
 from .runner import select_notebooks
 
@@ -42,9 +42,10 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     return params
 
 
-def planned_specs(ctx: Context, only: str | None = None) -> list[RunSpec]:
-    """Every fine-tuning the chosen notebooks will ask for under ``ctx``, each once, in notebook order."""
-    specs: dict[str, RunSpec] = {}
+def planned_specs(ctx: Context, only: str | None = None) -> list[Plannable]:
+    """Every run (fine-tuning, pretraining, mask) the chosen notebooks will ask for under ``ctx``, each once, in
+    notebook order."""
+    specs: dict[str, Plannable] = {}
     for book in select_notebooks(only):
         study = importlib.import_module(f"shortcut_nb.sections.{PLANNERS[book.stem]}")
         for spec in study.planned_runs(ctx, notebook_parameters(book)):

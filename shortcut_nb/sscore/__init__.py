@@ -13,11 +13,12 @@ precision, so it has a chance level, the mean mask area (:func:`mask_area`,
 Heatmaps are exactly pytorch-grad-cam's (``GradCAM`` with ``ClassifierOutputTarget(i)``
 on ``x -> z``), computed in torch on the model's device and equal to it to ~1e-6 (float
 rounding, so a pixel within that of alpha may binarise differently); instead of one
-forward and backward pass per neuron, three exact shortcuts (analytic, forward-mode,
-batched reverse-mode) give many neurons per pass.
+forward and backward pass per neuron, four exact shortcuts (analytic, forward-mode,
+batched reverse-mode, a ViT's class token alone) give many neurons per pass.
 
 * :mod:`.layers` — model plumbing: the encoder, target-layer resolution, token geometry, the forward probe.
 * :mod:`.gradients` — the exact fast paths (analytic, forward, reverse) to raw maps, and the choice between them.
+* :mod:`.class_token` — the fourth path: a ViT's class token alone, at its last block's ``norm1``.
 * :mod:`.cams` — pytorch-grad-cam's scaling (:func:`gradcam_scale`) and the heatmaps (:func:`neuron_cams`).
 * :mod:`.metric` — binarisation, per-sample scores, :func:`s_scores`, the chance level (:func:`mask_area`, :func:`lift`).
 * :mod:`.reference` — :func:`reference_cams`, pytorch-grad-cam itself: the oracle of tests and benchmarks.

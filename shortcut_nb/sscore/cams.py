@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import model_device
-from .gradients import Method, _raw_cams
+from .gradients import METHODS, Method, _raw_cams
 from .layers import NeuronIndex, _check_images, _check_positive, _encoder, _EvalMode, _resolve_layer
 
 GRADCAM_EPS = 1e-7  # pytorch_grad_cam.utils.image.scale_cam_image: img / (1e-7 + max)
@@ -117,8 +117,8 @@ def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | No
     _check_positive("batch_size", batch_size)
     if torch.is_inference_mode_enabled():
         raise RuntimeError("Grad-CAM needs autograd: call this outside torch.inference_mode()")
-    if method not in ("auto", "analytic", "forward", "reverse"):
-        raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     layer = _resolve_layer(model, target_layer)
     enc = _encoder(model)
     device = model_device(model)
@@ -166,12 +166,12 @@ def neuron_cams(
         images: (N, C, H, W) input batch (moved to the model's device).
         target_layer: the Grad-CAM layer; None means ``model.default_target_layer()``.
         neurons: indices into z (default: all d).
-        chunk_size: channel tangents ("forward") or neuron copies ("reverse") per batched pass;
+        chunk_size: channel tangents ("forward", "class_token") or neuron copies ("reverse") per batched pass;
             None sizes it to a fixed memory budget (about 128 MiB of tangents, or 32 MiB of
             copies of the target output plus their graph). Results do not depend on it.
         batch_size: images per forward pass (forward-mode memory grows with it too).
         method: ``"auto"`` (see :mod:`.gradients`), or force ``"analytic"`` (pooled
-            last block only), ``"forward"`` or ``"reverse"``.
+            last block only), ``"class_token"`` (a timm ViT's last norm1 only), ``"forward"`` or ``"reverse"``.
 
     Returns:
         float32 tensor (N, K, H, W) on the model's device, each map min-max normalised to [0, 1).

@@ -1,8 +1,8 @@
-"""Raw Grad-CAM maps at the target layer's resolution, by three exact shortcuts, and the choice between them.
+"""Raw Grad-CAM maps at the target layer's resolution, by four exact shortcuts, and the choice between them.
 
 pytorch-grad-cam runs one forward and backward pass per neuron. Its map of neuron ``i`` is
 ``Σ_c w_c A_c`` with ``w_c`` the spatial mean of ``∂z_i/∂A_c`` (ReLU and scaling follow
-in :func:`~.cams.gradcam_scale`). Instead, three exact shortcuts:
+in :func:`~.cams.gradcam_scale`). Instead, four exact shortcuts:
 
 * ``"analytic"``: if ``z`` is the global average pool of the target layer's output (a
   CNN's last block), ``∂z_i/∂A`` is ``1/(hw)`` on channel ``i`` and 0 elsewhere, so
@@ -17,8 +17,12 @@ in :func:`~.cams.gradcam_scale`). Instead, three exact shortcuts:
   network as one batch and one backward pass gives k neurons' gradients (falls back
   to ``autograd.grad(..., is_grads_batched=True)`` when the model cannot broadcast).
 
-``"auto"`` takes ``"analytic"`` when it applies; else ``"reverse"`` for ViT tokens
-(fused attention has no forward-mode derivative); else ``"forward"`` unless fewer than
+* ``"class_token"``: a timm ViT at its last block's ``norm1``, z its class token: the
+  class token's path alone, forward mode along "the same shift on every patch token"
+  (:mod:`.class_token`), every neuron for a few hundred small JVPs.
+
+``"auto"`` takes ``"analytic"`` when it applies; for ViT tokens ``"class_token"`` when it
+applies, else ``"reverse"`` (fused attention has no forward-mode derivative); else ``"forward"`` unless fewer than
 a third as many neurons as target channels are asked for (a tangent pass costs about
 a third of a copy's forward and backward). The cost of the last two is that of the
 network after the target layer, times C (forward) or K (reverse): cheap for late
@@ -33,9 +37,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
+from .class_token import NotApplicable, class_token_weights
 from .layers import NeuronIndex, _encoder, _Geometry, _geometry, _neuron_index, _Probe, _probe, _single_output, _to_map
 
-Method = Literal["auto", "analytic", "forward", "reverse"]
+Method = Literal["auto", "analytic", "forward", "reverse", "class_token"]
+METHODS: tuple[Method, ...] = ("auto", "analytic", "forward", "reverse", "class_token")
 
 
 # Element budgets that size the automatic chunks (float32 elements): the forward-mode
@@ -215,7 +221,7 @@ def _choose_method(method: Method, probe: _Probe, geo: _Geometry, n_neurons: int
     if probe.pooled:
         return "analytic"
     if geo.tokens:
-        return "reverse"  # fused attention has no forward-mode derivative
+        return "class_token"  # tried first; else reverse (fused attention has no forward-mode derivative)
     channels = probe.act.shape[1]
     return "forward" if channels < _FORWARD_COST_RATIO * n_neurons else "reverse"
 
@@ -232,7 +238,16 @@ def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronInde
     geo = _geometry(enc, probe.act)
     d = probe.z.shape[1]
     idx = _neuron_index(neurons, d, x.device)
-    method = _choose_method(method, probe, geo, len(idx))
+    requested, method = method, _choose_method(method, probe, geo, len(idx))
+    if method == "class_token":
+        try:
+            weights = class_token_weights(enc, layer, x, probe, geo, chunk_size)  # (B, d, C)
+        except NotApplicable as err:
+            if requested == "class_token":
+                raise ValueError(f"method='class_token' does not apply here: {err}; use method='auto'") from err
+            method = "reverse"
+        else:
+            return torch.einsum("bkc,bchw->bkhw", weights[:, idx], _to_map(probe.act, geo)).float(), method
     if method == "analytic":
         return _analytic_raw(probe.act, idx).float(), method
     if method == "forward":
@@ -251,5 +266,5 @@ def _raw_cams(model: nn.Module, layer: nn.Module, x: Tensor, neurons: NeuronInde
         except _NoBroadcast:
             k = chunk_size or max(1, _COPY_ELEMENTS // (per_image * x.shape[0]))
             return _vmap_reverse_raw(enc, layer, x, idx, geo, k), method
-    raise ValueError(f"method must be one of 'auto', 'analytic', 'forward', 'reverse', got {method!r}")
+    raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
 

@@ -1,13 +1,18 @@
-"""Cached mask runs: recipes, the labels-only view, the cache key (checkpoint and recipe), the run log, progress."""
+"""Cached mask runs: recipes, the labels-only view, the cache key (run and recipe), stale weights, the lock,
+the run log, progress."""
 from __future__ import annotations
+
+import copy
+import threading
+import time
 
 import pytest
 import torch
 
-from shortcut_nb.artifacts import file_hash, stable_key
+from shortcut_nb.artifacts import stable_key, weights_hash
 from shortcut_nb.pipeline import mask_runs as M
 from shortcut_nb.pipeline.context import Context
-from shortcut_nb.pipeline.runs import checkpoint_path
+from shortcut_nb.pipeline.runs import run_dir
 from shortcut_nb.progress import PLAIN_ENV
 
 
@@ -62,20 +67,21 @@ def tiny_run(tmp_path_factory):
     return ctx, spec, model
 
 
-def test_mask_path_keys_the_checkpoint_bytes_and_the_recipe(tiny_run):
-    """The cache key is unchanged by the restructure: cached masks of earlier runs are found again."""
+def test_mask_path_keys_the_run_and_the_recipe(tiny_run):
+    """The key needs no checkpoint (a sweep plans masks before their model exists): the run's folder and the recipe."""
     ctx, spec, _ = tiny_run
     recipe = M.MaskRecipe(objective="prusc", keep_fraction=0.52, steps=2, batch_size=16, data_split="val")
-    path = M.mask_path(ctx, spec, recipe)
-    key = stable_key(file_hash(checkpoint_path(spec, root=ctx.root)), recipe)
+    path = M.mask_path(ctx.root, spec, recipe)
+    key = stable_key(run_dir(spec, root=ctx.root).relative_to(ctx.root).as_posix(), recipe)
     assert path == ctx.root / "masks" / "smoke" / "isic" / spec.model / f"prusc-keep0.52-{key}.pt"
-    # the recipe's part of the key: the class name and its fields (a rename of either would orphan cached masks)
-    assert stable_key("0" * 16, M.MaskRecipe()) == "b084e88370f1"  # as before the restructure
-    removal = M.MaskRecipe(keep_fraction=0.6, removed_groups=(0,))
-    assert M.mask_path(ctx, spec, removal).name.startswith("mask-without0-keep0.6-")
+    assert M.mask_path(ctx.root, ctx.run_spec("isic", seed=7), recipe) != path  # another run, another mask
+    assert M.mask_path(ctx.root, spec, M.MaskRecipe(keep_fraction=0.6, removed_groups=(0,))).name.startswith(
+        "mask-without0-keep0.6-")
+    with pytest.raises(TypeError, match="MaskRecipe"):
+        M.mask_path(ctx.root, spec, {"steps": 2})
 
 
-def test_masks_are_cached_by_checkpoint_and_recipe(tiny_run):
+def test_masks_are_cached_by_run_recipe_and_weights(tiny_run):
     ctx, spec, model = tiny_run
     before = {k: v.clone() for k, v in model.state_dict().items()}
     recipe = M.MaskRecipe(objective="ce", keep_fraction=0.7, steps=2, batch_size=8, removed_groups=(0,))
@@ -84,25 +90,45 @@ def test_masks_are_cached_by_checkpoint_and_recipe(tiny_run):
     assert not i1["loaded"] and i1["steps"] == 2 and i1["train_seconds"] > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "frozen weights unchanged"
     assert abs(m1.keep_fraction() - 0.7) <= 0.02 and m1.settings["removed_groups"] == "0"
+    assert m1.settings["model_weights"] == weights_hash(model)
     m2, i2 = M.train_or_load_mask(ctx, model, spec, recipe)
     assert i2["loaded"] and i2["path"] == i1["path"] and i2["train_seconds"] == i1["train_seconds"]
     assert all(torch.equal(m1.masks()[n], m2.masks()[n]) for n in m1.masks())
     assert ctx.run_log.as_record() == {"trained": log["trained"] + 1, "loaded": log["loaded"] + 1}
-    other = M.mask_path(ctx, spec, M.MaskRecipe(objective="ce", keep_fraction=0.6, steps=2, batch_size=8,
-                                                removed_groups=(0,)))
-    assert str(other) != i1["path"]
-    # a retrained (changed) checkpoint gets another key
-    ckpt = checkpoint_path(spec, root=ctx.root)
-    data = ckpt.read_bytes()
-    try:
-        ckpt.write_bytes(data + b"\0")
-        assert str(M.mask_path(ctx, spec, recipe)) != i1["path"]
-    finally:
-        ckpt.write_bytes(data)
+    # the same run retrained to other weights: the stale mask is not loaded, a new one replaces it
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    m3, i3 = M.ensure_mask(M.MaskRun(spec, recipe), other, root=ctx.root)
+    assert not i3["loaded"] and i3["path"] == i1["path"]
+    assert M.MaskResult.load(i1["path"]).settings["model_weights"] == weights_hash(other) != weights_hash(model)
     with pytest.raises(TypeError, match="MaskRecipe"):
         M.train_or_load_mask(ctx, model, spec, {"steps": 2})
-    with pytest.raises(FileNotFoundError, match="train_or_load"):
-        M.mask_path(ctx, ctx.run_spec("isic", seed=7), recipe)
+
+
+def test_two_requests_for_one_mask_train_it_once(tiny_run, monkeypatch):
+    """Two callers at once (threads here; each opens its own lock file description, as two processes do)."""
+    ctx, spec, model = tiny_run
+    trained = []
+    real_train = M._train
+
+    def slow_train(*args, **kwargs):
+        trained.append(1)
+        time.sleep(0.5)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(M, "_train", slow_train)
+    run = M.MaskRun(spec, M.MaskRecipe(objective="ce", keep_fraction=0.6, steps=2, batch_size=8, seed=11))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(M.ensure_mask(run, model, root=ctx.root)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == 1 and sorted(info["loaded"] for _, info in results) == [False, True]
+    (a, _), (b, _) = results
+    assert all(torch.equal(a.masks()[n], b.masks()[n]) for n in a.masks())
 
 
 def test_headless_mask_progress_does_not_write_a_line_per_step(tiny_run, monkeypatch, capsys):

@@ -108,6 +108,9 @@ def local_sweep(tmp_path_factory):
 def test_local_sweep_finishes_and_the_notebook_loads_the_same_weights(local_sweep, tmp_path):
     root, good, _, _, sub = local_sweep
     assert len(sub.jobs) == 3 and "submitted 3 finetune" in sub.describe()
+    key = run_dir(good, root=root).relative_to(root).as_posix()
+    # three jobs at once share this machine's cores instead of each taking all of them
+    assert sub.jobs[key].result()["threads"] == max(1, (os.cpu_count() or 1) // 3)
     loaded, info = train_or_load(good, root=root, progress_bar=False)
     assert info["trained_now"] is False and len(info["history"]) == 2
     trained, info_here = train_or_load(good, root=tmp_path, progress_bar=False)  # same seeds, in this process
@@ -215,6 +218,7 @@ def test_slurm_submission_renders_the_options(tmp_path, monkeypatch):
                  "#SBATCH --signal=USR2@90"):
         assert line in array_script.splitlines(), line
     assert "--array" not in pre_script and "--dependency" not in pre_script
+    assert sweep_jobs._job_threads("slurm", 2, options) == 6  # a SLURM job uses the CPUs it asked for
     # the jobs are queued, not run: the runs root still says missing (no sacct here to ask)
     assert {r.state for r in sweep.status(planned, root=root, name="c").runs} == {"missing"}
     with pytest.raises(ValueError, match="--name=value"):

@@ -83,3 +83,55 @@ def test_patched_reverse_paths_are_the_ones_called(monkeypatch: pytest.MonkeyPat
     assert torch.allclose(ours, sscore.neuron_cams(model, images, target_layer=model.f_enc.conv2, neurons=[0, 1],
                                                    method="reverse"), atol=1e-5, rtol=0)
     assert method_used(model, model.f_enc.act2, images) == "analytic"
+
+
+def _vit(**changes: object) -> torch.nn.Module:
+    model = trained_like(build_model("vit_mini", image_size=32))
+    for path, value in changes.items():
+        owner, _, attr = path.rpartition(".")
+        setattr(model.get_submodule(owner) if owner else model, attr, value)
+    return model
+
+
+def test_class_token_path_equals_reverse_mode_and_applies_only_where_exact() -> None:
+    """The class-token path gives reverse mode's raw maps; where its conditions fail, "auto" takes reverse
+    and forcing it is an error that says why."""
+    images = torch.randn(2, 3, 32, 32)
+    model = _vit()
+    layer = model.default_target_layer()
+    fast, used = gradients._raw_cams(model, layer, images, [0, 5, 9], method="auto", chunk_size=7)
+    slow, _ = gradients._raw_cams(model, layer, images, [0, 5, 9], method="reverse", chunk_size=None)
+    assert used == "class_token" and torch.allclose(fast, slow, atol=1e-7, rtol=1e-4)
+    assert float(slow.abs().max()) > 1e-3  # not zeros against zeros
+
+    mid = model.f_enc.blocks[1].norm1
+    assert gradients._raw_cams(model, mid, images, [0], method="auto", chunk_size=None)[1] == "reverse"
+    with pytest.raises(ValueError, match="class_token.*last block's norm1"):
+        gradients._raw_cams(model, mid, images, [0], method="class_token", chunk_size=None)
+    qk_norm = _vit(**{"f_enc.blocks.3.attn.k_norm": torch.nn.LayerNorm(32)})
+    with pytest.raises(ValueError, match="keys are normalised"):
+        gradients._raw_cams(qk_norm, qk_norm.default_target_layer(), images, [0], method="class_token",
+                            chunk_size=None)
+
+
+def test_class_token_path_is_refused_when_it_does_not_reproduce_z() -> None:
+    """Structure alone is not trusted: a model whose z also reads the other tokens (here, after the final norm)
+    passes the structural checks, fails the z check, and gets the reverse path's maps."""
+    model = _vit()
+    enc = model.f_enc
+    norm = enc.norm
+
+    class MixTokens(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = norm(x)
+            return y + y.mean(1, keepdim=True)
+
+    enc.norm = MixTokens()
+    images = torch.randn(2, 3, 32, 32)
+    layer = model.default_target_layer()
+    with pytest.raises(ValueError, match="does not reproduce the model's z"):
+        gradients._raw_cams(model, layer, images, [0], method="class_token", chunk_size=None)
+    auto, used = gradients._raw_cams(model, layer, images, [0, 3], method="auto", chunk_size=None)
+    assert used == "reverse"
+    assert torch.allclose(auto, gradients._raw_cams(model, layer, images, [0, 3], method="reverse",
+                                                    chunk_size=None)[0])

@@ -27,6 +27,14 @@ def _none_if_default(model: SplitModel, layer: nn.Module) -> nn.Module | None:
     return None if layer is default else layer
 
 
+def _vit_avg_pool() -> SplitModel:
+    model = build_model("vit_mini", image_size=32)
+    model.f_enc.global_pool = "avg"
+    model.f_enc.fc_norm = model.f_enc.norm  # as timm builds an avg-pool ViT: the norm after the pool
+    model.f_enc.norm = nn.Identity()
+    return model
+
+
 Case = tuple[str, Callable[[], nn.Module], tuple[int, int], Callable[[nn.Module], nn.Module], str, str]
 
 CASES: list[Case] = [
@@ -52,8 +60,13 @@ CASES: list[Case] = [
     ("mobilenetv3-blocks", lambda: build_model("mobilenetv3_small_050"), (96, 96),
      lambda m: m.f_enc.blocks[-1], "auto", "forward"),
     ("vit_mini", lambda: build_model("vit_mini", image_size=32), (32, 32),
-     lambda m: m.default_target_layer(), "auto", "reverse"),
+     lambda m: m.default_target_layer(), "auto", "class_token"),
+    ("vit_mini-last-reverse", lambda: build_model("vit_mini", image_size=32), (32, 32),
+     lambda m: m.default_target_layer(), "reverse", "class_token"),
     ("deit_mini", lambda: build_model("deit_mini", image_size=32), (32, 32),
+     lambda m: m.default_target_layer(), "auto", "class_token"),
+    # z = the mean of the patch tokens: every token's output matters, no class-token shortcut
+    ("vit_mini-avg-pool", lambda: _vit_avg_pool(), (32, 32),
      lambda m: m.default_target_layer(), "auto", "reverse"),
     ("vit_mini-mid-block-forward", lambda: build_model("vit_mini", image_size=32), (32, 32),
      lambda m: m.f_enc.blocks[1].norm1, "forward", "reverse"),

@@ -1,7 +1,7 @@
 """Sweeps: every run the notebooks will ask for, planned, submitted through submitit, watched.
 
-A job calls the function a notebook calls (:func:`~.runs.train_or_load`, :func:`~.pretrain.ensure_pretrained`),
-so after a sweep the notebooks load everything. :func:`plan_runs` expands the sections' run specs into their
+A job calls the function a notebook calls (:func:`~.runs.train_or_load`, :func:`~.pretrain.ensure_pretrained`,
+:func:`~.mask_runs.ensure_mask`), so after a sweep the notebooks load everything. :func:`plan_runs` expands the sections' run specs into their
 dependencies and reads each one's state; :func:`submit` sends one job array per dependency level (on SLURM a
 level starts after the one before has ended, ``afterany``: a fine-tuning whose pretraining failed retries it
 under its lock); :func:`status` reads states back, failures with their logs. Jobs are

@@ -1,7 +1,7 @@
 """The jobs of a sweep, submitted through submitit: one job array per dependency level, requeued on timeout or preemption.
 
 Jobs are :class:`RunJob` calls of the very functions the notebooks call (:func:`~..runs.train_or_load`,
-:func:`~..pretrain.ensure_pretrained`); as :class:`~submitit.helpers.Checkpointable` s they are requeued by
+:func:`~..pretrain.ensure_pretrained`, :func:`~..mask_runs.ensure_mask`); as :class:`~submitit.helpers.Checkpointable` s they are requeued by
 submitit on a timeout or a preemption and training resumes from its last epoch checkpoint.
 """
 from __future__ import annotations
@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 import submitit
+import torch
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from ...artifacts import atomic_write_json
 from ...config import get_device, runs_root
+from ..mask_runs import ensure_mask
 from ..pretrain import ensure_pretrained, pretrained_weights_path
 from ..runs import train_or_load
 from .attempts import attempt_record, error_text, job_outcome, read_manifest, sweep_dir
@@ -33,15 +35,20 @@ class RunJob(Checkpointable):
     """A picklable call that produces one planned run, in a job's process.
 
     Checkpointable: on a timeout or a preemption, submitit calls :meth:`checkpoint` and requeues the same
-    call; training then resumes from ``last.pt``. ``before`` (picklable) runs first in the job's process.
+    call; training then resumes from ``last.pt``. ``before`` (picklable) runs first in the job's process;
+    ``threads`` (when given) is the job's torch thread count, so that jobs sharing a machine do not oversubscribe it.
     """
 
-    def __init__(self, run: PlannedRun, root: str | os.PathLike, before: Callable[[], Any] | None = None):
+    def __init__(self, run: PlannedRun, root: str | os.PathLike, before: Callable[[], Any] | None = None,
+                 threads: int | None = None):
         self.run = replace(run, state="missing", holder=None, log=None, error=None)
         self.root = str(root)
         self.before = before
+        self.threads = threads
 
     def __call__(self) -> dict:
+        if self.threads:
+            torch.set_num_threads(self.threads)
         if self.before is not None:
             self.before()
         spec, root = self.run.spec, Path(self.root)
@@ -52,7 +59,12 @@ class RunJob(Checkpointable):
         if self.run.kind == "finetune":
             _, info = train_or_load(spec, root=root, progress_bar=False)
             return {"key": self.run.key, "trained_now": info["trained_now"], "epochs": len(info["history"]),
-                    "host": socket.gethostname()}
+                    "host": socket.gethostname(), "threads": torch.get_num_threads()}
+        if self.run.kind == "mask":
+            model, _ = train_or_load(spec.spec, root=root, progress_bar=False)  # done at the level before: loaded
+            _, info = ensure_mask(spec, model, root=root)
+            return {"key": self.run.key, "trained_now": not info["loaded"], "steps": info["steps"],
+                    "host": socket.gethostname(), "threads": torch.get_num_threads()}
         raise ValueError(f"no job for runs of kind {self.run.kind!r}")
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
@@ -147,7 +159,8 @@ def submit(planned: Iterable[PlannedRun], *, root: str | os.PathLike | None = No
     previous: list[Any] = []
     for level in sorted({r.level for r in todo}):
         runs = [r for r in todo if r.level == level]
-        calls = [RunJob(r, root, before) for r in runs]
+        width = min(max_parallel or len(runs), len(runs))
+        calls = [RunJob(r, root, before, threads=_job_threads(executor, width, slurm)) for r in runs]
         kind = runs[0].kind
         if executor == "slurm":
             options = slurm or SlurmOptions()
@@ -161,7 +174,7 @@ def submit(planned: Iterable[PlannedRun], *, root: str | os.PathLike | None = No
             ex = submitit.AutoExecutor(folder / "logs" / "%j", cluster=executor)
             gpus = 1 if get_device().type == "cuda" else 0
             ex.update_parameters(timeout_min=timeout_min or (slurm.timeout_min if slurm else 24 * 60), gpus_per_node=gpus)
-            jobs, outcomes = _run_here(ex, calls, max_parallel or len(calls), poll_s)
+            jobs, outcomes = _run_here(ex, calls, width, poll_s)
         for run, job in zip(runs, jobs):
             sub.jobs[run.key] = job
             manifest["attempts"][run.key] = attempt_record(job, executor, level)
@@ -170,6 +183,15 @@ def submit(planned: Iterable[PlannedRun], *, root: str | os.PathLike | None = No
         atomic_write_json(folder / "sweep.json", manifest)
         previous = jobs
     return sub
+
+
+def _job_threads(executor: Executor, width: int, slurm: SlurmOptions | None) -> int | None:
+    """Torch threads per job: a SLURM job's CPUs; on this machine its cores shared by the jobs running at once."""
+    if executor == "slurm":
+        return (slurm or SlurmOptions()).cpus_per_task
+    if executor == "local":
+        return max(1, (os.cpu_count() or 1) // max(1, width))
+    return None  # debug: in this process, whose thread count is the caller's
 
 
 def _run_here(ex, calls: Sequence[RunJob], width: int, poll_s: float) -> tuple[list[Any], dict[str, dict]]:

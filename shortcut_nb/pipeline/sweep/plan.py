@@ -1,7 +1,7 @@
 """Planning a sweep: every run the notebooks ask for, with its dependencies and its state in the runs root.
 
 :func:`plan_runs` expands the sections' run specs into their dependencies (a fine-tuning needs its stand-in
-pretraining first) and reads each one's state: done / partial at epoch k / missing from the checkpoints,
+pretraining first, a mask its fine-tuning) and reads each one's state: done / partial at epoch k / missing from the checkpoints,
 running from the run's lock, queued / failed from the sweep's job records (:mod:`.attempts`).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from ...config import runs_root
 from ...locks import artifact_lock_path, lock_holder, run_lock_path
+from ..mask_runs import MaskRun, mask_path
 from ..pretrain import PretrainSettings, pretrained_weights_path
 from ..runs import RunSpec, run_dir
 from ..train import FINAL, LAST
@@ -36,7 +37,8 @@ class PlannedRun:
     Attributes:
         kind: ``"pretrain"`` (stand-in backbone), ``"finetune"`` or ``"mask"``.
         key: its path under the runs root (unique; the name status prints).
-        spec: what produces it (:class:`~.pretrain.PretrainSettings`, :class:`~.runs.RunSpec`).
+        spec: what produces it (:class:`~.pretrain.PretrainSettings`, :class:`~.runs.RunSpec`,
+            :class:`~..mask_runs.MaskRun`).
         dependencies: keys of the runs it needs first.
         state: done / partial (``epoch`` of ``epochs`` done) / missing / running (its lock is held: ``holder``)
             / queued (submitted, not started) / failed (``log``, ``error``).
@@ -77,29 +79,44 @@ def _finetune_run(spec: RunSpec, root: Path, deps: tuple[str, ...]) -> PlannedRu
     return PlannedRun(kind="finetune", key=key, spec=spec, dependencies=deps, epochs=spec.train.epochs)
 
 
-def expand(specs: Iterable[RunSpec | PlannedRun], *, root: str | os.PathLike | None = None) -> list[PlannedRun]:
+def _mask_run(run: MaskRun, root: Path, deps: tuple[str, ...]) -> PlannedRun:
+    key = mask_path(root, run.spec, run.recipe).relative_to(root).as_posix()
+    return PlannedRun(kind="mask", key=key, spec=run, dependencies=deps)
+
+
+Plannable = RunSpec | PretrainSettings | MaskRun
+
+
+def expand(specs: Iterable[Plannable | PlannedRun], *, root: str | os.PathLike | None = None) -> list[PlannedRun]:
     """The runs of ``specs`` and their dependencies, each once, by level (pretrainings first), without state."""
     root = runs_root(root)
     runs: dict[str, PlannedRun] = {}
+
+    def add(run: PlannedRun) -> tuple[str, ...]:
+        runs.setdefault(run.key, run)
+        return (run.key,)
+
+    def finetune(spec: RunSpec) -> PlannedRun:
+        deps: tuple[str, ...] = ()
+        if spec.init == "standin":
+            assert spec.pretrain is not None
+            deps = add(_pretrain_run(spec.pretrain, root))
+        return _finetune_run(spec, root, deps)
+
     for spec in specs:
         spec = spec.spec if isinstance(spec, PlannedRun) else spec
         if isinstance(spec, PretrainSettings):
-            run = _pretrain_run(spec, root)
+            add(_pretrain_run(spec, root))
         elif isinstance(spec, RunSpec):
-            deps: tuple[str, ...] = ()
-            if spec.init == "standin":
-                assert spec.pretrain is not None
-                pre = _pretrain_run(spec.pretrain, root)
-                runs.setdefault(pre.key, pre)
-                deps = (pre.key,)
-            run = _finetune_run(spec, root, deps)
+            add(finetune(spec))
+        elif isinstance(spec, MaskRun):
+            add(_mask_run(spec, root, add(finetune(spec.spec))))
         else:
-            raise TypeError(f"a sweep plans RunSpec and PretrainSettings, got {type(spec).__name__}")
-        runs.setdefault(run.key, run)
+            raise TypeError(f"a sweep plans RunSpec, PretrainSettings and MaskRun, got {type(spec).__name__}")
     return sorted(runs.values(), key=lambda r: r.level)  # stable: first appearance within a level
 
 
-def plan_runs(specs: Iterable[RunSpec | PlannedRun], *, root: str | os.PathLike | None = None,
+def plan_runs(specs: Iterable[Plannable | PlannedRun], *, root: str | os.PathLike | None = None,
               name: str | None = None) -> list[PlannedRun]:
     """:func:`expand` with each run's state read from the runs root (and from sweep ``name``'s jobs, if given)."""
     root = runs_root(root)
@@ -114,7 +131,7 @@ def _checkpoint_epoch(path: Path) -> int:
 
 def _with_state(run: PlannedRun, root: Path, attempt: dict | None) -> PlannedRun:
     path = root / run.key
-    if run.kind == "pretrain":
+    if run.kind in ("pretrain", "mask"):
         done, lock, epoch = path.is_file(), artifact_lock_path(path), 0
     else:
         done, lock = (path / FINAL).is_file(), run_lock_path(path)
@@ -147,18 +164,20 @@ class SweepStatus:
         return [r for r in self.runs if r.state == "failed"]
 
 
-def status(specs: Iterable[RunSpec | PlannedRun], *, root: str | os.PathLike | None = None,
+def status(specs: Iterable[Plannable | PlannedRun], *, root: str | os.PathLike | None = None,
            name: str = "sweep") -> SweepStatus:
     """done / partial / missing / running / queued / failed for every run of ``specs``, failures with log and error."""
     return SweepStatus(name=name, folder=sweep_dir(root, name), runs=plan_runs(specs, root=root, name=name))
 
 
-def _cost(run: PlannedRun) -> int:
-    """Images a run still has to go through (epochs left x images per epoch)."""
+def _work(run: PlannedRun) -> tuple[int, int]:
+    """What a run still has to do: (epochs left, or a mask's steps; images it goes through)."""
     if run.state == "done":
-        return 0
+        return 0, 0
+    if run.kind == "mask":
+        return run.spec.recipe.steps, run.spec.recipe.steps * run.spec.recipe.batch_size
     per_epoch = run.spec.n_images if run.kind == "pretrain" else run.spec.data.n_train
-    return (run.epochs - run.epoch) * per_epoch
+    return run.epochs - run.epoch, (run.epochs - run.epoch) * per_epoch
 
 
 def format_plan(planned: Sequence[PlannedRun], *, details: bool = True) -> str:
@@ -169,9 +188,10 @@ def format_plan(planned: Sequence[PlannedRun], *, details: bool = True) -> str:
         if not runs:
             continue
         states = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.state for r in runs).items()))
-        epochs = sum(r.epochs - r.epoch for r in runs if r.state != "done")
-        lines.append(f"{kind:9s} {len(runs):4d} runs ({states}); to train: {epochs} epochs, "
-                     f"{sum(_cost(r) for r in runs):,} images")
+        work = [_work(r) for r in runs]
+        unit = "steps" if kind == "mask" else "epochs"
+        lines.append(f"{kind:9s} {len(runs):4d} runs ({states}); to train: {sum(w[0] for w in work)} {unit}, "
+                     f"{sum(w[1] for w in work):,} images")
     if details:
         lines.append("")
         for r in planned:

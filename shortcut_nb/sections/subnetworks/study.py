@@ -29,13 +29,30 @@ from torch import nn
 from ...masks import MaskResult
 from ...metrics import summarize
 from ...pipeline.context import Context
-from ...pipeline.mask_runs import MaskRecipe, profile_recipes, train_or_load_mask
+from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_recipes, train_or_load_mask
 from ...pipeline.runs import RunSpec
 from ...sscore import score_neurons, summarize_scores
 from ...vocab import Arch, DatasetName, group_names
 
 #: The s-score draw of notebook 03 (Fig. 5's baseline): the same training images score every model.
 SAMPLE_SEED = 0
+#: The paper's Fig. 7 masks keep 80 % of the weights.
+PAPER_KEEP = 0.8
+
+
+def mask_recipes(ctx: Context, *, steps: int | None = None, keep_grid: Sequence[float] | None = None) -> ProfileRecipes:
+    """The notebook's mask recipes: the profile's, with ``steps`` (None: the profile's, capped in a dry run)."""
+    return profile_recipes(ctx.profile, steps=steps or ctx.settings.mask_steps, keep_grid=keep_grid)
+
+
+def removal_keeps(recipes: ProfileRecipes, dataset: DatasetName, main_dataset: DatasetName) -> tuple[float, ...]:
+    """Keep fractions of a dataset's Fig. 7 masks: the widget's grid on the notebook's dataset, 80 % elsewhere."""
+    return tuple(recipes.keep_grid) if dataset == main_dataset else (PAPER_KEEP,)
+
+
+def removal_recipe(base: MaskRecipe, group: int, keep: float, seed: int) -> MaskRecipe:
+    """The Fig. 7 mask leaving out ``group``, keeping ``keep`` of the weights."""
+    return replace(base, keep_fraction=float(keep), removed_groups=(int(group),), seed=seed)
 
 
 @dataclass(frozen=True)
@@ -134,12 +151,12 @@ def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch 
         dataset: ``"isic"`` (the paper's) or ``"waterbirds"``.
         arch: the profile's CNN (the paper's §5.3 is on ResNet-18) or ViT.
         seed: the trained model's seed.
-        recipe: mask settings (default: the profile's ``prusc`` recipe).
+        recipe: mask settings (default: the notebook's ``prusc`` recipe, :func:`mask_recipes`).
         alpha: Grad-CAM binarisation threshold of the s-score.
         sscore_samples: training images for the s-score (default: the profile's, 50 outside smoke).
         sample_seed: seed of the s-score draw (notebook 03's, so both score the same images).
     """
-    recipe = recipe or profile_recipes(ctx.profile).prusc
+    recipe = recipe or mask_recipes(ctx).prusc
     spec = ctx.run_spec(dataset, arch=arch, seed=seed)
     model, info = ctx.train_or_load(spec)
     mask, minfo = train_or_load_mask(ctx, model, spec, recipe)
@@ -171,7 +188,7 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
         seed: the trained model's seed (and the masks').
         recipe: base settings (default: the profile's ``removal`` recipe); keep and groups are set per mask.
     """
-    recipes = profile_recipes(ctx.profile)
+    recipes = mask_recipes(ctx)
     base = recipe or recipes.removal
     keeps = tuple(keep_fractions) if keep_fractions is not None else recipes.keep_grid
     if not keeps:
@@ -186,8 +203,7 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
     subs = []
     for g in groups:
         for keep in keeps:
-            r = replace(base, keep_fraction=float(keep), removed_groups=(g,), seed=seed)
-            mask, minfo = train_or_load_mask(ctx, model, spec, r)
+            mask, minfo = train_or_load_mask(ctx, model, spec, removal_recipe(base, g, keep, seed))
             subs.append(Subnetwork(removed_group=g, keep=float(keep),
                                    summary=evaluate_groups(ctx, mask.apply(model), spec, train_group_counts=counts),
                                    mask=MaskFacts.of(mask, minfo)))
@@ -195,11 +211,15 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
                          train_group_counts=counts, full=full, subnetworks=tuple(subs), recipe=base)
 
 
-def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
-    """The fine-tunings notebook 05 masks with these parameters (its ``parameters`` cell): for ``sweep plan``.
-
-    The masks themselves are keyed by their trained checkpoint, so they are trained by the notebook afterwards.
-    """
+def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[MaskRun]:
+    """The masks notebook 05 trains with these parameters (its ``parameters`` cell), for ``sweep plan``: the
+    Fig. 6 mask and every Fig. 7 mask (a sweep adds the fine-tunings they mask as their dependencies)."""
     seed = int(parameters.get("SEED", 0))
-    datasets = [parameters.get("DATASET", "isic"), *parameters.get("REMOVE_GROUPS", {"isic": [0, 1]})]
-    return [ctx.run_spec(name, arch="cnn", seed=seed) for name in dict.fromkeys(datasets)]
+    dataset = parameters.get("DATASET", "isic")
+    recipes = mask_recipes(ctx, steps=parameters.get("MASK_STEPS"), keep_grid=parameters.get("KEEP_GRID"))
+    runs = [MaskRun(ctx.run_spec(dataset, arch="cnn", seed=seed), recipes.prusc)]
+    for name, groups in parameters.get("REMOVE_GROUPS", {"isic": [0, 1]}).items():
+        spec = ctx.run_spec(name, arch="cnn", seed=seed)
+        runs += [MaskRun(spec, removal_recipe(recipes.removal, g, keep, seed))
+                 for g in groups for keep in removal_keeps(recipes, name, dataset)]
+    return runs

@@ -121,3 +121,27 @@ def test_one_scoring_and_summary_give_the_numbers_of_the_sections_former_copies(
            "n_used": int(used.sum()), "d": int(s.size), "area": area, "lift": float(s.mean() / area),
            "lift_used": float(s[used].mean() / area)}
     assert {k: new[k] for k in old} == old
+
+
+def test_after_a_sweep_of_the_planned_masks_the_notebook_trains_nothing(tiny_ctx, tmp_path):
+    """``planned_runs`` names every mask the notebook's calls ask for: swept first (submitit's debug executor,
+    the job a SLURM array runs), the notebook's studies then load each model and mask."""
+    from shortcut_nb.pipeline import sweep
+
+    params = {"DATASET": "isic", "REMOVE_GROUPS": {"isic": [0]}, "KEEP_GRID": [0.8, 0.6], "MASK_STEPS": 2, "SEED": 0}
+    ctx = Context.build("smoke", root=tmp_path / "runs", folders=tiny_ctx.folders, progress=False)
+    planned = sweep.plan_runs(study.planned_runs(ctx, params), root=ctx.root)
+    assert [r.kind for r in planned] == ["finetune", "mask", "mask", "mask"]
+    assert all(r.dependencies == (planned[0].key,) for r in planned[1:]) and {r.state for r in planned} == {"missing"}
+    sub = sweep.submit(planned, root=ctx.root, name="masks", executor="debug")
+    assert "1 finetune, 3 mask" in sub.describe()
+    assert {r.state for r in sweep.plan_runs(planned, root=ctx.root)} == {"done"}
+
+    notebook = Context.build("smoke", root=ctx.root, folders=tiny_ctx.folders, progress=False)
+    recipes = study.mask_recipes(notebook, steps=params["MASK_STEPS"], keep_grid=params["KEEP_GRID"])
+    fig6 = study.prusc_experiment(notebook, recipe=recipes.prusc, sscore_samples=4)
+    fig7 = study.group_removal_experiment(notebook, remove_groups=[0], recipe=recipes.removal,
+                                          keep_fractions=study.removal_keeps(recipes, "isic", params["DATASET"]))
+    assert notebook.run_log.as_record() == {"trained": 0, "loaded": 2 + 1 + 2}  # 2 models + 1 + 2 masks loaded
+    assert fig6.mask.loaded and all(s.mask.loaded for s in fig7.subnetworks)
+    assert {fig6.mask.path, *(s.mask.path for s in fig7.subnetworks)} == {str(ctx.root / r.key) for r in planned[1:]}
