@@ -9,7 +9,7 @@ claims and writes the report; a claim whose notebook did not run is listed as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,21 @@ class Verdict:
         if not self.per_seed or all(s == self.holds for s in self.per_seed):
             return base
         return f"mixed ({sum(self.per_seed)} of {len(self.per_seed)} seeds)"
+
+    def summary(self) -> str:
+        """The label with the margin, e.g. ``mixed (2 of 3 seeds), margin +0.03`` (for takeaways)."""
+        return self.label + ("" if self.margin is None else f", margin {self.margin:+.2f}")
+
+
+def decide(ours: str, margin_of: Callable[[Any], float], mean: Any, seeds: Sequence[Any] = ()) -> Verdict:
+    """A verdict from one criterion written as a margin (>= 0: holds), checked on the mean and on each seed.
+
+    ``margin_of(view)`` reads a record view (the mean over seeds, or one seed's numbers) and returns how far it
+    lies from the criterion's threshold; with one seed or none, ``per_seed`` stays empty.
+    """
+    margin = float(margin_of(mean))
+    per_seed = tuple(float(margin_of(view)) >= 0 for view in seeds) if len(seeds) > 1 else ()
+    return Verdict(ours=ours, holds=margin >= 0, per_seed=per_seed, margin=margin)
 
 
 def as_verdict(result: "Verdict | tuple[str, bool]") -> Verdict:

@@ -18,3 +18,8 @@ def test_labels(holds, per_seed, label):
 def test_plain_pairs_are_verdicts_without_seeds():
     v = as_verdict(("0.5 / 0.2", 1))
     assert v == Verdict("0.5 / 0.2", True) and v.label == "yes" and v.margin is None
+
+
+def test_summary_carries_the_label_and_the_margin():
+    assert Verdict("x", True, (True, False, True), 0.031).summary() == "mixed (2 of 3 seeds), margin +0.03"
+    assert Verdict("x", False).summary() == "no"

@@ -5,7 +5,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ...claims import claim
+from ...claims import Verdict, claim
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from ...vocab import DATASET_LABELS
 from .record import NAME, ROWS, wgas
@@ -82,7 +82,8 @@ def _spread(rec: dict):
         parts.append(f"Waterbirds-like: {wb['min']:.2f}–{wb['max']:.2f}, {wb['n_high']} > {high:g} "
                      f"({chance_remark(wb, high)})")
     holds = isic["max"] - isic["min"] >= SPREAD_MIN and isic["n_high"] >= 1
-    return f"α = {rec['alpha']:g}; " + "; ".join(parts), holds
+    margin = min(isic["max"] - isic["min"] - SPREAD_MIN, isic["max"] - high)  # range, and the top neuron over 0.7
+    return Verdict(ours=f"α = {rec['alpha']:g}; " + "; ".join(parts), holds=holds, margin=margin)
 
 
 @claim("neurons.prune_refit", NAME,
@@ -98,5 +99,5 @@ def _prune_refit(rec: dict):
             f"(refit on {rec['refit_set'].split(',')[0]})")
     if n == 0 or any(v is None for v in w.values()):
         return ours + ("; no neuron above τ, nothing pruned" if n == 0 else ""), False
-    holds = w["pruned"] > w["baseline"] and min(w["refit"], w["refit_pruned"]) > w["pruned"]
-    return ours, holds
+    margin = min(w["pruned"] - w["baseline"], min(w["refit"], w["refit_pruned"]) - w["pruned"])
+    return Verdict(ours=ours, holds=margin > 0, margin=margin)

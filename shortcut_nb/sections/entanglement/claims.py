@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...claims import claim
+from ...claims import Verdict, claim, decide
 from ...paper import PAPER_TABLES
 from .record import NAME
 
@@ -17,25 +17,33 @@ PRUNE_MANY_MIN = 0.30  # "zeroes many weights" (per-refit Prune_h)
 S_UNCHANGED_TOL = 0.05  # "mean s-score about unchanged": |after - before| <= this
 
 
+def _margin(row: Mapping) -> float:
+    """The smallest margin of one model's row (the mean over seeds, or one seed's run): WGA gain over +0.10,
+    per-refit Prune_h over 30 %, and the s change inside ±0.05 (>= 0: the paper's reading holds)."""
+    b, d = row["baseline"], row["dfr"]
+    s0, s1 = b["mean_s"], d["mean_s_refits"]
+    s_margin = -1.0 if s0 is None or s1 is None else S_UNCHANGED_TOL - abs(s1 - s0)  # undefined s: cannot hold
+    return min(d["wga"] - b["wga"] - WGA_GAIN_MIN, d["prune_h_refits"] - PRUNE_MANY_MIN, s_margin)
+
+
 def _verdict(row: Mapping) -> tuple[str, bool]:
     b, d = row["baseline"], row["dfr"]
-    gain = d["wga"] - b["wga"]
     s0, s1 = b["mean_s"], d["mean_s_refits"]
-    ds = None if s0 is None or s1 is None else s1 - s0
-    holds = gain >= WGA_GAIN_MIN and d["prune_h_refits"] >= PRUNE_MANY_MIN and ds is not None and \
-        abs(ds) <= S_UNCHANGED_TOL
-    s_txt = "s undefined (no neuron kept)" if ds is None else f"s {s0:.2f} → {s1:.2f}"
+    s_txt = "s undefined (no neuron kept)" if s0 is None or s1 is None else f"s {s0:.2f} → {s1:.2f}"
     text = (f"{row['dataset']}: WGA {b['wga']:.2f} → {d['wga']:.2f}, Prune_h {d['prune_h_refits']:.0%} per refit "
             f"({d['prune_h_average']:.0%} averaged head), {s_txt}")
-    return text, holds
+    return text, _margin(row) >= 0
 
 
-def _check_arch(rec: Mapping, arch: str) -> tuple[str, bool]:
-    rows = [r for r in rec["table"].values() if r["arch"] == arch]
-    if not rows:
+def _check_arch(rec: Mapping, arch: str) -> Verdict:
+    keys = [k for k, r in rec["table"].items() if r["arch"] == arch]
+    if not keys:
         raise KeyError(f"no {arch} model in table")
-    parts = [_verdict(r) for r in rows]
-    return "; ".join(p for p, _ in parts), all(h for _, h in parts)
+    rows = [rec["table"][k] for k in keys]
+    per_seed = rec.get("per_seed", {})
+    n = min((len(per_seed.get(k, [])) for k in keys), default=0)
+    seeds = [[per_seed[k][s] for k in keys] for s in range(n)]
+    return decide("; ".join(_verdict(r)[0] for r in rows), lambda view: min(_margin(r) for r in view), rows, seeds)
 
 
 _PAPER_NAMES = {"waterbirds": "Waterbirds", "isic": "ISIC"}
@@ -84,6 +92,9 @@ def takeaways(recorded: Mapping) -> str:
         if b.get("mean_s_influence") is not None and d.get("mean_s_influence") is not None:
             lines.append(f"  Influence-weighted mean s: {b['mean_s_influence']:.2f} → {d['mean_s_influence']:.2f} "
                          f"(chance {r['area']:.2f}).")
+    archs = sorted({r["arch"] for r in recorded["table"].values()})
+    lines.append("- The paper's reading, decided on the mean and per seed: "
+                 + "; ".join(f"{arch.upper()}: {_check_arch(recorded, arch).summary()}" for arch in archs) + ".")
     if recorded.get("notes"):
         lines.append("- Notes: " + "; ".join(recorded["notes"]))
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")

@@ -3,7 +3,8 @@
 Top-level ``avg``/``wga``/``gap``/``groups`` (:data:`HEADLINE`) are the headline run: the CNN on the
 Waterbirds-like set at the default minority ratio (or the first row present). ``table2`` holds each model's
 aggregate over seeds with ``model``, ``dataset`` and ``arch``; ``table2_per_seed`` each seed's summary;
-``sweep`` each minority ratio's aggregate with ``ratio``; ``runs`` the context's run log (cached runs trained
+``sweep`` each minority ratio's aggregate with ``ratio``, ``sweep_per_seed`` each seed's summary at each ratio
+(the claims decide per seed too); ``runs`` the context's run log (cached runs trained
 and loaded); ``weights`` what the models started from (``"random (dry run)"`` in a dry run without ImageNet
 weights).
 """
@@ -20,7 +21,8 @@ NAME = "01_groups"
 HEADLINE_MODEL = "waterbirds/cnn"
 #: The headline model's numbers copied to the top level.
 HEADLINE = ("avg", "wga", "gap", "groups")
-KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed", "sweep", "runs", "weights")
+KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed", "sweep", "sweep_per_seed", "runs",
+        "weights")
 
 
 def table2_row(r: "GroupResult") -> dict[str, Any]:
@@ -47,6 +49,7 @@ def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint
         "table2": {k: table2_row(r) for k, r in table2.items()},
         "table2_per_seed": {k: list(r.per_seed) for k, r in table2.items()},
         "sweep": {k: sweep_row(p) for k, p in sweep.items()},
+        "sweep_per_seed": {k: list(p.per_seed) for k, p in sweep.items()},
     }
     if runs is not None:
         out["runs"] = dict(runs)

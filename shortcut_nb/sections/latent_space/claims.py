@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...claims import claim
+from ...claims import Verdict, claim
 from ...vocab import CLASS_NAMES
 from .record import NAME
 
@@ -68,4 +68,5 @@ def within_class(rec: dict):
         verdicts.append(verdict(r))
         parts.append(f"{key.rsplit('/', 1)[0]}: {att['purity']:.2f} vs {att['baseline']:.2f} shuffled")
     ours = f"balanced {rec['k']}-NN attribute purity within class ({split}): " + "; ".join(parts)
-    return ours, bool(verdicts) and all(verdicts)
+    lifts = [r["attribute"]["lift"] - LIFT_MIN for r in rows.values() if r["attribute"].get("purity") is not None]
+    return Verdict(ours=ours, holds=bool(verdicts) and all(verdicts), margin=min(lifts) if lifts else None)

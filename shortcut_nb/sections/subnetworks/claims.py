@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...claims import claim
+from ...claims import Verdict, claim
 from ...paper import PAPER_FIG6
 from .record import NAME, subnet_key
 
@@ -69,9 +69,9 @@ def _prusc_claim(rec: dict):
     ours = (f"WGA {rec['wga_before']:.2f} → {rec['wga_after']:.2f}, mean s {rec['mean_s_before']:.2f} → "
             f"{rec['mean_s_after']:.2f} (used neurons {rec['mean_s_used_before']:.2f} → {rec['mean_s_used_after']:.2f}), "
             f"Prune_h {rec['prune_h']:.0%}, Prune_f {rec['prune_f']:.0%}")
-    holds = (rec["wga_after"] - rec["wga_before"] >= WGA_RISE_MIN
-             and rec["mean_s_before"] - rec["mean_s_after"] >= S_FALL_MIN)
-    return ours, holds
+    margin = min(rec["wga_after"] - rec["wga_before"] - WGA_RISE_MIN,
+                 rec["mean_s_before"] - rec["mean_s_after"] - S_FALL_MIN)
+    return Verdict(ours=ours, holds=margin >= 0, margin=margin)
 
 
 @claim("components.removal", NAME,
@@ -91,4 +91,5 @@ def _removal_claim(rec: dict):
     if other is not None:
         ours += (f"; without BwP: BwP {other['full'][1]:.2f} → {other['sub'][1]:.2f}, "
                  + ", ".join(f"{names[k]} {other['full'][k]:.2f} → {other['sub'][k]:.2f}" for k in (2, 3)))
-    return ours, eff["drop"] >= DROP_MIN and eff["max_other_drop"] <= HOLD_TOL
+    margin = min(eff["drop"] - DROP_MIN, HOLD_TOL - eff["max_other_drop"])
+    return Verdict(ours=ours, holds=margin >= 0, margin=margin)

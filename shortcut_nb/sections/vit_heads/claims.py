@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...claims import claim
+from ...claims import Verdict, claim
 from ...paper import PAPER_MEAN_S
 from .record import NAME
 
@@ -53,7 +53,8 @@ def _sscore_claim(rec: dict):
         raise KeyError("sscore (no dataset with both models)")
     ours = "; ".join(f"{ds}: ViT {r['vit']['mean']:.2f} vs CNN {r['cnn']['mean']:.2f} (chance {r['area']:.2f})"
                      for ds, r in rows.items())
-    return ours, all(r["vit"]["mean"] < r["cnn"]["mean"] for r in rows.values())
+    margin = min(r["cnn"]["mean"] - r["vit"]["mean"] for r in rows.values())
+    return Verdict(ours=ours, holds=margin > 0, margin=margin)
 
 
 @claim("vit_heads.heads", NAME,

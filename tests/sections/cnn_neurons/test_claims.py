@@ -4,6 +4,7 @@ from __future__ import annotations
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.cnn_neurons import claims as C
 from shortcut_nb.sections.cnn_neurons.record import REFIT_SET, ROWS
+from support.claims import as_verdict, astuple_verdict
 
 
 def _rec(isic: dict, waterbirds: dict | None = None) -> dict:
@@ -24,19 +25,19 @@ def _table4(*wgas: float) -> dict:
 
 def test_claims_verdicts_and_chance_text():
     checks = {c.id: c.check for c in CLAIMS}
-    ours, holds = checks["neurons.spread"](_rec({}, {"area": 0.88, "max": 0.95, "n_high_above_chance": 2,
-                                                      "lift_max": 1.08}))
+    ours, holds = astuple_verdict(checks["neurons.spread"](_rec({}, {"area": 0.88, "max": 0.95, "n_high_above_chance": 2,
+                                                      "lift_max": 1.08})))
     assert holds and "0.00–0.80" in ours and "no better than a heatmap ignoring the image" in ours
     assert "all 5 high neurons exceed it" in ours and "5 > 0.7" in ours
-    assert not checks["neurons.spread"](_rec({"max": 0.4, "n_high": 0}))[1]
-    assert checks["neurons.prune_refit"](_rec({}))[1]
-    assert not checks["neurons.prune_refit"](_rec(_table4(0.37, 0.37, 0.51, 0.56)))[1]
-    assert not checks["neurons.prune_refit"](_rec(_table4(0.37, 0.40, 0.39, 0.56)))[1]
-    ours, holds = checks["neurons.prune_refit"](_rec({"pruned_neurons": []}))
+    assert not as_verdict(checks["neurons.spread"](_rec({"max": 0.4, "n_high": 0}))).holds
+    assert as_verdict(checks["neurons.prune_refit"](_rec({}))).holds
+    assert not as_verdict(checks["neurons.prune_refit"](_rec(_table4(0.37, 0.37, 0.51, 0.56)))).holds
+    assert not as_verdict(checks["neurons.prune_refit"](_rec(_table4(0.37, 0.40, 0.39, 0.56)))).holds
+    ours, holds = astuple_verdict(checks["neurons.prune_refit"](_rec({"pruned_neurons": []})))
     assert not holds and "nothing pruned" in ours
     missing = _rec({})
     missing["datasets"]["isic"]["table4"]["refit"] = None
-    ours, holds = checks["neurons.prune_refit"](missing)
+    ours, holds = astuple_verdict(checks["neurons.prune_refit"](missing))
     assert not holds and "refit n/a" in ours
 
 

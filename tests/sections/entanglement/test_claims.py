@@ -8,6 +8,7 @@ from support.entanglement_toys import as_results, run_toy
 
 from shortcut_nb.report.claims import load_claims
 from shortcut_nb.sections.entanglement import claims, record
+from support.claims import as_verdict, astuple_verdict
 
 
 def test_record_payload_and_takeaways():
@@ -41,13 +42,13 @@ def _row(arch, dataset, wga0, wga1, prune, s0, s1):
 def test_claims_verdicts():
     good = {"table": {"waterbirds/cnn": _row("cnn", "waterbirds", 0.4, 0.8, 0.5, 0.45, 0.43),
                       "isic/cnn": _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.39)}}
-    ours, holds = claims._claim_cnn(good)
+    ours, holds = astuple_verdict(claims._claim_cnn(good))
     assert holds and "WGA 0.40 → 0.80" in ours and "Prune_h 50% per refit (25% averaged head)" in ours
     for bad in (_row("cnn", "isic", 0.3, 0.35, 0.8, 0.4, 0.4),  # WGA barely moves
                 _row("cnn", "isic", 0.3, 0.7, 0.1, 0.4, 0.4),  # dense
                 _row("cnn", "isic", 0.3, 0.7, 0.8, 0.4, 0.2),  # s drops
                 _row("cnn", "isic", 0.3, 0.7, 0.8, 0.4, None)):  # nothing kept
-        assert not claims._claim_cnn({"table": {"a": good["table"]["waterbirds/cnn"], "b": bad}})[1]
+        assert not as_verdict(claims._claim_cnn({"table": {"a": good["table"]["waterbirds/cnn"], "b": bad}})).holds
     with pytest.raises(KeyError):
         claims._claim_vit(good)
     registered = {c.id: c for c in load_claims()}
@@ -58,3 +59,12 @@ def test_claims_verdicts():
                                                         "s 0.45 → 0.42; ISIC WGA 0.37 → 0.71, Prune_h 80 %, s 0.40 → 0.39")
     assert registered["entanglement.dfr_vit"].paper == ("Table 6 (ViT-B/16): Waterbirds WGA 0.66 → 0.86, Prune_h 37 %, "
                                                         "s 0.14 → 0.14; ISIC WGA 0.16 → 0.76, Prune_h 89 %, s 0.23 → 0.26")
+
+
+def test_claims_are_decided_per_seed():
+    """Each seed's run is checked on its own: the mean may hold while one seed's s-score moves too much."""
+    mean = _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.37)  # s changes by 0.03: inside ±0.05
+    seeds = [_row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.39), _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.33)]
+    v = claims._claim_cnn({"table": {"isic/cnn": mean}, "per_seed": {"isic/cnn": seeds}})
+    assert v.holds and v.per_seed == (True, False) and v.label == "mixed (1 of 2 seeds)"
+    assert v.margin == pytest.approx(claims.S_UNCHANGED_TOL - 0.03)  # the s change is the deciding criterion

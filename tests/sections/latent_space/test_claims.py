@@ -7,6 +7,7 @@ import numpy as np
 
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.latent_space import claims, record, study
+from support.claims import as_verdict, astuple_verdict
 
 
 def test_payload_takeaways_and_claim(toy_source):
@@ -23,7 +24,7 @@ def test_payload_takeaways_and_claim(toy_source):
     assert "within-class attribute purity" in claims.takeaways(rec)
     check = next(c for c in CLAIMS if c.id == "latent.within_class").check
     assert check is claims.within_class
-    ours, _ = check(rec)
+    ours, _ = astuple_verdict(check(rec))
     assert "waterbirds/cnn" in ours and "isic/cnn" in ours
 
     def with_lift(lift, p):
@@ -32,14 +33,14 @@ def test_payload_takeaways_and_claim(toy_source):
             r["attribute"].update({"purity": 0.5 + lift, "baseline": 0.5, "lift": lift, "p_value": p})
         return fake
 
-    assert check(with_lift(0.3, 0.005))[1] is True
+    assert as_verdict(check(with_lift(0.3, 0.005))).holds is True
     assert "Fig. 3's reading holds in numbers" in claims.takeaways(with_lift(0.3, 0.005))
-    assert check(with_lift(0.02, 0.005))[1] is False  # significant but tiny
-    assert check(with_lift(0.3, 0.2))[1] is False  # large but within shuffle noise
+    assert as_verdict(check(with_lift(0.02, 0.005))).holds is False  # significant but tiny
+    assert as_verdict(check(with_lift(0.3, 0.2))).holds is False  # large but within shuffle noise
     empty = with_lift(0.3, 0.005)
     for r in empty["neighbourhoods"].values():
         r["attribute"]["purity"] = None
-    assert check(empty)[1] is False
+    assert as_verdict(check(empty)).holds is False
     assert "nothing to measure" in claims.takeaways(empty)
 
 

@@ -9,6 +9,7 @@ from support.subnetwork_records import prusc_entry, removal_entry
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.subnetworks import claims as C
 from shortcut_nb.sections.subnetworks import record as R
+from support.claims import as_verdict, astuple_verdict
 
 
 def _claim(cid):
@@ -36,16 +37,16 @@ def test_claims_decide_as_the_paper_reads():
     rec = R.payload(prusc_entry(), {"isic": removal_entry()}, profile="cpu", seconds=12.0)
     prusc, removal = _claim("components.prusc"), _claim("components.removal")
     assert prusc.notebook == removal.notebook == R.NAME
-    assert prusc.check(rec)[1] is True
-    ours, holds = removal.check(rec)
+    assert as_verdict(prusc.check(rec)).holds is True
+    ours, holds = astuple_verdict(removal.check(rec))
     assert holds and "BwoP 0.90 → 0.20" in ours and "BwP 0.99 → 0.99" in ours
     # WGA does not rise enough, or the mean s-score does not fall: the claim fails
-    assert not prusc.check(_payload(prusc_entry(wga=(0.3, 0.31))))[1]
-    assert not prusc.check(_payload(prusc_entry(mean_s=(0.2, 0.2))))[1]
-    assert not prusc.check(_payload(prusc_entry(mean_s=(0.209, 0.206))))[1]  # a fall of 0.003 is noise
+    assert not as_verdict(prusc.check(_payload(prusc_entry(wga=(0.3, 0.31))))).holds
+    assert not as_verdict(prusc.check(_payload(prusc_entry(mean_s=(0.2, 0.2))))).holds
+    assert not as_verdict(prusc.check(_payload(prusc_entry(mean_s=(0.209, 0.206))))).holds  # a fall of 0.003 is noise
     # another group drops more than the tolerance: "others hold" fails
-    assert not removal.check(_payload(removal=removal_entry(subs={(0, 0.8): (0.2, 0.9, 0.6, 0.4)})))[1]
-    assert not removal.check(_payload(removal=removal_entry(subs={(0, 0.8): (0.8, 0.99, 0.6, 0.4)})))[1]
+    assert not as_verdict(removal.check(_payload(removal=removal_entry(subs={(0, 0.8): (0.2, 0.9, 0.6, 0.4)})))).holds
+    assert not as_verdict(removal.check(_payload(removal=removal_entry(subs={(0, 0.8): (0.8, 0.99, 0.6, 0.4)})))).holds
     with pytest.raises(KeyError):
         removal.check(_payload(removal=removal_entry(subs={(1, 0.8): (0.99, 0.99, 0.5, 0.5)})))
 

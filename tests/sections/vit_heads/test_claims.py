@@ -8,6 +8,7 @@ import torch
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.vit_heads import attention_study as ast
 from shortcut_nb.sections.vit_heads import claims, record
+from support.claims import as_verdict, astuple_verdict
 
 
 def _claim(cid):
@@ -24,20 +25,20 @@ def test_claims_decide_both_ways():
     sscore = _claim("vit_heads.sscore")
     rec = {"sscore": {"isic": {"area": 0.05, "vit": {"mean": 0.2}, "cnn": {"mean": 0.4}},
                       "waterbirds": {"area": 0.85, "vit": {"mean": 0.5}, "cnn": {"mean": 0.6}}}}
-    ours, holds = sscore.check(rec)
+    ours, holds = astuple_verdict(sscore.check(rec))
     assert holds and "isic: ViT 0.20 vs CNN 0.40" in ours
     rec["sscore"]["waterbirds"]["vit"]["mean"] = 0.7
-    assert sscore.check(rec)[1] is False
+    assert as_verdict(sscore.check(rec)).holds is False
     heads = _claim("vit_heads.heads")
 
     def att_rec(beyond):
         return {"layers": 4, "heads": 4, "core": {"heads_beyond_area": beyond, "max_lift": 1.6, "area": 0.05}}
 
     rec = {"attention": {"isic": att_rec([[2, 1]]), "waterbirds": att_rec([])}}
-    ours, holds = heads.check(rec)
+    ours, holds = astuple_verdict(heads.check(rec))
     assert holds and "isic: 1/16 heads" in ours and "verdict on isic" in ours
     rec["attention"]["isic"] = att_rec([])
-    assert heads.check(rec)[1] is False
+    assert as_verdict(heads.check(rec)).holds is False
 
 
 def test_takeaways_state_the_recorded_numbers(study, astudy):
@@ -57,4 +58,4 @@ def test_takeaways_and_claims_without_head_statistics(toy, study):
     rec = json.loads(json.dumps(record.record_payload([study], {"isic": (empty, ast.target_view(empty))},
                                                       profile="smoke", seconds=1.0)))
     assert "no sampled image has both core and spurious patches" in claims.takeaways(rec)
-    assert _claim("vit_heads.heads").check(rec)[1] is False
+    assert as_verdict(_claim("vit_heads.heads").check(rec)).holds is False
