@@ -72,6 +72,16 @@ CHECKS: dict[str, NotebookCheck] = {
         Set("number", 0, expect=(TextMatches(r"neuron 0 \((low|mid|high) band, rank \d+ of \d+\): s = \d\.\d{3} "
                                              r"at α = 0\.60"),)),
         Set("number", 1, expect=(TextMatches(r"neuron 1 \((low|mid|high) band"), ImageChanged())),
+        # the units of any block (issue 17): layer, CAM method and score variant pickers; line and histogram follow
+        Set("layer", "layer2.0", expect=(Shows("layer2.0"),
+                                         TextMatches(r"layer2\.0 \(\d+ units\), gradcam, hard at α = 0\.60: low \d+"),
+                                         ImageChanged())),
+        Set("method", "Grad-CAM++", expect=(Shows("Grad-CAM++"),
+                                            TextMatches(r"layer2\.0 \(\d+ units\), gradcam\+\+, hard at"),
+                                            ImageChanged())),
+        Set("variant", "hard, mask dilated", expect=(Shows("hard, mask dilated"),
+                                                     TextMatches(r"gradcam\+\+, hard \(mask \+ \d+ px\) at α = 0\.60"),
+                                                     ImageChanged())),
     )),
     "04_entanglement": NotebookCheck(steps=(
         # another C of DFR's grid: the line of numbers names it, the kept-neuron histogram redraws
