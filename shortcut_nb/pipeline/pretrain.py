@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import atomic_torch_save, atomic_write_json, stable_key
+from ..artifacts import atomic_torch_save, atomic_write_json, load_checkpoint, stable_key
 from ..config import get_device, seed_everything
 from ..data import render
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -90,6 +90,11 @@ def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_
     return path
 
 
+def partial_path(path: Path) -> Path:
+    """The per-epoch checkpoint of a pretraining in progress (a requeued job resumes from it)."""
+    return path.with_name(path.name + ".partial.pt")
+
+
 def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> None:
     seed_everything(settings.seed)
     device = get_device()
@@ -101,8 +106,18 @@ def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> 
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=max(steps_per_epoch * settings.epochs, 1))
     generator = torch.Generator().manual_seed(settings.seed)
     train_x, train_y = images[n_val:], labels[n_val:]
+    start, seconds = 0, 0.0
+    partial = partial_path(path)
+    if partial.is_file():  # a job killed or requeued mid-run: continue from its last finished epoch, exactly
+        state = load_checkpoint(partial)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start, seconds = int(state["epoch"]), float(state["seconds"])
     tic = time.perf_counter()
-    for epoch in progress(range(settings.epochs), desc=f"stand-in pretraining {settings.arch}", enabled=progress_bar):
+    for epoch in progress(range(start, settings.epochs), desc=f"stand-in pretraining {settings.arch}",
+                          enabled=progress_bar):
         model.train()
         order = torch.randperm(len(train_y), generator=generator)
         for step in range(steps_per_epoch):
@@ -115,10 +130,15 @@ def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> 
             loss.backward()
             optimizer.step()
             scheduler.step()
+        atomic_torch_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                           "seconds": seconds + time.perf_counter() - tic}, partial)
     model.eval()
     with torch.no_grad():
         val_pred = torch.cat([model(_normalise(images[i:min(i + 256, n_val)].to(device))).argmax(1).cpu() for i in range(0, n_val, 256)])
     held_out_acc = float((val_pred == labels[:n_val]).float().mean()) if n_val else float("nan")
     atomic_torch_save(model.f_enc.state_dict(), path)
     atomic_write_json(path.with_suffix(".json"), {"settings": settings.__dict__, "held_out_shape_accuracy": held_out_acc,
-                                                  "seconds": time.perf_counter() - tic, "classes": list(render.SHAPES)})
+                                                  "seconds": seconds + time.perf_counter() - tic,
+                                                  "resumed_at_epoch": start, "classes": list(render.SHAPES)})
+    partial.unlink(missing_ok=True)

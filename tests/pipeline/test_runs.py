@@ -1,9 +1,12 @@
 """Cached runs: stand-in pretraining and trained runs are keyed by what produced them and reused."""
 from __future__ import annotations
 
+import pytest
 import torch
 
+from shortcut_nb.artifacts import read_json
 from shortcut_nb.models import build_model
+from shortcut_nb.pipeline import pretrain, sweep
 from shortcut_nb.pipeline.pretrain import PretrainSettings, ensure_pretrained, generate_pretraining_images
 from shortcut_nb.pipeline.runs import run_dir, run_spec, train_or_load
 
@@ -26,6 +29,36 @@ def test_standin_pretraining_is_cached_and_loads_as_weights_file(tmp_path):
     for key, value in model.f_enc.state_dict().items():
         assert torch.equal(value, saved[key]), key
     assert path.with_suffix(".json").is_file()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_an_interrupted_pretraining_resumes_from_its_last_epoch_to_the_same_weights(tmp_path, monkeypatch):
+    """A job killed after epoch 2 of 3 and run again (a requeued SLURM job) trains one epoch, not three, and
+    ends where an uninterrupted run ends."""
+    s = PretrainSettings(arch="resnet_mini", image_size=16, n_images=80, epochs=3, batch_size=16, seed=1)
+    clean = ensure_pretrained(s, root=tmp_path / "clean", progress_bar=False)
+    save = pretrain.atomic_torch_save
+
+    def save_then_die(obj, path):
+        save(obj, path)
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            raise Killed
+
+    monkeypatch.setattr(pretrain, "atomic_torch_save", save_then_die)
+    with pytest.raises(Killed):
+        ensure_pretrained(s, root=tmp_path / "killed", progress_bar=False)
+    path = pretrain.pretrained_weights_path(s, tmp_path / "killed")
+    assert not path.is_file() and pretrain.partial_path(path).is_file()
+    (planned,) = sweep.plan_runs([s], root=tmp_path / "killed")
+    assert (planned.state, planned.epoch, planned.describe()) == ("partial", 2, "partial at epoch 2/3")
+    monkeypatch.undo()
+    assert ensure_pretrained(s, root=tmp_path / "killed", progress_bar=False) == path
+    assert read_json(path.with_suffix(".json"))["resumed_at_epoch"] == 2 and not pretrain.partial_path(path).exists()
+    a, b = torch.load(clean, weights_only=True), torch.load(path, weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_run_keys_separate_what_differs(tmp_path):

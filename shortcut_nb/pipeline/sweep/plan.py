@@ -17,7 +17,7 @@ import torch
 from ...config import runs_root
 from ...locks import artifact_lock_path, lock_holder, run_lock_path
 from ..mask_runs import MaskRun, mask_path
-from ..pretrain import PretrainSettings, pretrained_weights_path
+from ..pretrain import PretrainSettings, partial_path, pretrained_weights_path
 from ..runs import RunSpec, run_dir
 from ..train import FINAL, LAST
 from .attempts import State, attempt_state, read_manifest, sweep_dir
@@ -131,7 +131,11 @@ def _checkpoint_epoch(path: Path) -> int:
 
 def _with_state(run: PlannedRun, root: Path, attempt: dict | None) -> PlannedRun:
     path = root / run.key
-    if run.kind in ("pretrain", "mask"):
+    if run.kind == "pretrain":
+        partial = partial_path(path)
+        done, lock = path.is_file(), artifact_lock_path(path)
+        epoch = _checkpoint_epoch(partial) if not done and partial.is_file() else 0
+    elif run.kind == "mask":
         done, lock, epoch = path.is_file(), artifact_lock_path(path), 0
     else:
         done, lock = (path / FINAL).is_file(), run_lock_path(path)
