@@ -9,6 +9,11 @@ Examples::
     python benchmarks/calibrate.py --dataset waterbirds --ratios 0.05 --seeds 0 1 2 --knob object_scale=0.7,0.8,0.9
     python benchmarks/calibrate.py --dataset isic --knob lesion_irregularity=0.25,0.35,0.5
     python benchmarks/calibrate.py --dataset waterbirds --ratios 0.5 0.25 0.05 0 --seeds 0 1 2
+    python benchmarks/calibrate.py --dataset isic --knob patch_area=0.05,0.1 --sscores   # + seed 0's neurons
+
+``--sscores`` adds, for the first seed's model, the regime numbers of the neuron-level analyses (issue 16): the
+mean spurious-mask area of the s-score samples (Waterbirds-like: the background share, target 0.55-0.75), and the
+s-scores of the penultimate neurons at alpha 0.5 (ISIC-like target: 0.0-0.75 with several above 0.7).
 
 The paper's targets (ResNet-18): Waterbirds AVG 0.83 / WGA 0.46 at 5 %; sweep G1 0.98/0.95/0.78/0.34 and
 G2 0.84/0.74/0.46/0.22 at 50/25/5/0 %; ISIC AVG 0.84 / WGA 0.37 (MwP worst).
@@ -23,6 +28,17 @@ import numpy as np
 
 from shortcut_nb.pipeline.context import Context
 from shortcut_nb.sections.groups.study import run_and_summarize
+from shortcut_nb.sscore import score_neurons, summarize_scores
+
+
+def neuron_regime(ctx: Context, dataset: str, model: str, seed: int, ratio: float, knobs: dict) -> str:
+    """The background share (mask area) of the s-score samples and the neurons' s-score range at alpha 0.5."""
+    spec = ctx.run_spec(dataset, model=model, seed=seed, minority_ratio=ratio, **knobs)
+    trained, _ = ctx.train_or_load(spec)
+    samples = ctx.masked_samples(spec, seed=0)
+    sm = summarize_scores(score_neurons(trained, samples, alpha=0.5), samples.area)
+    return (f"    mask area {sm['area']:.2f}; s {sm['min']:.2f}-{sm['max']:.2f}, mean {sm['mean']:.2f}, "
+            f"{sm['n_high']} > 0.7 ({sm['n_high_above_chance']} of them above chance), lift max {sm['lift_max']:.2f}")
 
 
 def parse_knobs(items: list[str]) -> dict[str, list]:
@@ -42,6 +58,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--knob", action="append", default=[], help="name=v1,v2 (a generator knob and values to try)")
+    parser.add_argument("--sscores", action="store_true", help="also the first seed's mask area and neuron s-scores")
     args = parser.parse_args()
     grid = parse_knobs(args.knob)
     names = list(grid)
@@ -64,6 +81,8 @@ def main() -> None:
             print(f"{label:<40} {ratio:>5.2f}  " + "  ".join(f"{g:.2f}" for g in groups) +
                   f"  {avg:.2f}  {np.mean(wgas):.2f}  ({np.std(wgas):.2f})  {(time.perf_counter() - tic) / len(runs):.0f}",
                   flush=True)
+            if args.sscores:
+                print(neuron_regime(ctx, args.dataset, model, args.seeds[0], ratio, knobs), flush=True)
 
 
 if __name__ == "__main__":

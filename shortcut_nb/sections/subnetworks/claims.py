@@ -55,6 +55,14 @@ def takeaways(recorded: Mapping) -> str:
                          f"largest drop elsewhere {eff['max_other_drop']:+.2f}")
         if parts:
             lines.append(f"- Group removal ({ds}-like, 80 % of weights kept): " + "; ".join(parts) + ".")
+    masks = [("Fig. 6", p["mask"])] + [(f"{ds} {key}", e) for ds, r in recorded["removal"].items()
+                                       for key, e in r["subnetworks"].items()]
+    learned = [(name, m) for name, m in masks if m.get("magnitude_overlap") is not None]
+    if learned:
+        lines.append("- Did the masks learn? " + "; ".join(
+            f"{name}: loss {m['loss_curve'][0][1]:.2f} → {m['loss_curve'][-1][1]:.2f}, {m['undecided']:.0%} of "
+            f"weights undecided, {m['magnitude_overlap']:.0%} of its kept weights are magnitude pruning's "
+            f"(a random cut: {m['keep_fraction']:.0%})" for name, m in learned) + ".")
     secs = recorded["mask_seconds"]
     per_step = recorded.get("mask_seconds_per_step")
     lines.append(f"- Mask training: {len(secs)} masks, {min(secs.values()):.0f}-{max(secs.values()):.0f} s each"

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from ...masks import MaskResult
+from ...masks import MaskResult, magnitude_overlap, undecided_share
 from ...metrics import summarize
 from ...pipeline.context import Context
 from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_recipes, train_or_load_mask
@@ -66,6 +66,10 @@ class MaskFacts:
         per_layer_keep: ``{layer: kept fraction}`` in module order.
         train_seconds, steps, train_keep: training time, steps and the fraction training itself kept.
         loaded: loaded from the cache (not trained now); path: the cached file.
+        loss_curve: ``[[step, loss], ...]`` at about 11 points of training (first and last included).
+        undecided: share of masked weights whose keep probability is still in (0.1, 0.9) at the end.
+        magnitude_overlap: share of the kept weights magnitude pruning of the same size keeps too (1: the same cut;
+            a random cut: about ``keep_fraction``).
     """
 
     keep_target: float | None
@@ -78,12 +82,20 @@ class MaskFacts:
     train_keep: float
     loaded: bool
     path: str
+    loss_curve: list[list[float]]
+    undecided: float
+    magnitude_overlap: float
 
     @classmethod
-    def of(cls, mask: MaskResult, info: dict) -> "MaskFacts":
+    def of(cls, mask: MaskResult, info: dict, model: nn.Module) -> "MaskFacts":
+        """The facts of ``mask`` (trained on the frozen ``model``) and of its training run ``info``."""
+        every = max(1, len(mask.history) // 10)
+        curve = [[i + 1, float(h["loss"])] for i, h in enumerate(mask.history)
+                 if i % every == 0 or i == len(mask.history) - 1]
         return cls(keep_target=mask.keep_target, keep_fraction=mask.keep_fraction(), prune_f=mask.prune_f(),
                    prune_h=mask.prune_h(), per_layer_keep=mask.per_layer_keep(), train_seconds=info["train_seconds"],
-                   steps=info["steps"], train_keep=info["train_keep"], loaded=info["loaded"], path=info["path"])
+                   steps=info["steps"], train_keep=info["train_keep"], loaded=info["loaded"], path=info["path"],
+                   loss_curve=curve, undecided=undecided_share(mask), magnitude_overlap=magnitude_overlap(mask, model))
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,7 @@ def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch 
         sides[name] = summary
     return PruscResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, alpha=float(alpha),
                        sscore_samples=len(samples), recipe=recipe, baseline=sides["baseline"], prusc=sides["prusc"],
-                       mask=MaskFacts.of(mask, minfo))
+                       mask=MaskFacts.of(mask, minfo, model))
 
 
 def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", remove_groups: Sequence[int] = (0, 1),
@@ -206,7 +218,7 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
             mask, minfo = train_or_load_mask(ctx, model, spec, removal_recipe(base, g, keep, seed))
             subs.append(Subnetwork(removed_group=g, keep=float(keep),
                                    summary=evaluate_groups(ctx, mask.apply(model), spec, train_group_counts=counts),
-                                   mask=MaskFacts.of(mask, minfo)))
+                                   mask=MaskFacts.of(mask, minfo, model)))
     return RemovalResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, group_names=group_names(dataset),
                          train_group_counts=counts, full=full, subnetworks=tuple(subs), recipe=base)
 

@@ -34,6 +34,9 @@ def test_experiments_end_to_end_on_a_tiny_folder(tiny_ctx):
     out = record.prusc_entry(res)
     assert out["sscore_samples"] == 4 and out["mask"]["keep_fraction"] == pytest.approx(0.52, abs=0.02)
     assert out["recipe"]["objective"] == "prusc" and out["model"] == res.model
+    m = out["mask"]  # did it learn: the loss curve, undecided logits, overlap with magnitude pruning
+    assert [step for step, _ in m["loss_curve"]] == [1, 2] and 0.0 <= m["undecided"] <= 1.0
+    assert 0.0 <= m["magnitude_overlap"] <= 1.0
     spec = ctx.run_spec("isic")
     model, _ = ctx.train_or_load(spec)
     mask, info = train_or_load_mask(ctx, model, spec, recipe)
