@@ -11,6 +11,10 @@ Examples::
     python benchmarks/calibrate.py --dataset waterbirds --ratios 0.5 0.25 0.05 0 --seeds 0 1 2
     python benchmarks/calibrate.py --dataset isic --knob patch_area=0.05,0.1 --sscores   # + seed 0's neurons
 
+``--distill 0.5`` pretrains the profile's ViT stand-in with the profile's CNN stand-in as its teacher at each
+given distillation weight and prints the held-out shape accuracy next to the CNN's (target: within 0.1); then the
+grid runs with that pretraining (``--knob`` etc. as above, ``--arch vit``).
+
 ``--sscores`` adds, for the first seed's model, the regime numbers of the neuron-level analyses (issue 16): the
 mean spurious-mask area of the s-score samples (Waterbirds-like: the background share, target 0.55-0.75), and the
 s-scores of the penultimate neurons at alpha 0.5 (ISIC-like target: 0.0-0.75 with several above 0.7).
@@ -23,10 +27,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from shortcut_nb.artifacts import read_json
 from shortcut_nb.pipeline.context import Context
+from shortcut_nb.pipeline.pretrain import ensure_pretrained
 from shortcut_nb.sections.groups.study import run_and_summarize
 from shortcut_nb.sscore import score_neurons, summarize_scores
 
@@ -59,6 +66,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--knob", action="append", default=[], help="name=v1,v2 (a generator knob and values to try)")
     parser.add_argument("--sscores", action="store_true", help="also the first seed's mask area and neuron s-scores")
+    parser.add_argument("--distill", type=float, default=None, help="pretrain the ViT with the CNN as teacher, at this weight")
     args = parser.parse_args()
     grid = parse_knobs(args.knob)
     names = list(grid)
@@ -66,6 +74,16 @@ def main() -> None:
     print(f"{'setting':<40} {'ratio':>5}  G0    G1    G2    G3    AVG   WGA   (std WGA)  s/run")
     ctx = Context.build(args.profile, progress=False)
     model = ctx.settings.cnn if args.arch == "cnn" else ctx.settings.vit
+    if args.distill is not None:
+        cnn = ctx.run_spec(args.dataset, arch="cnn").pretrain
+        vit = replace(ctx.run_spec(args.dataset, arch="vit").pretrain, teacher=cnn, distill_weight=args.distill)
+        for name, settings in (("CNN", cnn), (f"ViT distilled (weight {args.distill})", vit)):
+            tic = time.perf_counter()
+            facts = read_json(ensure_pretrained(settings, root=ctx.root, progress_bar=False).with_suffix(".json"))
+            print(f"stand-in pretraining, {name}: held-out shape accuracy {facts['held_out_shape_accuracy']:.3f} "
+                  f"({facts['seconds']:.0f} s when trained; {time.perf_counter() - tic:.0f} s now)", flush=True)
+        grid.setdefault("pretrain", [vit])
+        names = list(grid)
     for values in itertools.product(*grid.values()) if grid else [()]:
         knobs = dict(zip(names, values))
         if args.epochs is not None:

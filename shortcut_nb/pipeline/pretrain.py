@@ -14,7 +14,7 @@ are available.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,13 @@ from ..locks import artifact_lock
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    """Stand-in pretraining knobs. ``epochs`` is the strength knob (more epochs, stronger core features)."""
+    """Stand-in pretraining knobs. ``epochs`` is the strength knob (more epochs, stronger core features).
+
+    ``teacher``: another stand-in pretraining (a CNN) whose predictions the backbone also learns from, as DeiT
+    was distilled from a convnet: the loss is ``(1 - w) CE + w T² KL(teacher_T ‖ student_T)`` with soft targets
+    at temperature ``T`` (``distill_weight`` w, ``distill_temperature`` T). A ViT learns shapes from a few
+    thousand images far more slowly than a CNN; the teacher lends it the CNN's inductive bias.
+    """
 
     arch: str = "resnet_mini"
     image_size: int = 64
@@ -43,6 +49,28 @@ class PretrainSettings:
     weight_decay: float = 5e-4
     seed: int = 0
     held_out: float = 0.1
+    teacher: "PretrainSettings | None" = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
+            raise ValueError(f"distill_weight must be in [0, 1] and distill_temperature > 0, got "
+                             f"{self.distill_weight}, {self.distill_temperature}")
+        if self.teacher is not None and (self.teacher.image_size, self.teacher.n_images, self.teacher.seed) != \
+                (self.image_size, self.n_images, self.seed):
+            raise ValueError("a teacher must be pretrained on the same images (image_size, n_images, seed)")
+
+
+# Knobs added after pretrainings were first keyed: at these values they stay out of the key (cached weights reused).
+_KEYED_ONLY_WHEN_SET = {"teacher": None, "distill_weight": 0.5, "distill_temperature": 2.0}
+
+
+def _key_fields(settings: PretrainSettings) -> dict:
+    fields = {k: v for k, v in settings.__dict__.items() if _KEYED_ONLY_WHEN_SET.get(k, object()) != v}
+    if settings.teacher is not None:
+        fields["teacher"] = _key_fields(settings.teacher)
+    return {"__type__": "PretrainSettings", **fields}
 
 
 def generate_pretraining_images(n: int, size: int, seed: int, *, plain_share: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,19 +103,49 @@ def _normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def pretrained_weights_path(settings: PretrainSettings, root: str | Path) -> Path:
-    key = stable_key(settings, {"arch_version": arch_version(settings.arch), "task_version": 2})
+    key = stable_key(_key_fields(settings), {"arch_version": arch_version(settings.arch), "task_version": 2})
     return Path(root) / "pretrained" / f"{settings.arch}-{settings.image_size}px-{key}.pth"
 
 
-def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_bar: bool = True) -> Path:
-    """The stand-in pretrained backbone for these settings: built once, then read from ``root/pretrained``."""
+def head_path(path: Path) -> Path:
+    """The shape classifier of a stand-in pretraining (a teacher's predictions come from it)."""
+    return path.with_name(path.stem + ".head.pth")
+
+
+def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_bar: bool = True,
+                      with_head: bool = False) -> Path:
+    """The stand-in pretrained backbone for these settings: built once, then read from ``root/pretrained``.
+
+    ``with_head``: its shape classifier must be there too (a teacher); weights cached before heads were kept
+    are pretrained again, to the same backbone (same seed and thread count).
+    """
     path = pretrained_weights_path(settings, root)
-    if path.is_file():
+
+    def ready() -> bool:
+        return path.is_file() and (not with_head or head_path(path).is_file())
+
+    if ready():
         return path
     with artifact_lock(path):  # a second process waits here, then finds the weights the first wrote
-        if not path.is_file():
-            _pretrain(settings, path, progress_bar=progress_bar)
+        if not ready():
+            _pretrain(settings, path, root=Path(root), progress_bar=progress_bar)
     return path
+
+
+def _teacher(settings: PretrainSettings, root: Path, device: torch.device) -> torch.nn.Module | None:
+    if settings.teacher is None:
+        return None
+    path = ensure_pretrained(settings.teacher, root=root, progress_bar=False, with_head=True)
+    t = settings.teacher
+    model = build_model(t.arch, num_classes=len(render.SHAPES), image_size=t.image_size, weights_file=path)
+    model.head.load_state_dict(load_checkpoint(head_path(path)))
+    return model.to(device).eval().requires_grad_(False)
+
+
+def _distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's soft-target loss: T² KL(softmax(teacher / T) ‖ softmax(student / T)), batch mean."""
+    return F.kl_div(F.log_softmax(logits / temperature, dim=1), F.log_softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean", log_target=True) * temperature ** 2
 
 
 def partial_path(path: Path) -> Path:
@@ -95,9 +153,10 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial.pt")
 
 
-def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> None:
-    seed_everything(settings.seed)
+def _pretrain(settings: PretrainSettings, path: Path, *, root: Path, progress_bar: bool) -> None:
     device = get_device()
+    teacher = _teacher(settings, root, device)  # before seeding: the student's start does not depend on it
+    seed_everything(settings.seed)
     images, labels = generate_pretraining_images(settings.n_images, settings.image_size, settings.seed)
     n_val = int(len(labels) * settings.held_out)
     model = build_model(settings.arch, num_classes=len(render.SHAPES), image_size=settings.image_size).to(device)
@@ -125,7 +184,13 @@ def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> 
             x = _normalise(train_x[idx].to(device))
             flip = torch.rand(len(idx), generator=generator) < 0.5
             x = torch.where(flip.to(device)[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(model(x), train_y[idx].to(device))
+            logits = model(x)
+            loss = F.cross_entropy(logits, train_y[idx].to(device))
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(x)
+                w = settings.distill_weight
+                loss = (1 - w) * loss + w * _distill_loss(logits, teacher_logits, settings.distill_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -137,8 +202,9 @@ def _pretrain(settings: PretrainSettings, path: Path, *, progress_bar: bool) -> 
     with torch.no_grad():
         val_pred = torch.cat([model(_normalise(images[i:min(i + 256, n_val)].to(device))).argmax(1).cpu() for i in range(0, n_val, 256)])
     held_out_acc = float((val_pred == labels[:n_val]).float().mean()) if n_val else float("nan")
-    atomic_torch_save(model.f_enc.state_dict(), path)
-    atomic_write_json(path.with_suffix(".json"), {"settings": settings.__dict__, "held_out_shape_accuracy": held_out_acc,
+    atomic_torch_save(model.head.state_dict(), head_path(path))
+    atomic_torch_save(model.f_enc.state_dict(), path)  # last: the backbone's file says the run is complete
+    atomic_write_json(path.with_suffix(".json"), {"settings": asdict(settings), "held_out_shape_accuracy": held_out_acc,
                                                   "seconds": seconds + time.perf_counter() - tic,
                                                   "resumed_at_epoch": start, "classes": list(render.SHAPES)})
     partial.unlink(missing_ok=True)

@@ -89,8 +89,9 @@ def data_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, mi
 def run_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, model: str | None = None,
              arch: Arch = "cnn", seed: int = 0, minority_ratio: float = 0.05, data_seed: int = 0,
              epochs: int | None = None, init: Init | None = None, folder: str | os.PathLike | None = None,
-             pretrain_epochs: int | None = None, **knobs) -> RunSpec:
-    """The run a profile prescribes for a dataset; keyword arguments override single knobs.
+             pretrain_epochs: int | None = None, pretrain: PretrainSettings | None = None, **knobs) -> RunSpec:
+    """The run a profile prescribes for a dataset; keyword arguments override single knobs (``pretrain``: the
+    stand-in pretraining itself, e.g. one distilled from a teacher; the rest of ``knobs`` go to the data).
 
     A dry run (``profile`` settings with ``dry_run``) of a timm-initialised profile starts from random weights
     written to a local file where no ImageNet weights are cached here (:data:`RANDOM_WEIGHTS_NOTE`).
@@ -104,7 +105,9 @@ def run_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, mod
     if init == "timm" and ps.dry_run and cached_timm_weights(model) is None:
         init = "random"
     pre = None
-    if init == "standin":
+    if init == "standin" and pretrain is not None:
+        pre = pretrain
+    elif init == "standin":
         pre = PretrainSettings(arch=model, image_size=ps.image_size, n_images=ps.pretrain_images,
                                epochs=pretrain_epochs if pretrain_epochs is not None else ps.pretrain_epochs, seed=0)
     return RunSpec(data=data_spec(profile, name, minority_ratio=minority_ratio, seed=data_seed, folder=folder, **knobs),

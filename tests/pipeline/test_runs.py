@@ -79,3 +79,28 @@ def test_train_or_load_reuses_the_checkpoint(tmp_path):
     assert not info2["trained_now"]
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     assert sum(info["train_group_counts"]) == 160
+
+
+def test_a_distilled_pretraining_learns_from_its_teacher(tmp_path):
+    """A ViT pretrained with a CNN teacher: the teacher (with its shape head) is pretrained first, the student's
+    key differs from the plain one's, and the distillation term changes the weights."""
+    base = dict(image_size=16, n_images=64, epochs=1, batch_size=16, seed=0)
+    teacher = PretrainSettings(arch="resnet_mini", **base)
+    plain = PretrainSettings(arch="vit_mini", **base)
+    student = PretrainSettings(arch="vit_mini", teacher=teacher, distill_weight=0.7, **base)
+    assert pretrain.pretrained_weights_path(plain, tmp_path) != pretrain.pretrained_weights_path(student, tmp_path)
+    a = torch.load(ensure_pretrained(plain, root=tmp_path, progress_bar=False), weights_only=True)
+    path = ensure_pretrained(student, root=tmp_path, progress_bar=False)
+    t_path = pretrain.pretrained_weights_path(teacher, tmp_path)
+    assert t_path.is_file() and pretrain.head_path(t_path).is_file() and pretrain.head_path(path).is_file()
+    b = torch.load(path, weights_only=True)
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    assert read_json(path.with_suffix(".json"))["settings"]["teacher"]["arch"] == "resnet_mini"
+    with pytest.raises(ValueError, match="same images"):
+        PretrainSettings(arch="vit_mini", teacher=PretrainSettings(image_size=32), image_size=16)
+
+
+def test_teacher_knobs_at_their_defaults_keep_the_cached_keys(tmp_path):
+    """Pretrainings cached before the teacher knobs existed are found again (their key leaves them out)."""
+    s = PretrainSettings(arch="vit_mini", image_size=64, n_images=6000, epochs=16, seed=0)
+    assert pretrain.pretrained_weights_path(s, tmp_path).name == "vit_mini-64px-3f133219eb2c.pth"
