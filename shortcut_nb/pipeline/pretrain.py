@@ -66,11 +66,14 @@ class PretrainSettings:
 _KEYED_ONLY_WHEN_SET = {"teacher": None, "distill_weight": 0.5, "distill_temperature": 2.0}
 
 
-def _key_fields(settings: PretrainSettings) -> dict:
-    fields = {k: v for k, v in settings.__dict__.items() if _KEYED_ONLY_WHEN_SET.get(k, object()) != v}
+def key_fields(settings: PretrainSettings) -> dict:
+    """The settings as their keys see them (as ``dataclasses.asdict`` did before the teacher knobs existed): the
+    knobs of :data:`_KEYED_ONLY_WHEN_SET` left out at those values, so earlier keys (and the run keys that hold
+    a pretraining) are unchanged."""
+    fields = {k: v for k, v in asdict(settings).items() if _KEYED_ONLY_WHEN_SET.get(k, object()) != v}
     if settings.teacher is not None:
-        fields["teacher"] = _key_fields(settings.teacher)
-    return {"__type__": "PretrainSettings", **fields}
+        fields["teacher"] = key_fields(settings.teacher)
+    return fields
 
 
 def generate_pretraining_images(n: int, size: int, seed: int, *, plain_share: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +106,8 @@ def _normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def pretrained_weights_path(settings: PretrainSettings, root: str | Path) -> Path:
-    key = stable_key(_key_fields(settings), {"arch_version": arch_version(settings.arch), "task_version": 2})
+    key = stable_key({"__type__": "PretrainSettings", **key_fields(settings)},
+                     {"arch_version": arch_version(settings.arch), "task_version": 2})
     return Path(root) / "pretrained" / f"{settings.arch}-{settings.image_size}px-{key}.pth"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +19,7 @@ from ..data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_se
 from ..vocab import Arch, DatasetName
 from ..models import SplitModel, arch_version, build_model, cached_timm_weights
 from ..locks import run_lock
-from .pretrain import PretrainSettings, ensure_pretrained
+from .pretrain import PretrainSettings, ensure_pretrained, key_fields
 from .train import FINAL, fine_tune, predict
 
 
@@ -129,7 +129,9 @@ def get_split(spec: DataSpec, split: str, *, root: str | os.PathLike | None = No
 
 def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
     ratio = f"r{round(spec.data.minority_ratio * 100)}" if spec.data.name == "waterbirds" else "std"
-    key = stable_key(spec, {"arch_version": arch_version(spec.model)})
+    fields = {"__type__": "RunSpec", **asdict(spec),  # as stable_key(spec) had it, with the pretraining's key fields
+              "pretrain": key_fields(spec.pretrain) if spec.pretrain is not None else None}
+    key = stable_key(fields, {"arch_version": arch_version(spec.model)})
     return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{key}"
 
 

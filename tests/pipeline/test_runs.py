@@ -1,6 +1,8 @@
 """Cached runs: stand-in pretraining and trained runs are keyed by what produced them and reused."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -104,3 +106,9 @@ def test_teacher_knobs_at_their_defaults_keep_the_cached_keys(tmp_path):
     """Pretrainings cached before the teacher knobs existed are found again (their key leaves them out)."""
     s = PretrainSettings(arch="vit_mini", image_size=64, n_images=6000, epochs=16, seed=0)
     assert pretrain.pretrained_weights_path(s, tmp_path).name == "vit_mini-64px-3f133219eb2c.pth"
+    # the runs that hold a pretraining in their spec keep their keys too (the cpu profile's cached models)
+    assert run_dir(run_spec("cpu", "waterbirds", seed=0), root=tmp_path).name == "seed0-e4921d633167"
+    assert run_dir(run_spec("cpu", "isic", arch="vit", seed=2), root=tmp_path).name == "seed2-251686395c5d"
+    distilled = replace(s, teacher=PretrainSettings(image_size=64, n_images=6000, seed=0))
+    assert run_dir(run_spec("cpu", "isic", arch="vit", seed=2, pretrain=distilled), root=tmp_path).name != \
+        "seed2-251686395c5d"
