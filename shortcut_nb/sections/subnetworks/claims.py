@@ -62,7 +62,7 @@ def takeaways(recorded: Mapping) -> str:
         lines.append("- Did the masks learn? " + "; ".join(
             f"{name}: loss {m['loss_curve'][0][1]:.2f} → {m['loss_curve'][-1][1]:.2f}, {m['undecided']:.0%} of "
             f"weights undecided, {m['magnitude_overlap']:.0%} of its kept weights are magnitude pruning's "
-            f"(a random cut: {m['keep_fraction']:.0%})" for name, m in learned) + ".")
+            f"(a random cut of that size: about {m['keep_fraction']:.0%})" for name, m in learned) + ".")
     secs = recorded["mask_seconds"]
     per_step = recorded.get("mask_seconds_per_step")
     lines.append(f"- Mask training: {len(secs)} masks, {min(secs.values()):.0f}-{max(secs.values()):.0f} s each"
