@@ -120,8 +120,8 @@ def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_
                       with_head: bool = False) -> Path:
     """The stand-in pretrained backbone for these settings: built once, then read from ``root/pretrained``.
 
-    ``with_head``: its shape classifier must be there too (a teacher); weights cached before heads were kept
-    are pretrained again, to the same backbone (same seed and thread count).
+    ``with_head``: its shape classifier must be there too (a teacher). A backbone cached before heads were kept
+    is never rewritten (runs were fine-tuned from it): a head is fitted on it, frozen (:func:`_fit_head`).
     """
     path = pretrained_weights_path(settings, root)
 
@@ -131,9 +131,29 @@ def ensure_pretrained(settings: PretrainSettings, *, root: str | Path, progress_
     if ready():
         return path
     with artifact_lock(path):  # a second process waits here, then finds the weights the first wrote
-        if not ready():
+        if not path.is_file():
             _pretrain(settings, path, root=Path(root), progress_bar=progress_bar)
+        elif not ready():
+            _fit_head(settings, path)
     return path
+
+
+def _fit_head(settings: PretrainSettings, path: Path, *, epochs: int = 30) -> None:
+    """A shape head for a cached backbone, fitted with the backbone frozen (full-batch Adam on its features)."""
+    seed_everything(settings.seed)
+    images, labels = generate_pretraining_images(settings.n_images, settings.image_size, settings.seed)
+    n_val = int(len(labels) * settings.held_out)
+    model = build_model(settings.arch, num_classes=len(render.SHAPES), image_size=settings.image_size,
+                        weights_file=path).eval()
+    with torch.no_grad():
+        z = torch.cat([model.f_enc(_normalise(images[i:i + 256])) for i in range(0, len(labels), 256)])
+    optimizer = torch.optim.Adam(model.head.parameters(), lr=1e-2)
+    for _ in range(epochs * 10):
+        loss = F.cross_entropy(model.head(z[n_val:]), labels[n_val:])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    atomic_torch_save(model.head.state_dict(), head_path(path))
 
 
 def _teacher(settings: PretrainSettings, root: Path, device: torch.device) -> torch.nn.Module | None:

@@ -98,6 +98,11 @@ def test_a_distilled_pretraining_learns_from_its_teacher(tmp_path):
     b = torch.load(path, weights_only=True)
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
     assert read_json(path.with_suffix(".json"))["settings"]["teacher"]["arch"] == "resnet_mini"
+    # a teacher cached before heads were kept: its backbone is never rewritten, a head is fitted on it
+    backbone = t_path.read_bytes()
+    pretrain.head_path(t_path).unlink()
+    assert ensure_pretrained(teacher, root=tmp_path, progress_bar=False, with_head=True) == t_path
+    assert t_path.read_bytes() == backbone and pretrain.head_path(t_path).is_file()
     with pytest.raises(ValueError, match="same images"):
         PretrainSettings(arch="vit_mini", teacher=PretrainSettings(image_size=32), image_size=16)
 
