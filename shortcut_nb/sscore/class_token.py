@@ -28,7 +28,7 @@ from timm.models.vision_transformer import Attention, Block
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
-from .layers import _Geometry, _Probe
+from .layers import _Geometry, _Probe, _same_z
 
 # Float32 elements of the per-tangent attention rows (B, heads, 1, T) x dim one batched JVP holds (about 128 MiB).
 _TANGENT_ELEMENTS = 2**25
@@ -125,8 +125,7 @@ def class_token_weights(enc: nn.Module, layer: nn.Module, x: Tensor, probe: _Pro
 
         u0 = torch.zeros(B, C, dtype=act.dtype, device=act.device)
         z = z_of(u0)
-        scale = float(probe.z.abs().max()) + 1e-6
-        if z.shape != probe.z.shape or float((z - probe.z).abs().max()) > 1e-4 * scale:
+        if z.shape != probe.z.shape or not _same_z(z, probe.z):
             raise NotApplicable("the class-token path does not reproduce the model's z")
         k = chunk_size or max(1, min(C, _TANGENT_ELEMENTS // (qkv.numel() // 3)))
         cols = []

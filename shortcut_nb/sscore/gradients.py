@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from .class_token import NotApplicable, class_token_weights
-from .layers import NeuronIndex, _encoder, _Geometry, _geometry, _neuron_index, _Probe, _probe, _single_output, _to_map
+from .layers import (NeuronIndex, _encoder, _Geometry, _geometry, _neuron_index, _Probe, _probe, _same_z,
+                     _single_output, _to_map)
 
 Method = Literal["auto", "analytic", "forward", "reverse", "class_token"]
 METHODS: tuple[Method, ...] = ("auto", "analytic", "forward", "reverse", "class_token")
@@ -169,12 +170,6 @@ def _replicate_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Ten
         handle.remove()
         rec.clear()
     return out_maps
-
-
-def _same_z(z_copies: Tensor, z_ref: Tensor) -> bool:
-    """Every copy's z equals the batched forward's z for that image (to batch-size rounding)."""
-    scale = float(z_ref.abs().max()) + 1e-6
-    return bool(((z_copies - z_ref).abs().max() <= 1e-3 * scale).item())
 
 
 def _vmap_reverse_raw(enc: nn.Module, layer: nn.Module, x: Tensor, idx: Tensor, geo: _Geometry,

@@ -184,6 +184,14 @@ def _probe(enc: nn.Module, layer: nn.Module, x: Tensor) -> _Probe:
     return _Probe(rec["act_value"], z.detach(), pooled)
 
 
+def _same_z(z: Tensor, z_ref: Tensor) -> bool:
+    """A shortcut's z equals the batched forward's (broadcasting copies over ``z_ref``; to batch-size rounding)."""
+    if z.shape[-1:] != z_ref.shape[-1:]:
+        return False
+    scale = float(z_ref.abs().max()) + 1e-6
+    return bool(((z - z_ref).abs().max() <= 1e-3 * scale).item())
+
+
 # --------------------------------------------------------------------------- argument checks
 
 
