@@ -227,8 +227,24 @@ class NotebookSession:
             return scope_locator.evaluate("el => window.__bt.textOf(el)")
         return " | ".join(self.outputs_text())
 
-    def _images(self, scope_locator, scope: str) -> list:
-        """The rendered pixels (numpy arrays) of each visible ``img``/``canvas`` in scope, controls left out."""
+    def _images(self, scope_locator, scope: str, *, attempts: int = 10) -> list:
+        """The rendered pixels (numpy arrays) of each visible ``img``/``canvas`` in scope, controls left out.
+
+        A view redrawn while it is read (an output area replacing its image) detaches the element under the
+        screenshot: read it again, once it has settled.
+        """
+        from playwright.sync_api import Error as PlaywrightError
+
+        for attempt in range(attempts):
+            try:
+                return self._read_images(scope_locator, scope)
+            except PlaywrightError as err:
+                if "not attached" not in str(err) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def _read_images(self, scope_locator, scope: str) -> list:
         import numpy as np
         from PIL import Image
 
