@@ -2,7 +2,6 @@
 failures in status, and the sbatch script SLURM would get (rendered and submitted to a fake sbatch)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import stat
@@ -16,6 +15,7 @@ import torch
 
 from submitit.helpers import Checkpointable
 
+from shortcut_nb.artifacts import weights_hash
 from shortcut_nb.pipeline import sweep
 from shortcut_nb.pipeline.sweep import jobs as sweep_jobs
 from shortcut_nb.pipeline.runs import build_for, run_dir, run_spec, train_or_load
@@ -33,14 +33,6 @@ def standin(seed: int, *, epochs: int = 1):
     """A smoke run from a (tiny) stand-in pretraining: a fine-tuning with a dependency."""
     spec = smoke(seed, epochs=epochs, init="standin", pretrain_epochs=1)
     return replace(spec, pretrain=replace(spec.pretrain, n_images=96, batch_size=32))
-
-
-def state_hash(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 class KillAfterFirstEpoch:
@@ -115,7 +107,7 @@ def test_local_sweep_finishes_and_the_notebook_loads_the_same_weights(local_swee
     assert info["trained_now"] is False and len(info["history"]) == 2
     trained, info_here = train_or_load(good, root=tmp_path, progress_bar=False)  # same seeds, in this process
     assert info_here["trained_now"] is True
-    assert state_hash(loaded) == state_hash(trained)
+    assert weights_hash(loaded) == weights_hash(trained)
     (again,) = sweep.plan_runs([good], root=root)
     assert again.state == "done"
     assert sweep.submit([again], root=root, name="t", executor="local").jobs == {}  # nothing left to submit
@@ -151,7 +143,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_with_the_same_weights(local_sw
     assert info["trained_now"] is False
     assert info["history"][0] == first_epoch  # epoch 1 came from the killed job's checkpoint
     uninterrupted, _ = train_or_load(killed, root=tmp_path, progress_bar=False)
-    assert state_hash(resumed) == state_hash(uninterrupted)
+    assert weights_hash(resumed) == weights_hash(uninterrupted)
 
 
 class FakeJob:

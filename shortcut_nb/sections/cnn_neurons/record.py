@@ -80,6 +80,11 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
     }
 
 
+def headline_dataset(per_dataset: Mapping[str, Any]) -> str:
+    """The dataset notebook 03 leads with: the ISIC-like set (the paper's Table 4) when present, else the first."""
+    return "isic" if "isic" in per_dataset else next(iter(per_dataset))
+
+
 def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, seconds: float, alpha: float,
                    tau: float, runs: Mapping[str, int] | None = None, weights: str | Mapping[str, str] | None = None,
                    depth: Mapping[str, Mapping[str, Any]] | None = None,
@@ -98,7 +103,7 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         method_bands: :func:`~.study.method_variant_bands` of the headline dataset.
         dilation: :func:`~.study.dilation_example` of the headline dataset.
     """
-    headline = "isic" if "isic" in results else next(iter(results))
+    headline = headline_dataset(results)
     h = results[headline]
     return {
         "profile": profile, "seconds": float(seconds), "alpha": float(alpha), "tau": float(tau),

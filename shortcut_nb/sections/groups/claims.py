@@ -83,6 +83,7 @@ def _sweep(rec: Mapping) -> Verdict:
     ours = "minority mean " + " / ".join(f"{m:.2f}" for m in minority) + " at " + \
         " / ".join(f"{r['ratio'] * 100:g}%" for r in sweep) + "; majority min " + \
         " / ".join(f"{min(r['groups'][0], r['groups'][3]):.2f}" for r in sweep)
-    per_seed = [[dict(run, ratio=rec["sweep"][k]["ratio"]) for k, run in zip(rec["sweep"], view)]
-                for view in _per_seed(rec.get("sweep_per_seed", {}))]
+    runs = rec.get("sweep_per_seed", {})
+    n = min((len(v) for v in runs.values()), default=0)
+    per_seed = [[dict(runs[k][s], ratio=r["ratio"]) for k, r in rec["sweep"].items()] for s in range(n)]
     return decide(ours, _sweep_margin, sweep, per_seed)
