@@ -23,8 +23,9 @@ Measured for issue 16 (cpu, 3 seeds, 5 %, 2 cores; not adopted yet, the claims t
   > 0.7 of which 42 above chance (0.75: AVG 0.78 / WGA 0.42) — the one setting that meets the regime targets.
 * ISIC-like ``patch_area`` 0.05 / 0.08 / 0.12: s-scores 0.00-0.67 / 0.00-0.76 / 0.00-0.67, 0 / 1 / 0 neurons
   > 0.7, MwP worst (0.15 / 0.14 / 0.02): a larger patch does not make neurons more precise.
-* ViT stand-in distilled from the CNN (weight 0.5, T 2): held-out shape accuracy 0.59 (plain 0.54, CNN 0.80);
-  fine-tuned AVG / WGA Waterbirds 0.55 / 0.05, ISIC 0.56 / 0.00 (plain: 0.57 / 0.11, 0.61 / 0.02).
+* ViT stand-in distilled from the CNN (weight 0.5, T 2): held-out shape accuracy 0.59 (plain, same images: 0.50; CNN 0.80);
+  fine-tuned AVG / WGA Waterbirds 0.55 / 0.05, ISIC 0.56 / 0.00 (from the plain one, notebook 01's run:
+  0.57 / 0.11, 0.61 / 0.02).
 
 ``--sscores`` adds, for the first seed's model, the regime numbers of the neuron-level analyses (issue 16): the
 mean spurious-mask area of the s-score samples (Waterbirds-like: the background share, target 0.55-0.75), and the
