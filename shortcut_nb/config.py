@@ -106,13 +106,23 @@ class ProfileSettings:
     #: with only the sizes capped; see :meth:`as_dry_run`
     dry_run: bool = False
     mask_steps: int | None = None  # None: the section's recipe decides
+    #: the ViT's fine-tuning recipe where it differs from the CNN's ``train`` (None: ``train``)
+    vit_train: TrainSettings | None = None
+    #: the ViT stand-in's own pretraining epochs (None: ``pretrain_epochs``, as the CNN's)
+    vit_pretrain_epochs: int | None = None
+    #: > 0: the ViT stand-in also learns from the CNN stand-in's predictions, at this weight (as DeiT was distilled
+    #: from a convnet; see :class:`~shortcut_nb.pipeline.pretrain.PretrainSettings`)
+    vit_distill_weight: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def as_dry_run(self) -> "ProfileSettings":
         """This profile with only the sizes capped: a few dozen images per split, one epoch, one seed, two
         s-score samples, two mask steps. Everything else (architectures, image size, optimiser settings, batch
         size, initialisation) is the profile's own, so a dry run executes the code a full run executes."""
-        return replace(self, seeds=(0,), train=replace(self.train, epochs=1), pretrain_epochs=min(self.pretrain_epochs, 1),
+        vit_train = None if self.vit_train is None else replace(self.vit_train, epochs=1)
+        return replace(self, seeds=(0,), train=replace(self.train, epochs=1), vit_train=vit_train,
+                       pretrain_epochs=min(self.pretrain_epochs, 1),
+                       vit_pretrain_epochs=None if self.vit_pretrain_epochs is None else min(self.vit_pretrain_epochs, 1),
                        pretrain_images=min(self.pretrain_images, 64), n_train=DRY_RUN_SIZES[0],
                        n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=2, mask_steps=2, dry_run=True)
 
@@ -149,6 +159,15 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         pretrain="standin",
         pretrain_epochs=16,
         pretrain_images=6000,
+        # Issue 16 (held-out shape accuracy of the stand-ins, 600 images; the CNN's 16 epochs: 0.80): the ViT's
+        # 16 epochs alone 0.50, 24,000 images x 4 epochs 0.44 (it underfits, more images do not help), 16 epochs
+        # distilled from the CNN at weight 0.5 0.59, 40 epochs distilled 0.80.
+        vit_pretrain_epochs=40,
+        vit_distill_weight=0.5,
+        # The paper's lr (1e-3) for the ViT: fine-tuned from that pretraining at the CNN's 1e-2, the ViT forgot it
+        # (seed 0, AVG / WGA Waterbirds-like 0.62 / 0.04, ISIC-like 0.50 / 0.00: one class); at 3e-3 0.83 / 0.55
+        # and 0.69 / 0.01; at 1e-3 0.90 / 0.76 and 0.70 / 0.04.
+        vit_train=TrainSettings(epochs=3, lr=1e-3, batch_size=32),
         n_train=2000,
         n_val=400,
         n_test=800,

@@ -155,11 +155,16 @@ def lesion(size: int, rng: np.random.Generator, *, malignant: bool, irregularity
     return image, mask
 
 
-def colour_patch(size: int, rng: np.random.Generator, *, area: float, salience: float) -> tuple[np.ndarray, np.ndarray]:
+#: The hues a colour patch is drawn in (green, cyan, blue, violet), one picked per patch.
+PATCH_HUES = (0.33, 0.55, 0.62, 0.8)
+
+
+def colour_patch(size: int, rng: np.random.Generator, *, area: float, salience: float,
+                 hues: tuple[float, ...] = PATCH_HUES) -> tuple[np.ndarray, np.ndarray]:
     """A round colour sticker near a corner (like ISIC's colour patches).
 
     Returns (rgb (H, W, 3), mask (H, W)); ``area`` is the patch's fraction of the image,
-    ``salience`` in [0, 1] its colour saturation/contrast.
+    ``salience`` in [0, 1] its colour saturation/contrast, ``hues`` the hues it is drawn from (±0.03).
     """
     r = size * math.sqrt(area / math.pi)
     corner = rng.integers(0, 4)
@@ -168,6 +173,6 @@ def colour_patch(size: int, rng: np.random.Generator, *, area: float, salience: 
     cy = margin + rng.uniform(0, size * 0.08) if corner < 2 else size - margin - rng.uniform(0, size * 0.08)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     mask = np.hypot(yy - cy, xx - cx) < r
-    hue = rng.choice([0.33, 0.55, 0.62, 0.8]) + rng.uniform(-0.03, 0.03)
+    hue = rng.choice(list(hues)) + rng.uniform(-0.03, 0.03)
     rgb = np.broadcast_to(hsv(hue, 0.25 + 0.7 * salience, 0.55 + 0.4 * salience), (size, size, 3)).copy()
     return rgb, mask

@@ -10,7 +10,8 @@ from shortcut_nb.artifacts import read_json
 from shortcut_nb.models import build_model
 from shortcut_nb.pipeline import pretrain, sweep
 from shortcut_nb.pipeline.pretrain import PretrainSettings, ensure_pretrained, generate_pretraining_images
-from shortcut_nb.pipeline.runs import run_dir, run_spec, train_or_load
+from shortcut_nb.config import profile_settings
+from shortcut_nb.pipeline.runs import run_dir, run_spec, standin_pretraining, train_or_load
 
 
 def test_pretraining_images_are_uncorrelated_and_deterministic():
@@ -103,17 +104,53 @@ def test_a_distilled_pretraining_learns_from_its_teacher(tmp_path):
     pretrain.head_path(t_path).unlink()
     assert ensure_pretrained(teacher, root=tmp_path, progress_bar=False, with_head=True) == t_path
     assert t_path.read_bytes() == backbone and pretrain.head_path(t_path).is_file()
-    with pytest.raises(ValueError, match="same images"):
+    with pytest.raises(ValueError, match="same image_size"):
         PretrainSettings(arch="vit_mini", teacher=PretrainSettings(image_size=32), image_size=16)
+    with pytest.raises(ValueError, match="another seed"):  # one seed's draws of other sizes share images
+        PretrainSettings(arch="vit_mini", teacher=PretrainSettings(n_images=100), n_images=400)
+    assert PretrainSettings(arch="vit_mini", teacher=PretrainSettings(n_images=100), n_images=400, seed=1).teacher
+
+
+def test_the_cpu_vit_standin_is_distilled_from_the_cpu_cnn_standin():
+    cnn, vit = standin_pretraining("cpu", "resnet_mini"), standin_pretraining("cpu", "vit_mini")
+    ps = profile_settings("cpu")
+    assert cnn.teacher is None and cnn.epochs == ps.pretrain_epochs
+    assert vit.teacher == cnn and vit.epochs == ps.vit_pretrain_epochs and vit.distill_weight == ps.vit_distill_weight
+    assert run_spec("cpu", "isic", arch="vit").pretrain == vit
+    assert standin_pretraining("cpu", "vit_mini", epochs=2).epochs == 2
+    dry = standin_pretraining(profile_settings("cpu", dry_run=True), "vit_mini")
+    assert dry.epochs == 1 and dry.teacher.epochs == 1  # a dry run caps both
+    assert standin_pretraining("smoke", "vit_mini").teacher is None
+    # and fine-tuned with its own recipe (the CNN's elsewhere)
+    assert run_spec("cpu", "isic", arch="vit").train == ps.vit_train != run_spec("cpu", "isic").train == ps.train
+    assert run_spec(profile_settings("cpu", dry_run=True), "isic", arch="vit").train.epochs == 1
+    assert run_spec("smoke", "isic", arch="vit").train == profile_settings("smoke").train
+
+
+def test_the_teacher_table_is_the_teacher_on_each_image_and_its_flip():
+    """The distillation targets made once (the fast path) are the teacher's outputs on what the loop feeds it."""
+    torch.manual_seed(0)
+    teacher = build_model("resnet_mini", num_classes=10, image_size=16).eval()
+    images, _ = generate_pretraining_images(300, 16, 0)  # more than one block of 256
+    table = pretrain._teacher_table(teacher, images, torch.device("cpu"))
+    x = pretrain._normalise(images[[3, 299]])
+    with torch.no_grad():
+        assert table.shape == (300, 2, 10)
+        torch.testing.assert_close(table[[3, 299], 0], teacher(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(table[[3, 299], 1], teacher(x.flip(-1)), rtol=1e-5, atol=1e-5)
 
 
 def test_teacher_knobs_at_their_defaults_keep_the_cached_keys(tmp_path):
     """Pretrainings cached before the teacher knobs existed are found again (their key leaves them out)."""
     s = PretrainSettings(arch="vit_mini", image_size=64, n_images=6000, epochs=16, seed=0)
     assert pretrain.pretrained_weights_path(s, tmp_path).name == "vit_mini-64px-3f133219eb2c.pth"
-    # the runs that hold a pretraining in their spec keep their keys too (the cpu profile's cached models)
-    assert run_dir(run_spec("cpu", "waterbirds", seed=0), root=tmp_path).name == "seed0-e4921d633167"
-    assert run_dir(run_spec("cpu", "isic", arch="vit", seed=2), root=tmp_path).name == "seed2-251686395c5d"
+    # the runs that hold a pretraining in their spec keep their keys too (the cpu models cached before issue 16,
+    # with that profile's data knobs, the plain ViT pretraining and the CNN's recipe for both)
+    cnn, vit = run_spec("cpu", "waterbirds", seed=0), run_spec("cpu", "isic", arch="vit", seed=2)
+    cnn = replace(cnn, data=replace(cnn.data, knobs=(("object_scale", 0.9),)))
+    vit = replace(vit, pretrain=s, train=profile_settings("cpu").train,
+                  data=replace(vit.data, knobs=(("lesion_irregularity", 0.35),)))
+    assert run_dir(cnn, root=tmp_path).name == "seed0-e4921d633167"
+    assert run_dir(vit, root=tmp_path).name == "seed2-251686395c5d"
     distilled = replace(s, teacher=PretrainSettings(image_size=64, n_images=6000, seed=0))
-    assert run_dir(run_spec("cpu", "isic", arch="vit", seed=2, pretrain=distilled), root=tmp_path).name != \
-        "seed2-251686395c5d"
+    assert run_dir(replace(vit, pretrain=distilled), root=tmp_path).name != "seed2-251686395c5d"

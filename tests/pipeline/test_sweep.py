@@ -84,6 +84,17 @@ def test_plan_expands_dependencies_and_reads_states(tmp_path):
         sweep.plan_runs(["not a spec"], root=tmp_path)
 
 
+def test_a_distilled_pretraining_comes_a_level_after_its_teacher(tmp_path):
+    spec = standin(0)
+    teacher = replace(spec.pretrain, arch="resnet_mini")
+    student = replace(spec, pretrain=replace(spec.pretrain, arch="vit_mini", teacher=teacher))
+    planned = sweep.expand([student, standin(1)], root=tmp_path)
+    by_arch = {r.spec.arch: r for r in planned if r.kind == "pretrain"}
+    assert by_arch["vit_mini"].dependencies == (by_arch["resnet_mini"].key,)
+    assert [(r.kind, r.level) for r in planned] == [("pretrain", 0), ("pretrain", 1), ("finetune", 1), ("finetune", 2)]
+    assert planned[2].spec.pretrain.arch == "resnet_mini" and planned[3].spec.pretrain.arch == "vit_mini"
+
+
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     """One local sweep (real subprocesses, all at once): a smoke run, one that raises (its data folder does not

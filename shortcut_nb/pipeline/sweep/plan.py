@@ -25,6 +25,8 @@ from .attempts import State, attempt_state, read_manifest, sweep_dir
 Kind = Literal["pretrain", "finetune", "mask"]
 
 
+#: The order of the kinds (a run's level is its depth in the dependency graph: a distilled pretraining comes one
+#: level after its teacher's, a fine-tuning after its pretraining, a mask after its fine-tuning).
 LEVELS: dict[str, int] = {"pretrain": 0, "finetune": 1, "mask": 2}
 
 
@@ -40,6 +42,7 @@ class PlannedRun:
         spec: what produces it (:class:`~.pretrain.PretrainSettings`, :class:`~.runs.RunSpec`,
             :class:`~..mask_runs.MaskRun`).
         dependencies: keys of the runs it needs first.
+        level: its depth in the dependency graph (0: needs nothing); a sweep submits one level after another.
         state: done / partial (``epoch`` of ``epochs`` done) / missing / running (its lock is held: ``holder``)
             / queued (submitted, not started) / failed (``log``, ``error``).
         log: the stderr log of its latest job, when it has one.
@@ -50,16 +53,13 @@ class PlannedRun:
     key: str
     spec: Any
     dependencies: tuple[str, ...] = ()
+    level: int = 0
     state: State = "missing"
     epoch: int = 0
     epochs: int = 0
     holder: dict | None = None
     log: str | None = None
     error: str | None = None
-
-    @property
-    def level(self) -> int:
-        return LEVELS[self.kind]
 
     def describe(self) -> str:
         if self.state == "partial":
@@ -69,9 +69,9 @@ class PlannedRun:
         return self.state
 
 
-def _pretrain_run(settings: PretrainSettings, root: Path) -> PlannedRun:
+def _pretrain_run(settings: PretrainSettings, root: Path, deps: tuple[str, ...] = ()) -> PlannedRun:
     key = pretrained_weights_path(settings, root).relative_to(root).as_posix()
-    return PlannedRun(kind="pretrain", key=key, spec=settings, epochs=settings.epochs)
+    return PlannedRun(kind="pretrain", key=key, spec=settings, dependencies=deps, epochs=settings.epochs)
 
 
 def _finetune_run(spec: RunSpec, root: Path, deps: tuple[str, ...]) -> PlannedRun:
@@ -93,20 +93,25 @@ def expand(specs: Iterable[Plannable | PlannedRun], *, root: str | os.PathLike |
     runs: dict[str, PlannedRun] = {}
 
     def add(run: PlannedRun) -> tuple[str, ...]:
-        runs.setdefault(run.key, run)
+        level = 1 + max(runs[d].level for d in run.dependencies) if run.dependencies else 0
+        runs.setdefault(run.key, replace(run, level=level))
         return (run.key,)
+
+    def pretraining(settings: PretrainSettings) -> tuple[str, ...]:
+        deps = pretraining(settings.teacher) if settings.teacher is not None else ()
+        return add(_pretrain_run(settings, root, deps))
 
     def finetune(spec: RunSpec) -> PlannedRun:
         deps: tuple[str, ...] = ()
         if spec.init == "standin":
             assert spec.pretrain is not None
-            deps = add(_pretrain_run(spec.pretrain, root))
+            deps = pretraining(spec.pretrain)
         return _finetune_run(spec, root, deps)
 
     for spec in specs:
         spec = spec.spec if isinstance(spec, PlannedRun) else spec
         if isinstance(spec, PretrainSettings):
-            add(_pretrain_run(spec, root))
+            pretraining(spec)
         elif isinstance(spec, RunSpec):
             add(finetune(spec))
         elif isinstance(spec, MaskRun):
