@@ -50,6 +50,12 @@ def takeaways(recorded: Mapping[str, Any]) -> str:
                      f"{len(r['pruned_neurons'])} neurons with s > {r['tau']:g}; group-balanced refit "
                      f"{_fmt(w['refit'])}, refit after pruning {_fmt(w['refit_pruned'])} "
                      f"(paper, ISIC: {PAPER_TABLE4_TEXT}).")
+        if w["pruned"] is not None and w["baseline"] is not None and w["pruned"] <= w["baseline"]:
+            floor = ", where the worst group is almost always misclassified," if w["baseline"] < 0.2 else ""
+            lines.append(f"  Zeroing them does not raise WGA here: the paper's +0.03 starts from WGA 0.37, ours from "
+                         f"{w['baseline']:.2f}{floor} and the "
+                         f"{len(r['pruned_neurons'])} zeroed neurons are not the only carriers of the spurious cue "
+                         f"(the refit, which reweights all {r['d']}, reaches {_fmt(w['refit'])}).")
     for name, prof in (recorded.get("depth_profile") or {}).items():
         parts = ", ".join(f"{b['block']} {b['share_significant']:.0%}" for b in prof["blocks"])
         lines.append(f"- Depth profile, {DATASET_LABELS.get(name, name)}: share of units significantly above chance "

@@ -44,6 +44,11 @@ def takeaways(recorded: Mapping) -> str:
     elif verdicts:
         lines.append(f"- On the {split} split, {sum(verdicts)} of {len(verdicts)} model/dataset pairs show "
                      f"within-class neighbourhoods that follow the spurious attribute (lift ≥ {LIFT_MIN}, p ≤ {P_MAX}).")
+        weak = [f"{k.rsplit('/', 1)[0]} (lift {r['attribute']['lift']:+.2f})" for k, r in recorded["neighbourhoods"].items()
+                if r["split"] == split and r["attribute"].get("purity") is not None and not verdict(r)]
+        lines.append("  Where it does not: " + ", ".join(weak) + ". A model that leans little on the attribute keeps "
+                     "little of it in its features; notebook 01's WGA for the same model says whether it does (the "
+                     "paper shows t-SNE pictures of ImageNet-pretrained models only, no measure to compare).")
     feats = recorded.get("features", {})
     if feats:
         lines.append(f"- Features: {feats['n_extracted']} extracted now, {feats['n_from_cache']} loaded from the cache "

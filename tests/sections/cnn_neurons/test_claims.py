@@ -58,3 +58,6 @@ def test_chance_remark_and_takeaways():
     assert "WGA 0.37 → 0.40 after zeroing 5 neurons with s > 0.7" in text
     assert "(paper, ISIC: 0.37 → 0.40; 0.51, 0.56)" in text and "Profile smoke, 12 s." in text
     assert "bands low 40 · mid 19 · high 5" in text
+    assert "does not raise WGA" not in text
+    flat = C.takeaways(_rec(_table4(0.04, 0.04, 0.83, 0.82)))
+    assert "Zeroing them does not raise WGA here: the paper's +0.03 starts from WGA 0.37, ours from 0.04, where" in flat

@@ -52,6 +52,11 @@ def test_takeaways_state_the_run_in_its_numbers():
     assert "50% → 0.93, 25% → 0.85, 5% → 0.60, 0% → 0.25" in text
     assert "Every model shows a gap of at least 0.10" in text and text.endswith("Profile smoke, 12 s.")
     assert "decided on the mean and per seed: WGA well below AVG: yes, margin +0.23; the minority sweep: yes" in text
+    assert "Why not a clear yes" not in text
+    weak = {**rec, "profile": "cpu", "sweep": {**SWEEP, "0.05": {"ratio": 0.05, "groups": [0.85, 0.7, 0.5, 0.95]}}}
+    assert "Why not a clear yes: the weakest majority group is G0 at 5%, 0.85 against the paper's bar of 0.9" \
+        in claims.takeaways(weak)
+    assert "Why not a clear yes" not in claims.takeaways({**weak, "profile": "paper"})
     small = {**rec, "table2": {"waterbirds/cnn": {**ROW, "gap": 0.05}}}
     assert "Not every model shows a gap" in claims.takeaways(small)
 

@@ -36,6 +36,8 @@ def test_payload_takeaways_and_claim(toy_source):
     assert as_verdict(check(with_lift(0.3, 0.005))).holds is True
     assert "Fig. 3's reading holds in numbers" in claims.takeaways(with_lift(0.3, 0.005))
     assert as_verdict(check(with_lift(0.02, 0.005))).holds is False  # significant but tiny
+    assert "Where it does not: " in claims.takeaways(with_lift(0.02, 0.005))  # named, with why
+    assert "Where it does not" not in claims.takeaways(with_lift(0.3, 0.005))
     assert as_verdict(check(with_lift(0.3, 0.2))).holds is False  # large but within shuffle noise
     empty = with_lift(0.3, 0.005)
     for r in empty["neighbourhoods"].values():
