@@ -18,6 +18,9 @@ ARCH_LABELS: dict[str, str] = {"cnn": "CNN", "vit": "ViT"}
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
+#: How a recorded ``weights`` note names a backbone that started from the stand-in pretraining (not ImageNet).
+STANDIN_WEIGHTS = "stand-in pretraining"
+
 N_GROUPS = 4
 GROUP_NAMES: dict[str, tuple[str, ...]] = {
     "waterbirds": ("landbird/land (G0)", "landbird/water (G1)", "waterbird/land (G2)", "waterbird/water (G3)"),

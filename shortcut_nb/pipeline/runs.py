@@ -16,7 +16,7 @@ from typing import Literal
 from ..artifacts import atomic_torch_save, atomic_write_json, read_json, stable_key
 from ..config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
 from ..data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
-from ..vocab import Arch, DatasetName
+from ..vocab import STANDIN_WEIGHTS, Arch, DatasetName
 from ..models import SplitModel, arch_version, build_model, cached_timm_weights, model_kind
 from ..locks import run_lock
 from .pretrain import PretrainSettings, ensure_pretrained, key_fields
@@ -174,7 +174,7 @@ def random_weights_file(model: str, *, root: str | os.PathLike | None = None, im
 
 def weights_note(spec: RunSpec) -> str:
     """What a run's backbone started from, in words (recorded by the notebooks)."""
-    return {"standin": "stand-in pretraining", "timm": "ImageNet (timm)", "none": "none (random init)",
+    return {"standin": STANDIN_WEIGHTS, "timm": "ImageNet (timm)", "none": "none (random init)",
             "random": RANDOM_WEIGHTS_NOTE}[spec.init]
 
 

@@ -52,7 +52,8 @@ def takeaways(recorded: Mapping[str, Any]) -> str:
                      f"(paper, ISIC: {PAPER_TABLE4_TEXT}).")
         if w["pruned"] is not None and w["baseline"] is not None and w["pruned"] <= w["baseline"]:
             floor = ", where the worst group is almost always misclassified," if w["baseline"] < 0.2 else ""
-            lines.append(f"  Zeroing them does not raise WGA here: the paper's +0.03 starts from WGA 0.37, ours from "
+            lines.append(f"  Zeroing them does not raise WGA here: the paper's {_P['pruned'] - _P['baseline']:+.2f} starts "
+                         f"from WGA {_P['baseline']:.2f}, ours from "
                          f"{w['baseline']:.2f}{floor} and the "
                          f"{len(r['pruned_neurons'])} zeroed neurons are not the only carriers of the spurious cue "
                          f"(the refit, which reweights all {r['d']}, reaches {_fmt(w['refit'])}).")

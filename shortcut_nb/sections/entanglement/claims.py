@@ -87,9 +87,11 @@ def takeaways(recorded: Mapping) -> str:
                      f"single-weight edit WGA {e['wga']:.2f}. Paper's reading {'holds' if holds else 'does not hold'}.")
         s0, s1 = b["mean_s"], d["mean_s_refits"]
         if not holds and s0 is not None and s1 is not None and abs(s1 - s0) > S_UNCHANGED_TOL:
+            paper = PAPER_TABLES.get((r["dataset"], r["arch"]))
             lines.append(f"  What fails is 'about unchanged': the neurons DFR keeps score {s1:.2f} against {s0:.2f} "
                          f"for all, beyond ±{S_UNCHANGED_TOL:.2f}; with Prune_h {d['prune_h_refits']:.0%} each refit "
-                         "keeps few neurons, whose mean can sit far from the all-neuron mean (paper: 52-80 %).")
+                         "keeps few neurons, whose mean can sit far from the all-neuron mean"
+                         + (f" (paper: Prune_h {paper['dfr']['prune_h']:.0%})." if paper else "."))
         if d["prune_h_average"] is not None and d["prune_h_refits"] is not None and \
                 d["prune_h_refits"] - d["prune_h_average"] > 0.05:
             lines.append(f"  The averaged head is denser ({d['prune_h_average']:.0%}) than each L1 refit "
