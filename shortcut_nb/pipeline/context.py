@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from torch import nn
 
@@ -27,6 +27,8 @@ from ..vocab import Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
 from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load, weights_note
 from .train import predict
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,6 +90,17 @@ class Context:
     @property
     def profile(self) -> Profile:
         return self.settings.profile
+
+    def seeds(self, first: int = 0, seeds: Sequence[int] | None = None) -> tuple[int, ...]:
+        """The seeds a notebook analyses: ``first`` (its own), then ``seeds`` (None: the profile's), each once."""
+        return tuple(dict.fromkeys([int(first), *(int(s) for s in (self.settings.seeds if seeds is None else seeds))]))
+
+    def by_seed(self, datasets: Sequence[str], build: Callable[[str, int], T], seeds: Sequence[int] | None = None, *,
+                own: Mapping[str, T] | None = None, own_seed: int = 0) -> dict[str, dict[int, T]]:
+        """``{dataset: {seed: build(dataset, seed)}}`` over :meth:`seeds` (``own_seed`` first); ``own`` (the
+        notebook's results for ``own_seed``) are reused, not built again."""
+        return {ds: {seed: (own[ds] if own is not None and seed == int(own_seed) and ds in own else build(ds, seed))
+                     for seed in self.seeds(own_seed, seeds)} for ds in datasets}
 
     def folder(self, dataset: str) -> str | None:
         """The real folder used for ``dataset``, or None for the synthetic benchmark."""

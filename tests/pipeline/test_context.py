@@ -80,3 +80,20 @@ def test_masked_samples_are_the_one_draw_of_the_profiles_size(tmp_path):
     assert np.array_equal(fewer.indices, samples.indices[:3])  # the same permutation, stopped earlier
     assert not np.array_equal(ctx.masked_samples(spec, seed=1).indices, samples.indices)
     assert not (tmp_path / "runs" / "data").exists()  # nothing generated for a real folder
+
+
+def test_seeds_put_the_notebooks_own_first_each_once(tmp_path):
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    assert ctx.seeds() == (0, 1, 2) == ctx.settings.seeds
+    assert ctx.seeds(2) == (2, 0, 1) and ctx.seeds(5, [1, 5, 1]) == (5, 1) and ctx.seeds(1, []) == (1,)
+
+
+def test_by_seed_builds_every_seed_but_the_notebooks_own(tmp_path):
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    built = []
+    out = ctx.by_seed(["isic", "waterbirds"], lambda ds, seed: built.append((ds, seed)) or f"{ds}{seed}",
+                      own={"isic": "mine"}, own_seed=1)
+    assert out == {"isic": {1: "mine", 0: "isic0", 2: "isic2"}, "waterbirds": {1: "waterbirds1", 0: "waterbirds0",
+                                                                               2: "waterbirds2"}}
+    assert ("isic", 1) not in built and len(built) == 5
+    assert ctx.by_seed(["isic"], lambda ds, seed: seed, [4]) == {"isic": {0: 0, 4: 4}}

@@ -38,7 +38,9 @@ DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau",
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
         "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
-        "runs", "weights", "depth_profile", "method_bands", "dilation_example")
+        "runs", "weights", "depth_profile", "method_bands", "dilation_example", "per_seed")
+#: One seed's entry under ``per_seed.<dataset>`` (:func:`seed_entry`): what the claims are decided on per seed.
+SEED_KEYS = ("seed", "min", "max", "mean", "area", "n_high", "n_high_above_chance", "n_pruned", "wga")
 #: One row of ``method_bands`` (:func:`~.study.method_variant_bands`).
 METHOD_BAND_KEYS = ("factor", "method", "variant", "dilation", "band_counts", "mean", "max", "chance", "n_above_chance")
 #: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``ROW_KEYS``.
@@ -47,14 +49,19 @@ DEPTH_ROW_KEYS = ROW_KEYS
 #: ``dilation_example`` (:func:`~.study.dilation_example`, the ISIC-like headline).
 DILATION_KEYS = ("neuron", "dilation", "s", "s_dilated", "gain", "chance", "chance_dilated")
 
-__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "DILATION_KEYS", "KEYS",
+__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "SEED_KEYS", "seed_entry", "seed_record", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "DILATION_KEYS", "KEYS",
            "METHOD_BAND_KEYS", "NAME", "REFIT_SET", "ROWS", "SAMPLE_CHOICE",
            "SENSITIVITY_ALPHAS", "dataset_record", "record_payload", "wgas"]
 
 
 def wgas(entry: Mapping[str, Any]) -> dict[str, float | None]:
     """The worst-group accuracy of each Table-4 row of one dataset's entry (None: the head could not be made)."""
-    return {row: (None if entry["table4"][row] is None else entry["table4"][row]["wga"]) for row in ROWS}
+    return table_wgas(entry["table4"])
+
+
+def table_wgas(table: Mapping[str, Any]) -> dict[str, float | None]:
+    """The worst-group accuracy of each row of a Table 4 (None: the head could not be made)."""
+    return {row: (None if table[row] is None else table[row]["wga"]) for row in ROWS}
 
 
 def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 0,
@@ -80,6 +87,22 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
     }
 
 
+def seed_entry(study: NeuronStudy, *, alpha: float, tau: float, seed: int) -> dict[str, Any]:
+    """One seed's s-score range and Table-4 WGAs at ``alpha`` / ``tau`` (keys: :data:`SEED_KEYS`); the refit's
+    subsample is seeded with the model's seed, as the notebook's own."""
+    st = summarize_scores(study.scores(alpha), study.area, tau=tau)
+    table = study.table4(alpha, tau, seed)
+    return {"seed": int(seed), **{k: st[k] for k in SEED_KEYS[1:7]}, "n_pruned": len(table["pruned_neurons"]),
+            "wga": table_wgas(table)}
+
+
+def seed_record(by_seed: Mapping[str, Mapping[int, NeuronStudy]], *, alpha: float,
+                tau: float) -> dict[str, list[dict[str, Any]]]:
+    """``{dataset: [seed_entry(...), ...]}`` of :func:`~.study.seed_studies`' result, in its seed order."""
+    return {name: [seed_entry(st, alpha=alpha, tau=tau, seed=seed) for seed, st in seeds.items()]
+            for name, seeds in by_seed.items()}
+
+
 def headline_dataset(per_dataset: Mapping[str, Any]) -> str:
     """The dataset notebook 03 leads with: the ISIC-like set (the paper's Table 4) when present, else the first."""
     return "isic" if "isic" in per_dataset else next(iter(per_dataset))
@@ -89,7 +112,8 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
                    tau: float, runs: Mapping[str, int] | None = None, weights: str | Mapping[str, str] | None = None,
                    depth: Mapping[str, Mapping[str, Any]] | None = None,
                    method_bands: Sequence[Mapping[str, Any]] | None = None,
-                   dilation: Mapping[str, Any] | None = None) -> dict:
+                   dilation: Mapping[str, Any] | None = None,
+                   per_seed: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> dict:
     """The numbers notebook 03 records (keys: :data:`KEYS`).
 
     Args:
@@ -102,6 +126,7 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         depth: ``{dataset: DepthProfile.record()}`` (:func:`~.study.depth_profiles`).
         method_bands: :func:`~.study.method_variant_bands` of the headline dataset.
         dilation: :func:`~.study.dilation_example` of the headline dataset.
+        per_seed: ``{dataset: [seed_entry(...), ...]}``, one per trained seed (the claims are decided on each).
     """
     headline = headline_dataset(results)
     h = results[headline]
@@ -117,4 +142,5 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         "depth_profile": {name: dict(d) for name, d in (depth or {}).items()},
         "method_bands": [dict(r) for r in (method_bands or [])],
         "dilation_example": None if dilation is None else dict(dilation),
+        "per_seed": {name: [dict(e) for e in entries] for name, entries in (per_seed or {}).items()},
     }

@@ -62,7 +62,7 @@ DILATION_PER_32PX = 1
 
 __all__ = ["CAM_METHODS", "DEFAULT_ALPHA", "DEFAULT_TAU", "DILATION_PER_32PX", "N_SHOW", "NeuronStudy", "VARIANTS",
            "build_study", "default_dilation", "depth_profiles", "dilation_example", "method_variant_bands",
-           "neuron_study"]
+           "neuron_study", "seed_studies"]
 
 
 def default_dilation(image_size: int) -> int:
@@ -278,6 +278,21 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, sample_se
     return study
 
 
+def seed_studies(ctx: Context, datasets: Sequence[DatasetName], seeds: Sequence[int] | None = None, *,
+                 alpha: float, sample_seed: int = 0, n_samples: int | None = None, model: str | None = None,
+                 studies: Mapping[str, NeuronStudy] | None = None,
+                 studies_seed: int = 0) -> dict[str, dict[int, NeuronStudy]]:
+    """``{dataset: {seed: study}}`` at ``alpha`` alone, for deciding the claims per seed (issue 16).
+
+    ``seeds``: None: the profile's (:meth:`Context.seeds`, ``studies_seed`` first). Every seed's model is scored
+    on the same draw of samples (``sample_seed``), so the seeds differ only in training. ``studies`` (scored for
+    ``studies_seed``, the notebook's own) are reused, not scored again.
+    """
+    return ctx.by_seed(datasets, lambda name, seed: neuron_study(
+        ctx, name, seed=seed, sample_seed=sample_seed, n_samples=n_samples, alphas=(alpha,), model=model),
+        seeds, own=studies, own_seed=studies_seed)
+
+
 def depth_profiles(studies: dict[str, NeuronStudy], *, alpha: float = DEFAULT_ALPHA, variant: Variant = "hard",
                    dilation: int = 0, method: CamMethod = "gradcam", seed: int = 0) -> dict[str, DepthProfile]:
     """Every dataset's depth profile: all blocks of its CNN (:func:`~shortcut_nb.sscore.depth.depth_profile`)."""
@@ -333,5 +348,6 @@ def dilation_example(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, dilati
 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 03 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
-    return [ctx.run_spec(ds, arch="cnn", seed=int(parameters.get("SEED", 0)), model=parameters.get("MODEL"))
-            for ds in parameters.get("DATASETS", ("waterbirds", "isic"))]
+    return [ctx.run_spec(ds, arch="cnn", seed=seed, model=parameters.get("MODEL"))
+            for ds in parameters.get("DATASETS", ("waterbirds", "isic"))
+            for seed in ctx.seeds(int(parameters.get("SEED", 0)), parameters.get("SEEDS"))]

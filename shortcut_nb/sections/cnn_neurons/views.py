@@ -51,6 +51,17 @@ def table4_frame(table: Mapping[str, Any], dataset: str, *, tau: float) -> pd.Da
     return pd.DataFrame(rows).set_index("head")
 
 
+def seed_frame(per_seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per dataset and seed: the s-score range, high neurons and Table 4's WGAs (``record.seed_entry``)."""
+    rows = [{"dataset": name, "seed": e["seed"], "min s": round(e["min"], 3), "max s": round(e["max"], 3),
+             "mean s": round(e["mean"], 3), "chance": round(e["area"], 3), "high": e["n_high"],
+             "zeroed": e["n_pruned"],
+             **{f"WGA {row}": None if e["wga"][row] is None else round(e["wga"][row], 3)
+                for row in ROWS}}
+            for name, entries in per_seed.items() for e in entries]
+    return pd.DataFrame(rows).set_index(["dataset", "seed"])
+
+
 def alpha_sensitivity_frame(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """How the bands move with alpha (the paper does not state it): per dataset and alpha, counts and mean s."""
     rows = []

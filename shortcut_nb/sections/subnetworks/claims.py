@@ -60,8 +60,9 @@ def takeaways(recorded: Mapping) -> str:
     learned = [(name, m) for name, m in masks if m.get("magnitude_overlap") is not None]
     if learned:
         lines.append("- Did the masks learn? " + "; ".join(
-            f"{name}: loss {m['loss_curve'][0][1]:.2f} → {m['loss_curve'][-1][1]:.2f}, {m['undecided']:.0%} of "
-            f"weights undecided, {m['magnitude_overlap']:.0%} of its kept weights are magnitude pruning's "
+            f"{name}: cross-entropy {m['loss_curve'][0][1]:.2f} → {m['loss_curve'][-1][1]:.2f}, {m['undecided']:.0%} of "
+            f"weights undecided, training's own mask (logits ≥ 0) keeping {m['train_keep']:.0%}, "
+            f"{m['magnitude_overlap']:.0%} of its kept weights are magnitude pruning's "
             f"(a random cut of that size: about {m['keep_fraction']:.0%})" for name, m in learned) + ".")
     secs = recorded["mask_seconds"]
     per_step = recorded.get("mask_seconds_per_step")

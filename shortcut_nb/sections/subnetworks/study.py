@@ -55,6 +55,15 @@ def removal_recipe(base: MaskRecipe, group: int, keep: float, seed: int) -> Mask
     return replace(base, keep_fraction=float(keep), removed_groups=(int(group),), seed=seed)
 
 
+def ce_curve(ce: Sequence[float], points: int = 10) -> list[list[float]]:
+    """``[[1, ce[0]], [step, mean], ...]``: the first step's value, then each of ``points`` windows' mean at its
+    last step (1-based). One step's cross-entropy is a batch's; window means show the trend, not the batch."""
+    every = max(1, len(ce) // points)
+    windows = [[min(i + every, len(ce)), sum(ce[i:i + every]) / len(ce[i:i + every])]
+               for i in range(0, len(ce), every)]
+    return ([[1, float(ce[0])]] if ce else []) + [w for w in windows if w[0] > 1]
+
+
 @dataclass(frozen=True)
 class MaskFacts:
     """What is recorded about one trained (or loaded) mask.
@@ -66,7 +75,8 @@ class MaskFacts:
         per_layer_keep: ``{layer: kept fraction}`` in module order.
         train_seconds, steps, train_keep: training time, steps and the fraction training itself kept.
         loaded: loaded from the cache (not trained now); path: the cached file.
-        loss_curve: ``[[step, loss], ...]`` at about 11 points of training (first and last included).
+        loss_curve: ``[[step, cross-entropy], ...]``: the first step's, then the mean over each tenth of training
+            at its last step (the sparsity penalty left out: its size is the logits' sum, not a fit).
         undecided: share of masked weights whose keep probability is still in (0.1, 0.9) at the end.
         magnitude_overlap: share of the kept weights magnitude pruning of the same size keeps too (1: the same cut;
             a random cut: about ``keep_fraction``).
@@ -89,9 +99,7 @@ class MaskFacts:
     @classmethod
     def of(cls, mask: MaskResult, info: dict, model: nn.Module) -> "MaskFacts":
         """The facts of ``mask`` (trained on the frozen ``model``) and of its training run ``info``."""
-        every = max(1, len(mask.history) // 10)
-        curve = [[i + 1, float(h["loss"])] for i, h in enumerate(mask.history)
-                 if i % every == 0 or i == len(mask.history) - 1]
+        curve = ce_curve([float(h["ce"]) for h in mask.history])
         return cls(keep_target=mask.keep_target, keep_fraction=mask.keep_fraction(), prune_f=mask.prune_f(),
                    prune_h=mask.prune_h(), per_layer_keep=mask.per_layer_keep(), train_seconds=info["train_seconds"],
                    steps=info["steps"], train_keep=info["train_keep"], loaded=info["loaded"], path=info["path"],

@@ -26,7 +26,7 @@ from ...sscore import neuron_cams, per_sample_scores, score_neurons, summarize_s
 from ...sscore.depth import DepthProfile, depth_profile
 from ...vocab import ARCH_LABELS, ARCHS, Arch, DatasetName
 
-__all__ = ["ModelScores", "score_models", "neuron_study", "vit_depth_profiles", "example_neurons", "example_heatmaps",
+__all__ = ["ModelScores", "score_models", "neuron_study", "seed_studies", "vit_depth_profiles", "example_neurons", "example_heatmaps",
            "neuron_selection", "neuron_view", "neuron_view_caption", "check_image_index", "to_float_array"]
 
 
@@ -172,6 +172,20 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, alpha: fl
     return score_models(models, samples, alpha=alpha, dataset=dataset, model_names=names)
 
 
+def seed_studies(ctx: Context, datasets: Sequence[DatasetName], seeds: Sequence[int] | None = None, *,
+                 alpha: float = 0.5, n_samples: int | None = None, sample_seed: int = 0,
+                 models: Mapping[str, str | None] | None = None, studies: Mapping[str, ModelScores] | None = None,
+                 studies_seed: int = 0) -> dict[str, dict[int, ModelScores]]:
+    """``{dataset: {seed: ModelScores}}``: both models of every seed on the same draw, to decide the claim per seed.
+
+    ``seeds``: None: the profile's (:meth:`Context.seeds`, ``studies_seed`` first). ``studies`` (scored for
+    ``studies_seed``, the notebook's own) are reused, not scored again.
+    """
+    return ctx.by_seed(datasets, lambda ds, seed: neuron_study(
+        ctx, ds, seed=seed, alpha=alpha, n_samples=n_samples, sample_seed=sample_seed, models=models),
+        seeds, own=studies, own_seed=studies_seed)
+
+
 def example_neurons(scores: Tensor | np.ndarray | Sequence[float], k: int = 4) -> list[int]:
     """``k`` neurons evenly spread over the s-score ranking, highest first (first = top, last = bottom).
 
@@ -307,5 +321,6 @@ def vit_depth_profiles(studies: Sequence[ModelScores], *, alpha: float | None = 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 06 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
     models = {"cnn": parameters.get("CNN_MODEL"), "vit": parameters.get("VIT_MODEL")}
-    return [ctx.run_spec(ds, arch=arch, seed=int(parameters.get("SEED", 0)), model=models[arch])
-            for ds in parameters.get("DATASETS", ("isic", "waterbirds")) for arch in ("cnn", "vit")]
+    return [ctx.run_spec(ds, arch=arch, seed=seed, model=models[arch])
+            for ds in parameters.get("DATASETS", ("isic", "waterbirds")) for arch in ("cnn", "vit")
+            for seed in ctx.seeds(int(parameters.get("SEED", 0)), parameters.get("SEEDS"))]

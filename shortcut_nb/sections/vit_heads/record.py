@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 NAME = "06_vit_heads"
 #: The record's top-level keys.
-KEYS = ("profile", "seconds", "alpha", "sscore", "mean_s", "attention", "runs", "weights", "depth_profile")
+KEYS = ("profile", "seconds", "alpha", "sscore", "mean_s", "attention", "runs", "weights", "depth_profile",
+        "sscore_per_seed")
+#: One seed's entry under ``sscore_per_seed.<dataset>`` (:func:`seed_record`): each model's mean s-score.
+SEED_KEYS = ("seed", "area", "cnn", "vit")
 #: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``DEPTH_ROW_KEYS``.
 DEPTH_KEYS = ("alpha", "variant", "dilation", "method", "blocks")
 DEPTH_ROW_KEYS = ROW_KEYS
@@ -35,8 +38,8 @@ TARGET_KEYS = ("image", "dataset_index", "row", "col", "is_spurious", "layer", "
 CORE_KEYS = ("n_images", "share", "area", "lift", "excess", "excess_lower", "lift_min", "heads_beyond_area",
              "max_lift")
 
-__all__ = ["ATTENTION_KEYS", "CORE_KEYS", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "KEYS", "NAME", "SSCORE_KEYS", "TARGET_KEYS", "attention_record",
-           "record_payload"]
+__all__ = ["ATTENTION_KEYS", "CORE_KEYS", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "KEYS", "NAME", "SEED_KEYS", "SSCORE_KEYS",
+           "TARGET_KEYS", "attention_record", "record_payload", "seed_record"]
 
 
 def _nested(a: Any) -> Any:
@@ -81,6 +84,14 @@ def attention_record(study: AttentionStudy, view: Mapping, lift_min: float = LIF
     }
 
 
+def seed_record(by_seed: Mapping[str, Mapping[int, ModelScores]]) -> dict[str, list[dict[str, Any]]]:
+    """``{dataset: [{"seed", "area", "cnn", "vit"}, ...]}``: each seed's mean s-score per model (keys:
+    :data:`SEED_KEYS`; a model not scored is None), from :func:`~.neuron_study.seed_studies`."""
+    return {ds: [{"seed": int(seed), "area": st.area,
+                  **{arch: (st.stats(arch)["mean"] if arch in st.archs else None) for arch in SEED_KEYS[2:]}}
+                 for seed, st in seeds.items()] for ds, seeds in by_seed.items()}
+
+
 def record_payload(
     neuron_studies: Sequence[ModelScores],
     attention: Mapping[str, tuple[AttentionStudy, Mapping]],
@@ -91,6 +102,7 @@ def record_payload(
     runs: Mapping[str, int] | None = None,
     weights: str | Mapping[str, str] | None = None,
     depth: Mapping[str, Mapping[str, Any]] | None = None,
+    per_seed: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict:
     """The numbers notebook 06 records (keys: :data:`KEYS`).
 
@@ -103,11 +115,12 @@ def record_payload(
         runs: ``ctx.run_log.as_record()`` (cached runs trained and loaded).
         weights: ``ctx.run_log.weights_record()`` (what the models started from).
         depth: ``{dataset: DepthProfile.record()}`` of the ViT (:func:`~.neuron_study.vit_depth_profiles`).
+        per_seed: :func:`seed_record` of every trained seed (the s-score claim is decided on each).
 
     Returns:
         ``{"profile", "seconds", "alpha", "sscore": {dataset: ModelScores.summary()},
         "mean_s": {"<dataset>/<arch>": mean}, "attention": {dataset: {..., "target": {...},
-        "core": {...}}}, "runs", "weights", "depth_profile"}``.
+        "core": {...}}}, "runs", "weights", "depth_profile", "sscore_per_seed"}``.
     """
     if not neuron_studies:
         raise ValueError("neuron_studies must hold at least one ModelScores")
@@ -122,4 +135,5 @@ def record_payload(
         "runs": dict(runs or {}),
         "weights": weights if isinstance(weights, str) or weights is None else dict(weights),
         "depth_profile": {ds: dict(d) for ds, d in (depth or {}).items()},
+        "sscore_per_seed": {ds: [dict(e) for e in entries] for ds, entries in (per_seed or {}).items()},
     }

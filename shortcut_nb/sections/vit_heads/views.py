@@ -130,6 +130,15 @@ def sscore_frame(studies: Sequence[ModelScores]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_frame(per_seed: Mapping[str, Sequence[Mapping]]) -> pd.DataFrame:
+    """One row per dataset and seed: each model's mean s-score and the chance level (``record.seed_record``)."""
+    rows = [{"dataset": ds, "seed": e["seed"], "mean s (ViT)": e["vit"], "mean s (CNN)": e["cnn"],
+             "chance (mask area)": round(e["area"], 3),
+             "ViT lower": None if e["vit"] is None or e["cnn"] is None else e["vit"] < e["cnn"]}
+            for ds, entries in per_seed.items() for e in entries]
+    return pd.DataFrame(rows).set_index(["dataset", "seed"]).round(3)
+
+
 def plot_neuron_view(view: Mapping):
     """The neuron view: the s-score histogram with the threshold, then the shown neurons' heatmaps."""
     k = max(len(view["neurons"]), 1)

@@ -1,6 +1,8 @@
 """Notebook 03's claims and takeaways, on hand-made records (they read the recorded JSON only)."""
 from __future__ import annotations
 
+import pytest
+
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.cnn_neurons import claims as C
 from shortcut_nb.sections.cnn_neurons.record import REFIT_SET, ROWS
@@ -61,3 +63,32 @@ def test_chance_remark_and_takeaways():
     assert "does not raise WGA" not in text
     flat = C.takeaways(_rec(_table4(0.04, 0.04, 0.83, 0.82)))
     assert "Zeroing them does not raise WGA here: the paper's +0.03 starts from WGA 0.37, ours from 0.04, where" in flat
+
+
+def _seed(seed: int, lo: float, hi: float, n_high: int, *wgas: float) -> dict:
+    return {"seed": seed, "min": lo, "max": hi, "mean": 0.2, "area": 0.08, "n_high": n_high,
+            "n_high_above_chance": n_high, "n_pruned": n_high, "wga": dict(zip(ROWS, wgas))}
+
+
+def test_claims_are_decided_on_the_mean_over_seeds_and_on_each_seed():
+    """The record's headline is one seed; the verdict reads every seed's entry, and says mixed when they differ."""
+    rec = _rec({})
+    rec["per_seed"] = {"isic": [_seed(0, 0.0, 0.85, 3, 0.10, 0.12, 0.80, 0.82),
+                                _seed(1, 0.0, 0.65, 0, 0.10, 0.10, 0.80, 0.80),
+                                _seed(2, 0.0, 0.80, 2, 0.10, 0.15, 0.80, 0.85)]}
+    spread = C._spread(rec)
+    assert spread.per_seed == (True, False, True) and spread.label == "mixed (2 of 3 seeds)"
+    assert spread.holds and spread.margin == pytest.approx((0.85 + 0.65 + 0.80) / 3 - 0.7)  # the mean's top neuron
+    assert "per seed (3): 0.00–0.85 (3 high) / 0.00–0.65 (0 high) / 0.00–0.80 (2 high)" in spread.ours
+    refit = C._prune_refit(rec)
+    # seed 1 zeroes nothing: its pruned WGA equals the baseline, which does not raise it (strict)
+    assert refit.per_seed == (True, False, True) and refit.holds
+    assert refit.margin == pytest.approx(min(0.37 / 3 - 0.10, 0.80 - 0.37 / 3))
+    rec["per_seed"]["isic"][2]["wga"]["refit"] = None  # one seed's refit could not be made: the mean is unknown
+    unknown = C._prune_refit(rec)
+    assert not unknown.holds and unknown.margin is None and unknown.per_seed == (True, False, False)
+    one = _rec({})
+    one["per_seed"] = {"isic": [_seed(0, 0.0, 0.85, 3, 0.10, 0.12, 0.80, 0.82)]}  # one seed: nothing to split
+    assert C._spread(one).per_seed == () and C._spread(one).margin == pytest.approx(0.8 - 0.7)
+    text = C.takeaways(rec)
+    assert "decided on the mean over 3 seed(s) and per seed: s-score spread mixed (2 of 3 seeds), margin +0.07" in text

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shortcut_nb.sections.cnn_neurons.record import DATASET_KEYS, KEYS, NAME, ROWS
+from shortcut_nb.sections.cnn_neurons.record import DATASET_KEYS, KEYS, NAME, ROWS, SEED_KEYS
 from support.notebook_runs import recorded, unit
 
 
@@ -35,6 +35,12 @@ def test_03_records_sscores_with_their_chance_level(smoke_run):
     # the spurious region: the background of a Waterbirds-like image, a small patch on an ISIC-like one
     assert rec["datasets"]["waterbirds"]["area"] > 0.6 and rec["datasets"]["isic"]["area"] < 0.2
     assert rec["area"] == rec["datasets"]["isic"]["area"]
+    # smoke trains one seed: its per-seed entry is the headline's own numbers
+    for name, r in rec["datasets"].items():
+        (entry,) = rec["per_seed"][name]
+        assert set(entry) == set(SEED_KEYS) and entry["seed"] == 0
+        assert (entry["min"], entry["max"], entry["n_high"]) == (r["min"], r["max"], r["n_high"])
+        assert entry["wga"] == {row: r["table4"][row]["wga"] for row in ROWS}
 
 
 @pytest.mark.notebook

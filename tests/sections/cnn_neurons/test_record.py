@@ -63,3 +63,15 @@ def test_record_payload_holds_the_depth_profile_and_the_method_table(study):
     assert all(tuple(r) == R.METHOD_BAND_KEYS for r in rec["method_bands"])
     assert tuple(rec["dilation_example"]) == R.DILATION_KEYS
     json.dumps(rec)
+
+
+def test_seed_entries_are_each_seeds_summary_and_table4(study):
+    """What the per-seed verdicts read: the s-score range, the high neurons and Table 4's WGAs of each seed."""
+    entries = R.seed_record({"isic": {2: study, 0: study}}, alpha=0.5, tau=0.7)["isic"]
+    assert [e["seed"] for e in entries] == [2, 0] and all(tuple(e) == R.SEED_KEYS for e in entries)
+    full = R.dataset_record(study, alpha=0.5, tau=0.7, seed=0)
+    e = entries[1]
+    assert {k: e[k] for k in ("min", "max", "mean", "area", "n_high")} == {k: full[k] for k in
+                                                                           ("min", "max", "mean", "area", "n_high")}
+    assert e["wga"] == R.wgas(full) and e["n_pruned"] == len(full["pruned_neurons"])
+    json.dumps(entries)

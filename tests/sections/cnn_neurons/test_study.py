@@ -188,3 +188,12 @@ def test_depth_methods_variants_and_dilation(study):
     gain = study.unit_scores(alpha=0.5, dilation=1).scores - study.unit_scores(alpha=0.5).scores
     assert ex["neuron"] == int(np.argmax(gain)) and ex["gain"] == pytest.approx(gain.max())
     assert ex["chance_dilated"] > ex["chance"] and S.default_dilation(224) == 7 and S.default_dilation(16) == 1
+
+
+def test_planned_runs_name_every_seed_the_claims_read(tmp_path):
+    """03 scores every seed's CNN for the per-seed verdicts: ``sweep plan`` must list them all, its own first."""
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    runs = S.planned_runs(ctx, {"SEED": 1, "DATASETS": ["isic"]})
+    assert [(r.data.name, r.model, r.seed) for r in runs] == [("isic", "resnet_mini", 1), ("isic", "resnet_mini", 0),
+                                                              ("isic", "resnet_mini", 2)]
+    assert [r.seed for r in S.planned_runs(ctx, {"SEEDS": [0]})] == [0, 0]

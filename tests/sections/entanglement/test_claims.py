@@ -68,3 +68,17 @@ def test_claims_are_decided_per_seed():
     v = claims._claim_cnn({"table": {"isic/cnn": mean}, "per_seed": {"isic/cnn": seeds}})
     assert v.holds and v.per_seed == (True, False) and v.label == "mixed (1 of 2 seeds)"
     assert v.margin == pytest.approx(claims.S_UNCHANGED_TOL - 0.03)  # the s change is the deciding criterion
+
+
+def test_takeaways_say_why_the_reading_fails_when_the_kept_neurons_score_otherwise():
+    """The 'why' line appears only when 'about unchanged' fails, and reads the record and the paper's Table 5."""
+    rec = json.loads(json.dumps(record.payload(as_results(run_toy()), profile="smoke", seconds=1.0, settings={}),
+                                allow_nan=False))
+    row = rec["table"]["waterbirds/cnn"]
+    row["baseline"].update(wga=0.40, mean_s=0.40)
+    row["dfr"].update(wga=0.80, prune_h_refits=0.9, mean_s_refits=0.40)
+    assert "What fails" not in claims.takeaways(rec)  # the reading holds: no reason to give
+    row["dfr"]["mean_s_refits"] = 0.20
+    words = claims.takeaways(rec)
+    assert "What fails is 'about unchanged': the neurons DFR keeps score 0.20 against 0.40" in words
+    assert "Prune_h 90% each refit" in words and "(paper: Prune_h 52%)" in words

@@ -55,3 +55,14 @@ def test_takeaways_state_the_runs_numbers_and_the_papers():
     text = C.takeaways(R.payload(prusc_entry(), {"isic": removal_entry()}, profile="cpu", seconds=12.0))
     assert "WGA 0.30 → 0.60" in text and "without BwoP: BwoP 0.90 → 0.20" in text and "Profile cpu" in text
     assert "(paper: 0.37 → 0.73, 65 % / 48 %)" in text and "(paper: 0.40 → 0.18)" in text
+
+
+def test_takeaways_say_whether_each_mask_learned():
+    """The cross-entropy curve's ends, the undecided share, training's own keep and the magnitude overlap."""
+    assert "Did the masks learn?" not in C.takeaways(_payload())  # records without the diagnostics say nothing
+    prusc = prusc_entry()
+    prusc["mask"].update(loss_curve=[[1, 0.29], [100, 0.004]], undecided=0.98, magnitude_overlap=0.78, train_keep=0.03)
+    text = C.takeaways(_payload(prusc))
+    assert ("Did the masks learn? Fig. 6: cross-entropy 0.29 → 0.00, 98% of weights undecided, training's own mask "
+            "(logits ≥ 0) keeping 3%, 78% of its kept weights are magnitude pruning's (a random cut of that size: "
+            "about 52%)") in text

@@ -148,3 +148,11 @@ def test_after_a_sweep_of_the_planned_masks_the_notebook_trains_nothing(tiny_ctx
     assert notebook.run_log.as_record() == {"trained": 0, "loaded": 2 + 1 + 2}  # 2 models + 1 + 2 masks loaded
     assert fig6.mask.loaded and all(s.mask.loaded for s in fig7.subnetworks)
     assert {fig6.mask.path, *(s.mask.path for s in fig7.subnetworks)} == {str(ctx.root / r.key) for r in planned[1:]}
+
+
+def test_the_loss_curve_is_the_cross_entropy_in_window_means():
+    """The first step's cross-entropy, then each window's mean at its last step; the penalty never enters."""
+    ce = [4.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.25]
+    assert study.ce_curve(ce, points=3) == [[1, 4.0], [2, 3.0], [4, 1.0], [6, 0.5], [7, 0.25]]
+    assert study.ce_curve([0.7, 0.6], points=10) == [[1, 0.7], [2, 0.6]]
+    assert study.ce_curve([]) == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from shortcut_nb.claims import CLAIMS
@@ -67,3 +68,22 @@ def test_takeaways_and_claims_without_head_statistics(toy, study):
                                                       profile="smoke", seconds=1.0)))
     assert "no sampled image has both core and spurious patches" in claims.takeaways(rec)
     assert as_verdict(_claim("vit_heads.heads").check(rec)).holds is False
+
+
+def test_the_sscore_claim_is_decided_on_the_mean_over_seeds_and_on_each_seed(study):
+    """The headline record is one seed; the verdict reads every seed's means and says mixed when they differ."""
+    rec = {"sscore": {"isic": {"area": 0.05, "vit": {"mean": 0.20}, "cnn": {"mean": 0.40}}},
+           "sscore_per_seed": {"isic": [{"seed": 0, "area": 0.05, "vit": 0.20, "cnn": 0.40},
+                                        {"seed": 1, "area": 0.05, "vit": 0.30, "cnn": 0.25},
+                                        {"seed": 2, "area": 0.05, "vit": 0.10, "cnn": 0.30}]}}
+    v = _claim("vit_heads.sscore").check(rec)
+    assert v.per_seed == (True, False, True) and v.label == "mixed (2 of 3 seeds)"
+    assert v.holds and v.margin == pytest.approx((0.40 + 0.25 + 0.30) / 3 - 0.20)
+    assert "mean over 3 seeds, ViT vs CNN: isic 0.20 vs 0.32" in v.ours
+    assert "per seed: isic 0.20 vs 0.40 / 0.30 vs 0.25 / 0.10 vs 0.30" in v.ours
+    rec["sscore_per_seed"]["isic"][2]["vit"] = 0.50  # the mean ViT (0.33) now exceeds the mean CNN (0.32)
+    assert not _claim("vit_heads.sscore").check(rec).holds
+    # the record's seed entries are each seed's study means, in the studies' order
+    entries = record.seed_record({"isic": {3: study, 0: study}})["isic"]
+    assert [e["seed"] for e in entries] == [3, 0] and tuple(entries[0]) == record.SEED_KEYS
+    assert entries[0]["vit"] == study.stats("vit")["mean"] and entries[0]["area"] == study.area

@@ -258,3 +258,23 @@ def test_vit_depth_profile_walks_every_norm1(study):
     assert prof.alpha == study.alpha and all(r["chance"] == pytest.approx(study.area) for r in prof.rows)
     # the last norm1's units are token means, not the penultimate neurons (the final class token)
     assert prof.scores[-1].shape == study.scores["vit"].shape
+
+
+def test_planned_runs_name_both_models_of_every_seed_the_claim_reads(tmp_path):
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    runs = ns.planned_runs(ctx, {"DATASETS": ["isic"], "SEEDS": [0, 1]})
+    cnn, vit = ctx.settings.cnn, ctx.settings.vit
+    assert [(r.model, r.seed) for r in runs] == [(cnn, 0), (cnn, 1), (vit, 0), (vit, 1)]
+    assert [(r.model, r.seed) for r in ns.planned_runs(ctx, {"DATASETS": ["isic"], "SEED": 2})][:3] == \
+        [(cnn, 2), (cnn, 0), (cnn, 1)]
+
+
+def test_seed_studies_reuse_the_notebooks_own_and_score_the_others(monkeypatch, study, tmp_path):
+    """The notebook's study is not scored again; every other seed's is, on the same draw and alpha."""
+    calls = []
+    monkeypatch.setattr(ns, "neuron_study", lambda ctx, ds, **kw: calls.append((ds, kw["seed"], kw["sample_seed"],
+                                                                               kw["alpha"])) or study)
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    out = ns.seed_studies(ctx, ["isic"], None, alpha=0.3, sample_seed=4, studies={"isic": "mine"}, studies_seed=1)
+    assert list(out["isic"]) == [1, 0, 2] and out["isic"][1] == "mine"
+    assert calls == [("isic", 0, 4, 0.3), ("isic", 2, 4, 0.3)]
