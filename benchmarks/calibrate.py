@@ -30,6 +30,10 @@ cpu profile), each beside the measurement that chose it:
 * ISIC-like ``patch_hues`` (one hue, 0.62) x ``patch_area``: 0.05 → s up to 0.80, 1 neuron > 0.7; 0.08 → s
   0.00-0.87, 4 neurons > 0.7 (all above chance), MwP worst (0.10), AVG 0.76; 0.12 → 3 neurons, MwP 0.02. Three hues
   (0.55/0.62/0.8) at 0.05: up to 0.81, 1 neuron.
+* ISIC-like accuracies at one hue and 0.08 (``--knob lesion_irregularity=0.5,0.7 --knob patch_salience=1.0,0.6``):
+  lesion_irregularity 0.35 → AVG 0.76 / WGA 0.10; 0.5 → 0.80 / 0.22 (salience 0.6: 0.82 / 0.32, 3 neurons > 0.7);
+  0.7 → 0.84 / 0.37, the paper's ResNet-18 (2 neurons > 0.7 on seed 0; 1 and 2 on seeds 1 and 2; the ViT
+  0.85 / 0.83 / 0.80); 0.7 at salience 0.6 → 0.88 / 0.51, no neuron above 0.7.
 * ViT stand-in (held-out shape accuracy; CNN 0.80): 16 epochs 0.50; 24,000 images x 4 epochs 0.44 (underfits:
   more images at the same steps do not help); distilled from the CNN (weight 0.5, T 2) 16 epochs 0.59 (fine-tuned
   AVG / WGA Waterbirds 0.55 / 0.05, ISIC 0.56 / 0.00), 40 epochs 0.80 (``--distill 0.5 --vit-epochs 40``).

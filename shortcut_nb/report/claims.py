@@ -47,11 +47,21 @@ def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
             try:
                 v = as_verdict(c.check(rec))
                 row.update({"ours": v.ours, "holds": v.holds, "verdict": v.label, "per_seed": list(v.per_seed),
-                            "margin": v.margin, "profile": rec.get("profile")})
+                            "seeds": len(v.per_seed) or 1, "margin": v.margin, "profile": rec.get("profile")})
             except KeyError as missing:
                 row.update({"ours": f"not recorded: {missing}", "holds": None, "profile": rec.get("profile")})
         rows.append(row)
     return rows
+
+
+def verdict_text(row: dict) -> str:
+    """A report row's verdict as the tables show it: ``yes`` / ``no`` / ``mixed (k of n seeds)``, ``—`` if not run."""
+    return row.get("verdict") or {True: "yes", False: "no", None: "—"}[row["holds"]]
+
+
+def margin_text(row: dict) -> str:
+    """A report row's margin, signed (empty where the criterion has none)."""
+    return "" if row.get("margin") is None else f"{row['margin']:+.3f}"
 
 
 def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -64,11 +74,10 @@ def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
              "At the `smoke` profile the numbers are sanity checks only; read verdicts at `cpu` or `paper`.", "",
              "`holds` checks the paper's statement on the mean over seeds; `mixed (k of n seeds)` says the same criterion",
              "held on only k of the n seeds alone; `margin` is the distance of the deciding number to its threshold",
-             "(positive: holds with room).", "",
-             "| claim | paper | ours | holds | margin | profile |", "|---|---|---|---|---|---|"]
+             "(positive: holds with room); `seeds` is how many trained seeds the row was decided on (1: one run).", "",
+             "| claim | paper | ours | holds | margin | seeds | profile |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        verdict = r.get("verdict") or {True: "yes", False: "no", None: "—"}[r["holds"]]
-        margin = "" if r.get("margin") is None else f"{r['margin']:+.3f}"
-        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict} | {margin} | {r.get('profile') or ''} |")
+        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict_text(r)} | {margin_text(r)} | "
+                     f"{r.get('seeds', '')} | {r.get('profile') or ''} |")
     md_path = atomic_write_bytes(out_dir / "claims.md", ("\n".join(lines) + "\n").encode())
     return json_path, md_path

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..artifacts import atomic_write_bytes
+from .claims import margin_text, verdict_text
 
 
 def notebook_to_html(ipynb: Path) -> Path | None:
@@ -32,11 +33,12 @@ def write_index(out: str | os.PathLike, *, results: list[dict], profile: str) ->
     claims_path = out / "claims.json"
     if claims_path.is_file():
         rows = json.loads(claims_path.read_text())["claims"]
-        parts.append("<h2>Claims report</h2><table><tr><th>claim</th><th>paper</th><th>ours</th><th>holds</th></tr>")
+        parts.append("<h2>Claims report</h2><table><tr><th>claim</th><th>paper</th><th>ours</th><th>holds</th>"
+                     "<th>margin</th><th>seeds</th></tr>")
         for r in rows:
-            verdict = r.get("verdict") or {True: "yes", False: "no", None: "—"}[r["holds"]]
             parts.append(f"<tr><td>{html.escape(r['claim'])}</td><td>{html.escape(r['paper'])}</td>"
-                         f"<td>{html.escape(str(r['ours']))}</td><td>{verdict}</td></tr>")
+                         f"<td>{html.escape(str(r['ours']))}</td><td>{html.escape(verdict_text(r))}</td>"
+                         f"<td>{margin_text(r)}</td><td>{r.get('seeds', '')}</td></tr>")
         parts.append("</table><p><a href='claims.md'>claims.md</a> · <a href='claims.json'>claims.json</a></p>")
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     for r in results:

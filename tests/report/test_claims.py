@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from shortcut_nb.report.claims import evaluate_claims, write_claims_report
+from shortcut_nb.report.html import write_index
 
 
 def _record(tmp_path, table2, sweep):
@@ -37,3 +38,25 @@ def test_report_files_are_well_formed(tmp_path):
     assert md_path.read_text().count("\n|") >= len(rows) + 1
     not_run = [r for r in rows if r["notebook"] != "01_groups"]
     assert all(r["ours"] == "not run" and r["holds"] is None for r in not_run)
+
+
+def test_rows_say_how_many_seeds_decided_them(tmp_path):
+    """A row decided on one run says 1; a row decided on each of three seeds says 3, in the JSON and the table."""
+    per_seed = {"waterbirds/cnn": [{"avg": 0.85, "wga": 0.5}, {"avg": 0.86, "wga": 0.4}, {"avg": 0.8, "wga": 0.6}]}
+    (tmp_path / "01_groups.json").write_text(json.dumps({"profile": "cpu", "table2": {"waterbirds/cnn": {
+        "avg": 0.84, "wga": 0.5}}, "table2_per_seed": per_seed, "sweep": GOOD_SWEEP}))
+    json_path, md_path = write_claims_report(tmp_path)
+    rows = {r["id"]: r for r in json.loads(json_path.read_text())["claims"]}
+    assert rows["groups.gap"]["seeds"] == 3 and rows["groups.sweep"]["seeds"] == 1
+    assert "seeds" not in rows["neurons.spread"]  # not run: no seeds to count
+    line = next(l for l in md_path.read_text().splitlines() if l.startswith(f"| {rows['groups.gap']['claim']} |"))
+    assert line.endswith("| 3 | cpu |")
+
+
+def test_the_index_shows_each_rows_verdict_margin_and_seeds(tmp_path):
+    _record(tmp_path, {"waterbirds/cnn": {"avg": 0.85, "wga": 0.5}}, GOOD_SWEEP)
+    json_path, _ = write_claims_report(tmp_path)
+    gap = next(r for r in json.loads(json_path.read_text())["claims"] if r["id"] == "groups.gap")
+    index = write_index(tmp_path, results=[], profile="cpu").read_text()
+    assert f"<td>yes</td><td>{gap['margin']:+.3f}</td><td>1</td>" in index
+    assert "<td>—</td><td></td><td></td>" in index  # a notebook that did not run

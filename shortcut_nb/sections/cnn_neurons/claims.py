@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...claims import Verdict, claim, decide
@@ -109,7 +109,8 @@ def _refit_margin(w: Mapping[str, float | None]) -> float:
     return min(w["pruned"] - w["baseline"], min(w["refit"], w["refit_pruned"]) - w["pruned"])
 
 
-def _per_seed_text(entries: list[Mapping[str, Any]], text) -> str:
+def _per_seed_text(entries: list[Mapping[str, Any]], text: Callable[[Mapping[str, Any]], str]) -> str:
+    """``; per seed (n): a / b / c`` with ``text(entry)`` for each seed (nothing for one seed)."""
     return f"; per seed ({len(entries)}): " + " / ".join(text(e) for e in entries) if entries else ""
 
 
