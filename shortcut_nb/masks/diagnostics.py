@@ -12,6 +12,7 @@ is then magnitude pruning, whatever its objective. Two numbers tell (issue 16):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -23,17 +24,29 @@ from .result import MaskResult
 UNDECIDED_CONFIDENCE = 0.9
 
 
-def undecided_share(result: MaskResult, *, confidence: float = UNDECIDED_CONFIDENCE) -> float:
-    """Share of masked weights (weight-counted) whose keep probability lies strictly in (1 - c, c)."""
+def undecided_share_of(logits: Mapping[str, torch.Tensor], weight_shapes: Mapping[str, tuple[int, ...]], *,
+                       confidence: float = UNDECIDED_CONFIDENCE) -> float:
+    """Share of masked weights (weight-counted) whose keep probability ``σ(logit)`` lies strictly in (1 - c, c).
+
+    Args:
+        logits: ``{parameter: logits}``, each the weight's shape (one logit per weight) or one per output row.
+        weight_shapes: ``{parameter: weight shape}``; a row logit counts once per weight of its row.
+        confidence: c in (0.5, 1).
+    """
     if not 0.5 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
     bound = math.log(confidence / (1.0 - confidence))
     undecided = total = 0
-    for name, logits in result.logits.items():
-        per_logit = math.prod(result.weight_shapes[name]) // logits.numel()  # 1, or a channel's weights
-        undecided += int((logits.detach().float().abs() < bound).sum()) * per_logit
-        total += logits.numel() * per_logit
+    for name, values in logits.items():
+        per_logit = math.prod(weight_shapes[name]) // values.numel()  # 1, or a channel's weights
+        undecided += int((values.detach().float().abs() < bound).sum()) * per_logit
+        total += values.numel() * per_logit
     return undecided / total
+
+
+def undecided_share(result: MaskResult, *, confidence: float = UNDECIDED_CONFIDENCE) -> float:
+    """:func:`undecided_share_of` a trained mask's final logits."""
+    return undecided_share_of(result.logits, result.weight_shapes, confidence=confidence)
 
 
 def magnitude_mask(result: MaskResult, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -27,7 +27,8 @@ class MaskResult:
         min_keep: entries every layer keeps at least (paper footnote 6).
         head_names: masked parameters of the classifier head (for :meth:`prune_h`).
         objective: ``"ce"`` or ``"prusc"``.
-        history: one dict per step (``loss``, ``ce``, ``contrastive``, ``train_keep``, ``penalty_on``, ``seconds``).
+        history: one dict per step (``loss``, ``ce``, ``contrastive``, ``train_keep``, ``undecided``, ``penalty_on``,
+            ``seconds``).
         settings: the training settings.
     """
 

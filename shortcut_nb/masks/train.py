@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import model_device
+from .diagnostics import undecided_share_of
 from .gumbel import DEFAULT_TEMPERATURE
 from .mask import DEFAULT_INIT_LOGIT, Granularity, WeightMask, check_choice
 from .result import MaskResult
@@ -279,6 +280,7 @@ def train_mask(
                     "ce": float(ce.detach()),
                     "contrastive": float(con.detach()),
                     "train_keep": train_keep,
+                    "undecided": undecided_share_of(wrapper.named_logits(), wrapper.weight_shapes),
                     "penalty_on": bool(penalty_on),
                     "seconds": time.perf_counter() - t0,
                 }

@@ -8,7 +8,7 @@ import torch
 from support.toy_masks import same_state, state, toy_batches, toy_model
 from torch import nn
 
-from shortcut_nb.masks import supcon_loss, train_mask
+from shortcut_nb.masks import supcon_loss, train_mask, undecided_share
 from shortcut_nb.models import SplitModel
 
 def test_training_and_apply_never_change_frozen_weights():
@@ -50,6 +50,15 @@ def test_penalty_switches_off_at_target():
     for prev, cur in zip(hist, hist[1:]):
         assert cur["penalty_on"] == (prev["train_keep"] > 0.9)
     assert any(not h["penalty_on"] for h in hist), "training reached the target within 12 steps"
+
+
+def test_each_step_records_the_undecided_share_of_the_logits_it_ended_with():
+    model = toy_model()
+    # lr 1.0 with a strong penalty: every logit starts at 2 (undecided at c = 0.9) and is pushed past -ln 9 = -2.2
+    res = train_mask(model, toy_batches(), steps=6, lr=1.0, sparsity_weight=1.0)
+    shares = [h["undecided"] for h in res.history]
+    assert shares[-1] == undecided_share(res)
+    assert shares[0] == 1.0 and shares[-1] < 0.5, shares
 
 
 def test_prusc_never_reads_group_labels():
