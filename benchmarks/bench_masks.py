@@ -3,7 +3,7 @@
 Trains notebook 05's Fig. 7 mask (the profile's removal recipe: the profile's CNN, one group left out, 80 % kept)
 for each ``--steps`` and ``--lr`` given, and prints per run: seconds per step, the cross-entropy's first and last
 window means, the share of weights training's own mask (logits >= 0) keeps, the share of logits still undecided
-(keep probability in (0.1, 0.9), :func:`~shortcut_nb.masks.undecided_share`) at each tenth of training, the
+(keep probability in (0.1, 0.9), :func:`~shortcut_nb.masks.undecided_share`) over training (window means), the
 overlap of the kept weights with magnitude pruning of the same size, and the subnetwork's per-group test accuracy
 next to the full model's. Masks are cached under the runs root like the notebook's, so a re-run only loads them.
 
@@ -23,21 +23,26 @@ setting: no keep target during training; the 80 % top-k cut only at evaluation),
 ``--lr``: does any penalty weight keep 80 % with its logits decided?
 
 Measured (cpu, ISIC-like, seed 0, without BwoP; recorded in ``shortcut_nb.pipeline.mask_runs``): 99.9 % undecided
-after 200, 1000 and 2000 steps at lr 0.1 and after 1000 and 2000 at lr 0.01; with the penalty always on, every logit
-decided within 60 steps at weight 1e-4 but training keeps 0.1 %; 1e-6 keeps 13 % (20 % undecided), 1e-8 83 % (74 %).
+after 200, 1000 and 2000 steps at lr 0.1 and after 1000 and 2000 at lr 0.01; with the penalty always on, all but 1 %
+of the logits decided by step 80 at weight 1e-4 but training keeps 0.1 %; 1e-6 keeps 13 % (20 % undecided), 1e-8
+83 % (74 %).
 """
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
 
-import torch
-
-from shortcut_nb.masks import MaskResult, exclude_groups, magnitude_overlap, train_mask
+from shortcut_nb.masks import magnitude_overlap, train_group_removal_mask
 from shortcut_nb.pipeline.context import Context
-from shortcut_nb.pipeline.mask_runs import LabelsOnly, MaskRecipe
+from shortcut_nb.pipeline.mask_runs import MaskRecipe
 from shortcut_nb.pipeline.runs import get_split
-from shortcut_nb.sections.subnetworks.study import PAPER_KEEP, evaluate_groups, group_removal_experiment, mask_recipes
+from shortcut_nb.sections.subnetworks.study import (
+    PAPER_KEEP,
+    evaluate_groups,
+    group_removal_experiment,
+    mask_recipes,
+    window_curve,
+)
 from shortcut_nb.vocab import group_names
 
 #: (name, steps, mask batch) of the mask recipes in Csordás et al.'s ``main.py`` (RobertCsordas/modules).
@@ -45,13 +50,9 @@ CSORDAS_RECIPES = (("Csordás et al., CIFAR-10 class removal", 20_000, 128),
                    ("Csordás et al., CIFAR-10 ResNet", 30_000, 256))
 
 
-def undecided_at_tenths(mask: MaskResult) -> list[float]:
-    """The history's undecided share after each tenth of training (masks cached before it was recorded: [])."""
-    shares = [h["undecided"] for h in mask.history if "undecided" in h]
-    if len(shares) != len(mask.history) or not shares:
-        return []
-    every = max(1, len(shares) // 10)
-    return [shares[min(i + every, len(shares)) - 1] for i in range(0, len(shares), every)]
+def curve_text(curve: list[list[float]]) -> str:
+    """``step:value`` pairs of a recorded curve (``[[step, value], ...]``)."""
+    return " ".join(f"{step}:{value:.3f}" for step, value in curve) or "not recorded"
 
 
 def penalty_always_on(ctx: Context, dataset: str, group: int, seed: int, recipe: MaskRecipe, weight: float) -> str:
@@ -59,17 +60,14 @@ def penalty_always_on(ctx: Context, dataset: str, group: int, seed: int, recipe:
     spec = ctx.run_spec(dataset, arch="cnn", seed=seed)
     model, _ = ctx.train_or_load(spec)
     data = get_split(spec.data, recipe.data_split, root=ctx.root)
-    kept = torch.utils.data.Subset(LabelsOnly(data), exclude_groups(data, [group]).tolist())
-    loader = torch.utils.data.DataLoader(kept, batch_size=recipe.batch_size, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(seed))
-    mask = train_mask(model, loader, keep_fraction=None, steps=recipe.steps, lr=recipe.lr, sparsity_weight=weight,
-                      seed=seed)
+    mask = train_group_removal_mask(model, data, remove_group=[group], keep_fraction=None, batch_size=recipe.batch_size,
+                                    steps=recipe.steps, lr=recipe.lr, sparsity_weight=weight, seed=seed)
     cut = replace(mask, keep_target=PAPER_KEEP)
     full, sub = (evaluate_groups(ctx, net, spec)["groups"] for net in (model, cut.apply(model)))
     names = group_names(dataset)
     return (f"\npenalty always on, weight {weight:g}, {recipe.steps} steps, lr {recipe.lr:g}: training's own mask keeps "
-            f"{mask.history[-1]['train_keep']:.1%}; undecided at each tenth: "
-            + " ".join(f"{u:.2f}" for u in undecided_at_tenths(mask))
+            f"{mask.history[-1]['train_keep']:.1%}; undecided (step:share) "
+            + curve_text(window_curve([h["undecided"] for h in mask.history]))
             + f"; overlap with magnitude pruning {magnitude_overlap(cut, model):.3f}\n  group accuracy, full -> 80 % cut: "
             + ", ".join(f"{n} {f:.2f} -> {s:.2f}" for n, f, s in zip(names, full, sub)))
 
@@ -103,17 +101,14 @@ def main() -> None:
                                               keep_fractions=(PAPER_KEEP,), seed=args.seed, recipe=recipe)
             sub = result.subnetworks[0]
             facts = sub.mask
-            mask = MaskResult.load(facts.path)
             seconds = facts.train_seconds / max(facts.steps, 1)
             per_image.append(seconds / recipe.batch_size)
-            tenths = undecided_at_tenths(mask)
             print(f"\nsteps {recipe.steps}, lr {recipe.lr:g}: {seconds:.3f} s/step "
                   f"({'loaded' if facts.loaded else 'trained now'})")
             print(f"  cross-entropy {facts.loss_curve[0][1]:.3f} -> {facts.loss_curve[-1][1]:.3f}; training's own mask "
                   f"keeps {facts.train_keep:.1%}; overlap with magnitude pruning {facts.magnitude_overlap:.3f} "
                   f"(a random cut: {facts.keep_fraction:.2f})")
-            print("  undecided at each tenth: " + (" ".join(f"{u:.3f}" for u in tenths) or "not recorded") +
-                  f" (end {facts.undecided:.3f})")
+            print(f"  undecided (step:share, window means) {curve_text(facts.undecided_curve)}; end {facts.undecided:.3f}")
             print("  group accuracy, full -> subnetwork: " + ", ".join(
                 f"{n} {f:.2f} -> {s:.2f}" for n, f, s in zip(names, result.full["groups"], sub.summary["groups"])))
     if per_image:

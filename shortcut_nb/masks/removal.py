@@ -87,7 +87,7 @@ def train_group_removal_mask(
     dataset_or_loader_factory: torch.utils.data.Dataset | Iterable[Mapping] | Callable[[], Iterable[Mapping]],
     *,
     remove_group: int | Iterable[int],
-    keep_fraction: float = 0.8,
+    keep_fraction: float | None = 0.8,
     batch_size: int = 32,
     seed: int = 0,
     **train_kwargs: Any,
@@ -101,7 +101,8 @@ def train_group_removal_mask(
             zero-argument callable returning one; batch rows of the removed group(s)
             are dropped.
         remove_group: group id(s) left out (``g = 2*y + a``; ISIC: 0 BwoP, 1 BwP).
-        keep_fraction: fraction of weights kept (paper: 0.8).
+        keep_fraction: fraction of weights kept (paper: 0.8); None: no target, the penalty stays on throughout
+            (Csordás et al.'s own setting) and the mask is ``logits >= 0``.
         batch_size: for a dataset.
         seed: mask noise and dataset shuffling.
         **train_kwargs: passed to :func:`train_mask` (``objective``, ``steps``, ``lr``, ...).

@@ -125,14 +125,14 @@ PRUSC_KEEP = 0.52
 # the same way (1 % kept); one scaling the penalty weight multiplicatively towards the target from 1e-4 e^-10 left
 # 60-64 % undecided but kept 54 % with a cut of cross-entropy noise, BwoP staying at 1.00 (nothing removed).
 # Longer runs do not decide the logits (benchmarks/bench_masks.py, without BwoP, 80 %): 99.9 % undecided after 200,
-# 1000 and 2000 steps at lr 0.1 (training's own mask 1.5-1.6 %) and after 1000 and 2000 at lr 0.01 (6 %), with
-# BwoP at 0.23 / 0.81 / 0.17 (lr 0.1) and 0.00 / 0.00 (lr 0.01): the cut, and so Fig. 7's verdict, is one draw.
-# Why: D \ {g} is fitted (cross-entropy ~0) by a few % of the weights, so the objective is indifferent to most of
-# the 80 % kept. With the penalty always on (Csordás et al.'s own setting, no target) every logit is decided
-# within 60 steps but training keeps 0.1 % (sparsity weight 1e-4), 13 % (1e-6, 20 % undecided) or 83 % (1e-8, 74 %
-# undecided): no weight keeps 80 % with decided logits. Csordás et al.'s CIFAR-10 class-removal masks take 20,000
-# steps at batch 128 (400x this recipe's images, about 3 h per mask on 2 cores at 4.5 ms per image; their ResNet's
-# 30,000 at batch 256, about 10 h), and would not change that indifference.
+# 1000 and 2000 steps at lr 0.1 (training's own mask 1.5-1.6 %) and after 1000 and 2000 at lr 0.01 (6 %), with BwoP
+# at 0.23 / 0.81 / 0.17 (lr 0.1) and 0.00 / 0.00 (lr 0.01): the cut, and so Fig. 7's verdict, is one draw. Why: the
+# data without the group is fitted (cross-entropy ~0) by a few % of the weights, so the objective is indifferent to
+# most of the 80 % kept. With the penalty always on (Csordás et al.'s own setting, no target) all but 1 % of the
+# logits are decided by step 80 but training keeps 0.1 % (sparsity weight 1e-4), 13 % (1e-6, 20 % undecided) or 83 %
+# (1e-8, 74 % undecided): no weight keeps 80 % with decided logits. Csordás et al.'s CIFAR-10 class-removal masks
+# take 20,000 steps at batch 128 (400x this recipe's images, about 3 h per mask on 2 cores at 4.5 ms per image;
+# their ResNet's 30,000 at batch 256, about 10 h), and would not change that indifference.
 SHORT_RUN_SPREAD = 1.0
 
 PROFILE_RECIPES: dict[str, ProfileRecipes] = {

@@ -52,3 +52,16 @@ def test_group_removal_uses_only_remaining_groups():
     # control: not removing the poisoned group does give NaN
     bad = train_group_removal_mask(model, ds, remove_group=3, steps=2, batch_size=48)
     assert not all(bool(torch.isfinite(lg).all()) for lg in bad.logits.values())
+
+
+def test_without_a_target_the_penalty_stays_on_and_the_mask_is_the_logits_sign():
+    model = toy_model()
+    ds = _GroupDataset(poison_group=1)
+    # lr 1.0, strong penalty: a target of 0.8 would switch the penalty off within a few steps
+    kw = dict(remove_group=1, steps=8, lr=1.0, sparsity_weight=1.0, batch_size=16)
+    targeted = train_group_removal_mask(model, ds, **kw)
+    assert not all(h["penalty_on"] for h in targeted.history)
+    free = train_group_removal_mask(model, ds, keep_fraction=None, **kw)
+    assert all(h["penalty_on"] for h in free.history) and free.keep_target is None
+    assert free.keep_fraction() == pytest.approx(free.history[-1]["train_keep"], abs=0.02)
+    assert free.keep_fraction() < 0.5

@@ -55,13 +55,13 @@ def removal_recipe(base: MaskRecipe, group: int, keep: float, seed: int) -> Mask
     return replace(base, keep_fraction=float(keep), removed_groups=(int(group),), seed=seed)
 
 
-def ce_curve(ce: Sequence[float], points: int = 10) -> list[list[float]]:
-    """``[[1, ce[0]], [step, mean], ...]``: the first step's value, then each of ``points`` windows' mean at its
+def window_curve(values: Sequence[float], points: int = 10) -> list[list[float]]:
+    """``[[1, values[0]], [step, mean], ...]``: the first step's value, then each of ``points`` windows' mean at its
     last step (1-based). One step's cross-entropy is a batch's; window means show the trend, not the batch."""
-    every = max(1, len(ce) // points)
-    windows = [[min(i + every, len(ce)), sum(ce[i:i + every]) / len(ce[i:i + every])]
-               for i in range(0, len(ce), every)]
-    return ([[1, float(ce[0])]] if ce else []) + [w for w in windows if w[0] > 1]
+    every = max(1, len(values) // points)
+    windows = [[min(i + every, len(values)), sum(values[i:i + every]) / len(values[i:i + every])]
+               for i in range(0, len(values), every)]
+    return ([[1, float(values[0])]] if values else []) + [w for w in windows if w[0] > 1]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class MaskFacts:
         loss_curve: ``[[step, cross-entropy], ...]``: the first step's, then the mean over each tenth of training
             at its last step (the sparsity penalty left out: its size is the logits' sum, not a fit).
         undecided: share of masked weights whose keep probability is still in (0.1, 0.9) at the end.
+        undecided_curve: that share over training, as ``loss_curve`` (``[]`` for a mask cached before it was
+            recorded per step).
         magnitude_overlap: share of the kept weights magnitude pruning of the same size keeps too (1: the same cut;
             a random cut: about ``keep_fraction``).
     """
@@ -94,16 +96,20 @@ class MaskFacts:
     path: str
     loss_curve: list[list[float]]
     undecided: float
+    undecided_curve: list[list[float]]
     magnitude_overlap: float
 
     @classmethod
     def of(cls, mask: MaskResult, info: dict, model: nn.Module) -> "MaskFacts":
         """The facts of ``mask`` (trained on the frozen ``model``) and of its training run ``info``."""
-        curve = ce_curve([float(h["ce"]) for h in mask.history])
+        curve = window_curve([float(h["ce"]) for h in mask.history])
+        shares = [float(h["undecided"]) for h in mask.history if "undecided" in h]
+        undecided_curve = window_curve(shares) if len(shares) == len(mask.history) else []
         return cls(keep_target=mask.keep_target, keep_fraction=mask.keep_fraction(), prune_f=mask.prune_f(),
                    prune_h=mask.prune_h(), per_layer_keep=mask.per_layer_keep(), train_seconds=info["train_seconds"],
                    steps=info["steps"], train_keep=info["train_keep"], loaded=info["loaded"], path=info["path"],
-                   loss_curve=curve, undecided=undecided_share(mask), magnitude_overlap=magnitude_overlap(mask, model))
+                   loss_curve=curve, undecided=undecided_share(mask), undecided_curve=undecided_curve,
+                   magnitude_overlap=magnitude_overlap(mask, model))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def test_experiments_end_to_end_on_a_tiny_folder(tiny_ctx):
     assert out["recipe"]["objective"] == "prusc" and out["model"] == res.model
     m = out["mask"]  # did it learn: the loss curve, undecided logits, overlap with magnitude pruning
     assert [step for step, _ in m["loss_curve"]] == [1, 2] and 0.0 <= m["undecided"] <= 1.0
+    assert [step for step, _ in m["undecided_curve"]] == [1, 2] and m["undecided_curve"][-1][1] == m["undecided"]
     assert 0.0 <= m["magnitude_overlap"] <= 1.0
     spec = ctx.run_spec("isic")
     model, _ = ctx.train_or_load(spec)
@@ -153,6 +154,6 @@ def test_after_a_sweep_of_the_planned_masks_the_notebook_trains_nothing(tiny_ctx
 def test_the_loss_curve_is_the_cross_entropy_in_window_means():
     """The first step's cross-entropy, then each window's mean at its last step; the penalty never enters."""
     ce = [4.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.25]
-    assert study.ce_curve(ce, points=3) == [[1, 4.0], [2, 3.0], [4, 1.0], [6, 0.5], [7, 0.25]]
-    assert study.ce_curve([0.7, 0.6], points=10) == [[1, 0.7], [2, 0.6]]
-    assert study.ce_curve([]) == []
+    assert study.window_curve(ce, points=3) == [[1, 4.0], [2, 3.0], [4, 1.0], [6, 0.5], [7, 0.25]]
+    assert study.window_curve([0.7, 0.6], points=10) == [[1, 0.7], [2, 0.6]]
+    assert study.window_curve([]) == []
