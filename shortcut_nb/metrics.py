@@ -113,7 +113,7 @@ def summarize(
     g: ArrayLike,
     *,
     train_group_counts: Sequence[int] | np.ndarray | Mapping[int, int] | None = None,
-    n_groups: int = 4,
+    n_groups: int | None = None,
     require_all: bool = True,
 ) -> dict[str, Any]:
     """The paper's metrics for one set of predictions.
@@ -125,7 +125,8 @@ def summarize(
         train_group_counts: number of *training* samples per group (length
             ``n_groups``, or a ``{group: count}`` mapping). Only needed for
             ``avg_weighted``.
-        n_groups: number of groups.
+        n_groups: number of groups (None: ``max(g) + 1``, at least the length of a sequence
+            ``train_group_counts``, or 4, the paper's ``2*y + a``, without one).
         require_all: passed to :func:`group_accuracies`; with False, empty groups
             are ``nan`` and ignored by ``wga`` (and get weight 0 in ``avg_weighted``
             only if their training count is 0, else ``avg_weighted`` is ``nan``).
@@ -142,6 +143,12 @@ def summarize(
         * ``gap`` -- ``avg - wga`` (uses the plain average);
         * ``n`` -- number of samples.
     """
+    if n_groups is None:
+        n_groups = int(_as_1d_int(g, "g").max(initial=-1)) + 1
+        if train_group_counts is not None and not isinstance(train_group_counts, Mapping):
+            n_groups = max(n_groups, len(train_group_counts))
+        else:
+            n_groups = max(n_groups, 4)
     accs = group_accuracies(preds, y, g, n_groups=n_groups, require_all=require_all)
     p, yy, _ = _check_inputs(preds, y, g, n_groups)
     if len(p) == 0:

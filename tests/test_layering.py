@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("data", "models", "metrics", "sscore", "bands", "attention", "embeddings", "lastlayer", "masks"),
                     1),
     "pipeline": 2,
-    **dict.fromkeys(("sections", "display", "figures"), 3),
+    **dict.fromkeys(("sections", "display", "figures", "api"), 3),
     "report": 4,
     **dict.fromkeys(("__init__", "__main__"), 5),
 }

@@ -34,11 +34,14 @@ def test_weights_file_round_trip(tmp_path):
     assert torch.equal(source(x), target(x))
 
 
-def test_timm_backbone_file_drops_its_classifier(tmp_path):
-    """A file as timm saves ImageNet weights (1000-class fc) loads into the encoder; the head stays ours."""
+def test_timm_backbone_file_drops_its_classifier_only_when_asked(tmp_path):
+    """A file as timm saves ImageNet weights (1000-class fc) loads into the encoder with backbone_only=True; without
+    it the classifier of another shape is an error naming the file and both shapes, never dropped silently."""
     imagenet = timm.create_model("resnet18", pretrained=False, num_classes=1000).eval()
     torch.save(imagenet.state_dict(), tmp_path / "resnet18_imagenet.pth")
-    model = build_model("resnet18", weights_file=tmp_path / "resnet18_imagenet.pth").eval()
+    with pytest.raises(ValueError, match=r"resnet18_imagenet.pth: its classifier has shape \(1000, 512\).*\(2, 512\)"):
+        build_model("resnet18", weights_file=tmp_path / "resnet18_imagenet.pth")
+    model = build_model("resnet18", weights_file=tmp_path / "resnet18_imagenet.pth", backbone_only=True).eval()
     x = torch.randn(2, 3, 64, 64)
     assert torch.allclose(model.f_enc(x), imagenet.forward_head(imagenet.forward_features(x), pre_logits=True), atol=1e-5)
     assert model.head.out_features == 2
@@ -84,3 +87,13 @@ def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown model 'resnet19'"):
         build_model("resnet19")
     assert set(PAPER_MODELS) <= set(timm.list_models())
+
+
+def test_timm_file_with_a_fitting_classifier_keeps_it(tmp_path):
+    """A trained timm classifier of the data's classes: its fc becomes the head (not a random one)."""
+    trained = timm.create_model("resnet18", pretrained=False, num_classes=2).eval()
+    torch.save(trained.state_dict(), tmp_path / "trained.pth")
+    model = build_model("resnet18", weights_file=tmp_path / "trained.pth").eval()
+    assert torch.equal(model.head.weight, trained.fc.weight) and torch.equal(model.head.bias, trained.fc.bias)
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(model(x), trained(x), atol=1e-5)

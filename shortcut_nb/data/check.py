@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..vocab import GROUP_NAMES, N_GROUPS
-from .folder import ATTRIBUTE_COLUMN, SPLIT_CODES, DatasetFormatError, safe_path
+from .folder import SPLIT_CODES, DatasetFormatError, _expected_values, _valid_values, safe_path
+from .groups import GroupSchemeError, attribute_column, binary_only, scheme_of
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,14 @@ def _read(meta: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
 
 def _column_problems(df: pd.DataFrame, meta: Path, attribute: str) -> list[Problem]:
     problems = []
-    for column, allowed in (("y", {0, 1}), (attribute, {0, 1}), ("split", {0, 1, 2})):
+    binary = binary_only(meta.parent, attribute)
+    for column in ("y", attribute, "split"):
         values = pd.to_numeric(df[column], errors="coerce")
-        for row in np.flatnonzero(~values.isin(allowed).to_numpy()):
-            problems.append(Problem(str(meta), f"column {column!r} has {df[column].tolist()[row]!r}; expected one of "
-                                               f"{sorted(allowed)}", line=int(row) + 2))
+        ok = _valid_values(values, column, binary)
+        expected = _expected_values(column, attribute, binary)
+        for row in np.flatnonzero(~ok.to_numpy()):
+            problems.append(Problem(str(meta), f"column {column!r} has {df[column].tolist()[row]!r}; expected "
+                                               f"{expected}", line=int(row) + 2))
         df[column] = values
     return problems
 
@@ -100,10 +103,18 @@ def _file_problems(root: Path, df: pd.DataFrame, meta: Path) -> list[Problem]:
     return problems
 
 
-def _count_problems(df: pd.DataFrame, meta: Path, kind: str, attribute: str) -> list[Problem]:
+def _count_problems(df: pd.DataFrame, meta: Path, attribute: str) -> list[Problem]:
     problems = []
-    ok = df["split"].isin([0, 1, 2]) & df["y"].isin([0, 1]) & df[attribute].isin([0, 1])
-    valid = df[ok]
+    binary = binary_only(meta.parent, attribute)
+    ok = (_valid_values(df["split"], "split", binary) & _valid_values(df["y"], "y", binary)
+          & _valid_values(df[attribute], attribute, binary))
+    valid = df[ok].astype({"y": int, attribute: int})
+    if valid.empty:
+        return problems
+    try:
+        groups = scheme_of(valid, meta.parent, attribute)
+    except GroupSchemeError as err:
+        return problems + [Problem(str(meta.parent / "metadata.json"), str(err).split(": ", 1)[-1])]
     for split, code in SPLIT_CODES.items():
         if not (valid["split"] == code).any():
             problems.append(Problem(str(meta), f"split {split!r} is empty: no row has split = {code}"))
@@ -113,9 +124,9 @@ def _count_problems(df: pd.DataFrame, meta: Path, kind: str, attribute: str) -> 
         rows = valid[valid["split"] == SPLIT_CODES[split]]
         if not len(rows):
             continue
-        counts = np.bincount((2 * rows["y"] + rows[attribute]).astype(int), minlength=N_GROUPS)
+        counts = np.bincount(groups.group_of(rows["y"], rows[attribute]).astype(int), minlength=groups.n_groups)
         for g in np.flatnonzero(counts == 0):
-            problems.append(Problem(str(meta), f"group {GROUP_NAMES[kind][g]} (g = {g}) has no {split} image: "
+            problems.append(Problem(str(meta), f"group {groups.names[g]} (g = {g}) has no {split} image: "
                                                "worst-group accuracy and DFR's tuning need every group there"))
     return problems
 
@@ -135,10 +146,10 @@ def check_folder(root: str | os.PathLike) -> list[Problem]:
     df, problems = _read(meta)
     if df is None:
         return problems
-    kind = "waterbirds" if "place" in df.columns else "isic" if "patch" in df.columns else None
-    if kind is None:
-        return [Problem(str(meta), f"missing column 'place' (Waterbirds) or 'patch' (ISIC): found {list(df.columns)}")]
-    attribute = ATTRIBUTE_COLUMN[kind]
+    try:
+        attribute = attribute_column(df.columns, meta)
+    except GroupSchemeError as err:
+        return [Problem(str(meta), str(err).split(": ", 1)[-1])]
     missing = [c for c in ("img_filename", "y", "split") if c not in df.columns]
     if missing:
         return [Problem(str(meta), f"missing column(s) {missing} (found {list(df.columns)})")]
@@ -146,5 +157,5 @@ def check_folder(root: str | os.PathLike) -> list[Problem]:
         return [Problem(str(meta), "has a header but no rows: expected one row per image")]
     problems += _column_problems(df, meta, attribute)
     problems += _file_problems(root, df, meta)
-    problems += _count_problems(df, meta, kind, attribute)
+    problems += _count_problems(df, meta, attribute)
     return problems

@@ -6,14 +6,16 @@ A dataset is a folder with ``metadata.csv``:
 column                    meaning
 ========================  =====================================================
 ``img_filename``          image path relative to the folder
-``y``                     class label (Waterbirds: 1 = waterbird; ISIC: 1 = malignant)
-``place`` / ``patch``     spurious attribute a (Waterbirds: 1 = water; ISIC: 1 = patch)
+``y``                     class label 0..C-1 (Waterbirds: 1 = waterbird; ISIC: 1 = malignant)
+``place`` / ``patch``     spurious attribute a (Waterbirds: 1 = water; ISIC: 1 = patch);
+/ ``a``                   ``a`` (0..V-1) for any other data
 ``split``                 0 train, 1 val, 2 test
 ``mask_filename``         optional binary PNG of the spurious region
 ========================  =====================================================
 
-Group ``g = 2*y + a``. The format (Waterbirds or ISIC) is detected from the
-columns, so real folders and the synthetic benchmark load through the same code.
+and optionally ``metadata.json`` naming the classes, the attribute and its values
+(:mod:`~shortcut_nb.data.groups`). A group is a (y, a) pair, ``g = y * V + a`` (``2*y + a`` for the paper's
+binary data). Real folders and the synthetic benchmark load through the same code.
 """
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..vocab import DatasetName, Split
+from ..vocab import Split
 from .decoded import DecodedSplit, decoded_split
-from .transforms import image_to_uint8, mask_to_tensor, normalise_uint8
+from .groups import GroupScheme, GroupSchemeError, attribute_column, binary_only, group_counts, scheme_of
+from .transforms import Normalization, image_to_uint8, mask_to_tensor, normalise_uint8, normalization
 
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 ATTRIBUTE_COLUMN = {"waterbirds": "place", "isic": "patch"}
@@ -41,19 +44,23 @@ class DatasetFormatError(ValueError):
 
 @dataclass(frozen=True)
 class FolderInfo:
+    """What a folder's metadata says: its format (``waterbirds``, ``isic`` or ``generic``), the attribute column,
+    whether it has masks, and its groups."""
+
     root: Path
-    kind: DatasetName
+    kind: str
     attribute: str
     has_masks: bool
+    groups: GroupScheme
 
 
-def group_of(y: int | np.ndarray, a: int | np.ndarray):
-    """Group index g = 2*y + a (G0..G3 / BwoP, BwP, MwoP, MwP)."""
-    return 2 * y + a
+def group_of(y: int | np.ndarray, a: int | np.ndarray, n_values: int = 2):
+    """Group index ``g = y * n_values + a`` (the paper's ``2*y + a``: G0..G3 / BwoP, BwP, MwoP, MwP)."""
+    return y * n_values + a
 
 
 def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
-    """Read and validate ``root/metadata.csv``; detect the format from its columns."""
+    """Read and validate ``root/metadata.csv`` (and ``metadata.json``); detect the format and groups."""
     root = Path(root)
     meta_path = root / "metadata.csv"
     if not root.is_dir():
@@ -61,40 +68,60 @@ def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
     if not meta_path.is_file():
         raise FileNotFoundError(
             f"{meta_path} not found: a dataset folder needs a metadata.csv with columns "
-            "img_filename, y, split and place (Waterbirds) or patch (ISIC)"
+            "img_filename, y, split and place (Waterbirds), patch (ISIC) or a (any other spurious attribute)"
         )
     try:
         df = pd.read_csv(meta_path)
     except pd.errors.EmptyDataError:
         raise DatasetFormatError(f"{meta_path} is empty: expected a header line (img_filename, y, split, place or "
                                  "patch) and one row per image") from None
-    if "place" in df.columns:
-        kind = "waterbirds"
-    elif "patch" in df.columns:
-        kind = "isic"
-    else:
-        raise DatasetFormatError(
-            f"{meta_path}: missing column 'place' (Waterbirds) or 'patch' (ISIC): "
-            f"found columns {list(df.columns)}"
-        )
-    attribute = ATTRIBUTE_COLUMN[kind]
+    except UnicodeDecodeError as err:
+        raise DatasetFormatError(f"{meta_path} is not UTF-8 text ({err}): save it as UTF-8") from None
+    try:
+        attribute = attribute_column(df.columns, meta_path)
+    except GroupSchemeError as err:
+        raise DatasetFormatError(str(err)) from None
+    kind = {"place": "waterbirds", "patch": "isic"}.get(attribute, "generic")
     for column in ("img_filename", "y", "split", attribute):
         if column not in df.columns:
             raise DatasetFormatError(f"{meta_path}: missing column {column!r} (found {list(df.columns)})")
-    for column, allowed in (("y", {0, 1}), (attribute, {0, 1}), ("split", {0, 1, 2})):
-        values = pd.to_numeric(df[column], errors="coerce")
-        bad = ~values.isin(allowed)
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DatasetFormatError(
-                f"{meta_path}, row {row + 2} (data row {row}): column {column!r} has {df[column].iloc[row]!r}; "
-                f"expected one of {sorted(allowed)}" + (" (0 train, 1 val, 2 test)" if column == "split" else "")
-            )
-        df[column] = values.astype(int)
     if df.empty:
         raise DatasetFormatError(f"{meta_path} has a header but no rows: expected one row per image")
+    binary = binary_only(root, attribute)
+    for column in ("y", attribute, "split"):
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = ~_valid_values(values, column, binary)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            expected = _expected_values(column, attribute, binary)
+            raise DatasetFormatError(
+                f"{meta_path}, row {row + 2} (data row {row}): column {column!r} has {df[column].iloc[row]!r}; "
+                f"expected {expected}")
+        df[column] = values.astype(int)
+    try:
+        groups = scheme_of(df, root, attribute)
+    except GroupSchemeError as err:
+        raise DatasetFormatError(str(err)) from None
     has_masks = "mask_filename" in df.columns and df["mask_filename"].notna().any()
-    return df, FolderInfo(root=root, kind=kind, attribute=attribute, has_masks=bool(has_masks))
+    return df, FolderInfo(root=root, kind=kind, attribute=attribute, has_masks=bool(has_masks), groups=groups)
+
+
+def _valid_values(values: pd.Series, column: str, binary: bool) -> pd.Series:
+    """Which entries of a numeric ``split``, ``y`` or attribute column are allowed (see :func:`_expected_values`)."""
+    if column == "split":
+        return values.isin([0, 1, 2])
+    if binary:
+        return values.isin([0, 1])
+    return values.notna() & (values >= 0) & (values % 1 == 0)
+
+
+def _expected_values(column: str, attribute: str, binary: bool) -> str:
+    if column == "split":
+        return "one of [0, 1, 2] (0 train, 1 val, 2 test)"
+    if binary:
+        return (f"one of [0, 1] (the paper's binary {'classes' if column == 'y' else repr(attribute)}; for more, "
+                "use an 'a' column or name them in metadata.json)")
+    return "a non-negative integer (" + ("a class index)" if column == "y" else "the attribute value's index)")
 
 
 def safe_path(root: Path, relative: str, *, what: str, row: int) -> Path:
@@ -114,7 +141,7 @@ class ShortcutDataset(Dataset):
     """One split of a dataset folder. ``ds[i]`` is a dict:
 
     - ``image``: float tensor (3, H, W), resized to ``image_size`` and ImageNet-normalised;
-    - ``y``, ``a``, ``g``: ints (class, spurious attribute, group 2y + a);
+    - ``y``, ``a``, ``g``: ints (class, spurious attribute, group ``y * V + a``; see :attr:`groups`);
     - ``mask``: bool tensor (H, W) of the spurious region (only when the folder has masks);
     - ``has_mask``: whether this row has a mask (a row without one gets an all-False ``mask``, which must not
       be read as "no spurious region": s-score draws skip such rows);
@@ -130,6 +157,7 @@ class ShortcutDataset(Dataset):
         segmentation_dir: str | os.PathLike | None = None,
         cache: bool = False,
         decoded_dir: str | os.PathLike | None = None,
+        normalize: Normalization | str | dict | None = None,
     ):
         if split not in SPLIT_CODES:
             raise ValueError(f"split must be one of {tuple(SPLIT_CODES)}, got {split!r}")
@@ -137,6 +165,8 @@ class ShortcutDataset(Dataset):
         self.info = info
         self.root = info.root
         self.kind = info.kind
+        self.groups: GroupScheme = info.groups
+        self.normalization: Normalization = normalization(normalize)
         self.split = split
         self.image_size = int(image_size)
         rows = df.index[df["split"] == SPLIT_CODES[split]]
@@ -146,7 +176,7 @@ class ShortcutDataset(Dataset):
         self.meta = df.loc[rows].reset_index().rename(columns={"index": "row"})
         self.y = torch.tensor(self.meta["y"].to_numpy(copy=True), dtype=torch.long)
         self.a = torch.tensor(self.meta[info.attribute].to_numpy(copy=True), dtype=torch.long)
-        self.g = group_of(self.y, self.a)
+        self.g = self.groups.group_of(self.y, self.a)
         self.segmentation_dir = Path(segmentation_dir) if segmentation_dir is not None else None
         self.image_paths = [
             safe_path(self.root, f, what="img_filename", row=r) for f, r in zip(self.meta["img_filename"], self.meta["row"])
@@ -185,8 +215,22 @@ class ShortcutDataset(Dataset):
     def __len__(self) -> int:
         return len(self.meta)
 
+    @property
+    def n_groups(self) -> int:
+        return self.groups.n_groups
+
     def group_counts(self) -> list[int]:
-        return torch.bincount(self.g, minlength=4).tolist()
+        """Rows per group of this split, ``[n_0, ..., n_{G-1}]`` (every group of the scheme, zeros included)."""
+        return group_counts(self.g, self.n_groups)
+
+    @property
+    def transform_id(self) -> str:
+        """The resize and normalisation of this dataset's items (part of the feature cache's key)."""
+        return self.normalization.transform_id
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels (..., 3, H, W) of this dataset -> the model's input (its normalisation)."""
+        return normalise_uint8(images, self.normalization)
 
     def _load_mask(self, i: int, image_size_wh: tuple[int, int]) -> torch.Tensor | None:
         assert self.mask_paths is not None
@@ -227,7 +271,7 @@ class ShortcutDataset(Dataset):
             mask = self._decoded.masks[i] if self._decoded.has_mask is not None and self._decoded.has_mask[i] else None
         else:
             image, mask = self.decode(i)
-        item = {"image": normalise_uint8(image), "y": int(self.y[i]), "a": int(self.a[i]), "g": int(self.g[i]),
+        item = {"image": self.normalise(image), "y": int(self.y[i]), "a": int(self.a[i]), "g": int(self.g[i]),
                 "index": i}
         if self.mask_paths is not None:
             item["has_mask"] = mask is not None
@@ -245,6 +289,7 @@ def load_dataset(
     segmentation_dir: str | os.PathLike | None = None,
     cache: bool = False,
     decoded_dir: str | os.PathLike | None = None,
+    normalize: Normalization | str | dict | None = None,
 ) -> ShortcutDataset:
     """Load one split of a dataset folder (real Waterbirds/ISIC or the synthetic benchmark).
 
@@ -257,24 +302,29 @@ def load_dataset(
         cache: keep decoded items in memory (small synthetic sets).
         decoded_dir: decode the split once into a uint8 file there and serve items from it (real folders:
             no JPEG decoding per epoch; see :mod:`~shortcut_nb.data.decoded`).
+        normalize: the input normalisation the model was trained with: ``"imagenet"`` (default),
+            ``"inception"`` (0.5, 0.5), ``{"mean": [...], "std": [...]}`` (:func:`~.transforms.normalization`).
 
     Returns:
         A :class:`ShortcutDataset`.
     """
     return ShortcutDataset(root, split=split, image_size=image_size, segmentation_dir=segmentation_dir, cache=cache,
-                           decoded_dir=decoded_dir)
+                           decoded_dir=decoded_dir, normalize=normalize)
 
 
 def group_balanced_indices(
-    g: torch.Tensor | np.ndarray, *, seed: int, n_per_group: int | None = None, groups: tuple[int, ...] = (0, 1, 2, 3)
+    g: torch.Tensor | np.ndarray, *, seed: int, n_per_group: int | None = None, groups: tuple[int, ...] | None = None
 ) -> np.ndarray:
     """Indices of a group-balanced subsample: each group drawn without replacement to the smallest group's size.
+
+    ``groups``: the groups to balance (None: ``0 .. max(g)``, each of which must be present).
 
     Raises:
         ValueError: when a requested group is empty (nothing to balance with).
     """
     g = np.asarray(g)
     rng = np.random.default_rng(seed)
+    groups = tuple(range(int(g.max(initial=-1)) + 1)) if groups is None else groups
     members = {k: np.flatnonzero(g == k) for k in groups}
     empty = [k for k, idx in members.items() if len(idx) == 0]
     if empty:

@@ -22,7 +22,7 @@ from ._inputs import _check_classes, _features_np, _labels_np, _n_groups, _rando
 from .logistic import BinaryLogits, logistic_to_linear, make_logistic_regression
 from .pruning import PruneMode, prune_h
 
-__all__ = ["DFR_C_GRID", "DFRResult", "fit_dfr", "group_balanced_indices"]
+__all__ = ["DFR_C_GRID", "DFRResult", "MissingGroupError", "fit_dfr", "group_balanced_indices"]
 
 #: The C grid of the DFR authors, in their order. The order matters: ties in
 #: tuning worst-group accuracy go to the *first* C (the weakest penalty).
@@ -53,13 +53,54 @@ def group_balanced_indices(
     members = [pool[g[pool] == k] for k in range(n_groups)]
     sizes = [len(m) for m in members]
     if min(sizes) == 0:
-        empty = [k for k, s in enumerate(sizes) if s == 0]
-        raise ValueError(
-            f"group(s) {empty} have no samples (group sizes {sizes}): a group-balanced "
-            "subsample needs every group"
-        )
+        raise _missing_in_g(sizes, where="g" if subset is None else "the given subset of g",
+                            who="a group-balanced subsample")
     n_min = min(sizes)
     return np.concatenate([rng.permutation(m)[:n_min] for m in members]).astype(np.int64)
+
+
+class MissingGroupError(ValueError):
+    """A group DFR needs has no sample in some input.
+
+    Attributes:
+        groups: the empty groups' ids.
+        where: the input they are missing from (``"g"``, ``"selection half"``, ...).
+        sizes: group sizes of that input, shape (n_groups,).
+    """
+
+    def __init__(self, message: str, *, groups: list[int], where: str, sizes: list[int]):
+        super().__init__(message)
+        self.groups, self.where, self.sizes = groups, where, sizes
+
+
+def _missing_in_g(sizes: list[int], *, where: str, who: str = "DFR") -> MissingGroupError:
+    """The error for groups absent from the data ``who`` balances (``sizes``: its group sizes, (n_groups,))."""
+    empty = [k for k, n in enumerate(sizes) if n == 0]
+    remedy = "drop the empty group(s) by renumbering g over the groups present as 0..k-1"
+    if who == "DFR":
+        remedy += " (shortcut_nb.lastlayer.fit_dfr_checked does this)"
+    if empty == list(range(len(sizes) - len(empty), len(sizes))):  # only the top ids are empty
+        remedy += f", or pass n_groups={len(sizes) - len(empty)} if the data has only {len(sizes) - len(empty)} groups"
+    return MissingGroupError(
+        f"group(s) {empty} have no samples in {where} (group sizes {sizes}, n_groups={len(sizes)}): {who} balances "
+        "every group to the smallest one's size, so it needs every group present in the data it balances. Add "
+        f"samples of group(s) {empty}, or {remedy}.", groups=empty, where=where, sizes=sizes)
+
+
+def _missing_in_half(sizes: list[int], whole: list[int], *, half: str) -> MissingGroupError:
+    """The error for groups absent from one random half when tuning C (``sizes``: that half's group sizes)."""
+    empty = [k for k, n in enumerate(sizes) if n == 0]
+    return MissingGroupError(
+        f"group(s) {empty} have no samples in the {half} of the validation set (group sizes there {sizes}, in the "
+        f"whole set {whole}): tuning C splits the validation set into two random halves, fits on a group-balanced "
+        "subsample of one (the tuning-fit half) and picks C by worst-group accuracy on the other (the selection "
+        "half), so every group must be present in both. Pass C= to skip tuning (shortcut_nb.lastlayer."
+        f"fit_dfr_checked falls back to a fixed C), or add samples of group(s) {empty}.",
+        groups=empty, where=half, sizes=sizes)
+
+
+def _group_sizes(g: np.ndarray, n_groups: int) -> list[int]:
+    return np.bincount(g, minlength=n_groups)[:n_groups].tolist()
 
 
 def _wga(preds: np.ndarray, y: np.ndarray, g: np.ndarray, n_groups: int) -> float:
@@ -170,6 +211,11 @@ def _tune_c(
     # As in the authors' procedure: after one random permutation, the first
     # floor(n/2) indices are held out to pick C and the rest is the tuning-fit half.
     eval_idx, fit_half = perm[:n_eval], perm[n_eval:]
+    # tuning needs every group in both halves: a balanced subsample of one, worst-group accuracy on the other
+    for half, idx in (("tuning-fit half", fit_half), ("selection half", eval_idx)):
+        sizes = _group_sizes(g[idx], n_groups)
+        if min(sizes) == 0:
+            raise _missing_in_half(sizes, _group_sizes(g, n_groups), half=half)
     fit_idx = group_balanced_indices(g, rng=rng, n_groups=n_groups, subset=fit_half)
     # The authors standardise the tuning fit with a scaler fit on its own
     # training rows (the balanced subsample), and apply it to the held-out half.
@@ -194,7 +240,7 @@ def fit_dfr(
     seed: int,
     c_grid: Sequence[float] = DFR_C_GRID,
     n_refits: int = 20,
-    solver: str = "liblinear",
+    solver: str | None = None,
     C: float | None = None,
     n_groups: int | None = None,
     max_iter: int = 1000,
@@ -225,12 +271,14 @@ def fit_dfr(
         features: validation penultimate features, shape (N, d).
         y: classes, shape (N,), values 0..K-1.
         g: groups, shape (N,), values 0..n_groups-1, all present (and present in
-            both halves when tuning).
+            both halves when tuning); a missing group raises :class:`MissingGroupError`
+            (a ValueError) naming it (:func:`~shortcut_nb.lastlayer.fallback.fit_dfr_checked`
+            degrades instead).
         seed: controls every random choice.
         c_grid: candidate C values, tried in this order.
         n_refits: refits averaged in the final model.
-        solver: sklearn solver that supports L1 (``"liblinear"``, the authors'
-            choice, binary only in sklearn >= 1.8; ``"saga"`` for K > 2).
+        solver: sklearn solver that supports L1 (None: ``"liblinear"``, the authors'
+            choice, for two classes; ``"saga"`` for K > 2, which liblinear does not fit).
         C: skip tuning and use this C.
         n_groups: number of groups (None: ``max(g) + 1``).
         max_iter: solver iterations.
@@ -242,8 +290,13 @@ def fit_dfr(
     n = len(x)
     y = _labels_np(y, "y", n)
     g = _labels_np(g, "g", n)
-    _check_classes(y)
+    n_classes = _check_classes(y)
+    if solver is None:
+        solver = "liblinear" if n_classes == 2 else "saga"
     n_groups = _n_groups(g, n_groups)
+    sizes = _group_sizes(g, n_groups)
+    if min(sizes) == 0:
+        raise _missing_in_g(sizes, where="g, the groups of the validation set given to fit_dfr")
     if not isinstance(n_refits, (int, np.integer)) or n_refits < 1:
         raise ValueError(f"n_refits must be a positive int, got {n_refits!r}")
     rng = _rng(seed)

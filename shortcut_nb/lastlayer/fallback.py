@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..vocab import N_GROUPS
-from .dfr import DFR_C_GRID, DFRResult, fit_dfr
+from .dfr import DFR_C_GRID, DFRResult, MissingGroupError, fit_dfr
 
 __all__ = ["fit_dfr_checked"]
 
@@ -28,7 +28,7 @@ def fit_dfr_checked(
     n_refits: int = 20,
     C: float | None = None,
     fallback_C: float = 1.0,
-    n_groups: int = N_GROUPS,
+    n_groups: int | None = None,
 ) -> tuple[DFRResult, list[str]]:
     """:func:`~shortcut_nb.lastlayer.dfr.fit_dfr` that degrades with a note instead of failing on a small validation set.
 
@@ -49,7 +49,7 @@ def fit_dfr_checked(
         n_refits: refits averaged into the head.
         C: fixed C (no tuning), or None to tune.
         fallback_C: C used when tuning is impossible.
-        n_groups: groups expected (4).
+        n_groups: groups expected (None: ``max(g) + 1``, at least the paper's 4).
 
     Returns:
         ``(result, notes)``: the DFR head and the notes (empty when nothing degraded).
@@ -59,6 +59,7 @@ def fit_dfr_checked(
     g = _np(g, np.int64).reshape(-1)
     notes: list[str] = []
     present = np.unique(g)
+    n_groups = max(int(g.max(initial=-1)) + 1, N_GROUPS) if n_groups is None else n_groups
     g_fit = g
     if len(present) < n_groups:
         missing = sorted(set(range(n_groups)) - set(present.tolist()))
@@ -69,6 +70,11 @@ def fit_dfr_checked(
     if C is None:
         try:
             result = fit_dfr(features, y, g_fit, seed=seed, c_grid=c_grid, n_refits=n_refits)
+        except MissingGroupError as err:  # the usual case: a random half lacks a small group
+            notes.append(f"C not tuned (group(s) {err.groups} have no samples in the {err.where}, group sizes there "
+                         f"{err.sizes}: tuning needs every group in both random halves); used the fixed "
+                         f"C={fallback_C:g} instead")
+            C = fallback_C
         except ValueError as err:
             notes.append(f"C not tuned ({err}); used the fixed C={fallback_C:g} instead")
             C = fallback_C

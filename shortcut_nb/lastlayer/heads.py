@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from ..metrics import summarize
-from ..vocab import N_GROUPS
 
 
 def _float64(x, name: str) -> np.ndarray:
@@ -20,7 +19,7 @@ def _float64(x, name: str) -> np.ndarray:
 
 
 def head_metrics(weight, bias, features, y, g, *, train_group_counts: Sequence[int] | None = None,
-                 n_groups: int = N_GROUPS) -> dict:
+                 n_groups: int | None = None) -> dict:
     """Per-group accuracy, AVG, WGA and GAP of the linear head ``z ↦ z Wᵀ + b`` on features, in float64.
 
     Args:
@@ -30,7 +29,7 @@ def head_metrics(weight, bias, features, y, g, *, train_group_counts: Sequence[i
         y: (N,) classes.
         g: (N,) groups.
         train_group_counts: training samples per group, for ``avg_weighted``.
-        n_groups: groups.
+        n_groups: groups (None: from ``train_group_counts`` or ``g``, see :func:`~shortcut_nb.metrics.summarize`).
 
     Returns:
         :func:`~shortcut_nb.metrics.summarize`'s dict plus ``pred_class1``, the share of class-1

@@ -40,7 +40,7 @@ def head_summary(head: nn.Linear, features: Mapping[str, Any], *, train_group_co
 
 def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, tau: float,
                     test: Mapping[str, Any], val: Mapping[str, Any], seed: int = 0,
-                    train_group_counts: Sequence[int] | None = None, n_groups: int = N_GROUPS,
+                    train_group_counts: Sequence[int] | None = None, n_groups: int | None = None,
                     memo: dict | None = None) -> dict[str, Any]:
     """The four rows of the paper's Table 4 on cached features.
 
@@ -57,7 +57,8 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
         val: features of the refit set (same keys).
         seed: seed of the group-balanced subsample and the solver.
         train_group_counts: for the train-weighted average.
-        n_groups: groups the balanced subsample must hold (a group missing from ``val`` fails the refit).
+        n_groups: groups the balanced subsample must hold (a group missing from ``val`` fails the refit); None:
+            the length of ``train_group_counts``, else 4 (the paper's).
         memo: optional dict reused across calls (refits keyed by the neuron set, seed and ``n_groups``).
 
     Returns:
@@ -72,6 +73,8 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
     if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) or not 0.0 <= float(tau) <= 1.0:
         raise ValueError(f"tau must be a number in [0, 1], got {tau!r}")
     memo = {} if memo is None else memo
+    if n_groups is None:
+        n_groups = len(train_group_counts) if train_group_counts is not None else N_GROUPS
     pruned = select_neurons(torch.from_numpy(s), float(tau)).numpy()
     keep = np.setdiff1d(np.arange(len(s)), pruned)
     out: dict[str, Any] = {"errors": {}}

@@ -12,7 +12,7 @@ with the notebook's choices filled in::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -22,8 +22,10 @@ from torch import nn
 from ..config import Profile, ProfileSettings, profile_settings, runs_root
 from ..data import ShortcutDataset
 from ..data.samples import MaskedSamples, draw_masked_samples
-from ..models import SplitModel
-from ..vocab import Arch, DatasetName
+from ..data.transforms import normalization
+from ..artifacts import file_hash, weights_hash
+from ..models import SplitModel, checkpoint_arch, model_kind
+from ..vocab import DATASETS, Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
 from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load, weights_note
 from .train import predict
@@ -38,6 +40,7 @@ class RunLog:
     trained: int = 0
     loaded: int = 0
     weights: dict[str, str] = field(default_factory=dict)  # model name -> what its backbone started from
+    heads: dict[str, str] = field(default_factory=dict)  # a researcher's model -> weights_hash of the head analysed
 
     def note(self, *, trained: bool) -> None:
         if trained:
@@ -61,7 +64,12 @@ class Context:
     Attributes:
         settings: the profile's settings (models, image size, recipe, seeds, sizes).
         root: the runs root (artifacts: data, checkpoints, features, masks).
-        folders: real dataset folders by dataset name; a dataset not named uses the synthetic benchmark.
+        folders: real dataset folders by dataset name (any name; ``waterbirds`` and ``isic`` are the paper's); a
+            paper dataset not named uses the synthetic benchmark.
+        model: the researcher's model (a timm name, ``torchvision:<name>``, a checkpoint file), or None: the
+            profile's CNN and ViT. It takes the place of the profile's model of its kind.
+        checkpoint: the trained weights of ``model``, analysed as they are (never retrained), or None.
+        normalize: the input normalisation the model expects (``((mean), (std))``; None: ImageNet's).
         progress: show progress bars.
         run_log: what :meth:`train_or_load` trained and loaded (and the mask runs, which note it too).
     """
@@ -69,23 +77,92 @@ class Context:
     settings: ProfileSettings
     root: Path
     folders: Mapping[str, str] = field(default_factory=dict)
+    model: str | None = None
+    checkpoint: str | None = None
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     progress: bool = True
     run_log: RunLog = field(default_factory=RunLog, compare=False)
 
     @classmethod
     def build(cls, profile: Profile | str, *, root: str | os.PathLike | None = None,
               folders: Mapping[str, str | os.PathLike] | None = None, progress: bool = True,
-              dry_run: bool = False) -> "Context":
+              dry_run: bool = False, model: str | None = None, checkpoint: str | os.PathLike | None = None,
+              image_size: int | None = None, normalize: Any = None) -> "Context":
         """The context of ``profile``; ``root`` defaults to ``--runs-root`` / ``$SHORTCUT_NB_RUNS`` / ``runs/``.
 
         ``dry_run`` caps the profile's sizes and nothing else (:meth:`~shortcut_nb.config.ProfileSettings.as_dry_run`).
+        ``folders`` may name any dataset (a folder per name; the paper's two fall back to the synthetic benchmark).
+        ``model`` / ``checkpoint``: a researcher's classifier, analysed as it is (one model: one seed, no
+        pretraining, no minority sweep). ``image_size`` and ``normalize`` (a name such as ``"imagenet"`` or
+        ``"inception"``, or ``{"mean": [...], "std": [...]}``) are the input the model was trained with.
         """
-        unknown = sorted(set(folders or {}) - {"waterbirds", "isic"})
+        frozen = MappingProxyType({str(name): str(path) for name, path in (folders or {}).items() if path})
+        if model is not None and checkpoint is None and Path(model).is_file():  # a checkpoint naming its arch
+            model, checkpoint = checkpoint_arch(model), model
+        if checkpoint is not None and model is None:
+            raise ValueError("CHECKPOINT needs MODEL: the architecture (a timm name, 'torchvision:<name>') of the weights")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"CHECKPOINT {checkpoint}: file not found")
+        settings = profile_settings(profile, dry_run=dry_run)
+        if image_size is not None:
+            settings = replace(settings, image_size=int(image_size))
+        if model is not None:
+            kind = model_kind(str(model))
+            settings = replace(settings, table2_models=(str(model),),
+                               **({"vit": str(model)} if kind == "vit" else {"cnn": str(model)}))
+        if checkpoint is not None:  # one trained model: one seed, nothing to pretrain, no synthetic sweep
+            settings = replace(settings, seeds=(0,), minority_ratios=())
+        if any(name not in DATASETS for name in frozen):
+            settings = replace(settings, minority_ratios=())  # the sweep regenerates the synthetic benchmark
+        norm = normalization(normalize)
+        return cls(settings=settings, root=runs_root(root), folders=frozen, progress=progress,
+                   model=str(model) if model is not None else None,
+                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint is not None else None,
+                   normalize=None if norm.is_imagenet else (tuple(norm.mean), tuple(norm.std)))
+
+    @property
+    def user_run(self) -> bool:
+        """Whether this is a researcher's own data or model (no paper verdicts, nothing synthetic)."""
+        return self.checkpoint is not None or any(name not in DATASETS for name in self.folders)
+
+    def datasets(self, requested: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The datasets a notebook analyses: ``requested`` (an empty list means none), else the named folders when
+        any, else the paper's two (the synthetic benchmark). A name that is neither the paper's nor a folder's is an
+        error naming ``DATA_FOLDERS``."""
+        chosen = tuple(requested) if requested is not None else (tuple(self.folders) or DATASETS)
+        unknown = [d for d in chosen if d not in DATASETS and d not in self.folders]
         if unknown:
-            raise ValueError(f"folders names datasets 'waterbirds' and 'isic', got {unknown}")
-        frozen = MappingProxyType({name: str(path) for name, path in (folders or {}).items() if path})
-        return cls(settings=profile_settings(profile, dry_run=dry_run), root=runs_root(root), folders=frozen,
-                   progress=progress)
+            raise ValueError(f"datasets {unknown} have no folder: name them in DATA_FOLDERS (--data NAME=PATH); the "
+                             f"synthetic benchmark has only {list(DATASETS)}")
+        return chosen
+
+    @staticmethod
+    def headline(datasets: Sequence[str], preferred: str | None) -> str:
+        """The dataset a notebook's figures and widgets open on: ``preferred`` when analysed, else the first."""
+        if not datasets:
+            raise ValueError("no dataset is analysed (DATASETS is empty)")
+        return preferred if preferred in datasets else datasets[0]
+
+    def archs(self, requested: Sequence[Arch] = ("cnn", "vit")) -> tuple[Arch, ...]:
+        """The architectures analysed: with a researcher's checkpoint, only its own kind."""
+        if self.checkpoint is None:
+            return tuple(requested)
+        kind = model_kind(str(self.model))
+        return tuple(a for a in requested if a == kind)
+
+    def minority_ratios(self, requested: Sequence[float] | None = None) -> tuple[float, ...]:
+        """Notebook 01's sweep: ``requested`` (an empty list means none), else the profile's (none in a user run)."""
+        return tuple(requested) if requested is not None else tuple(self.settings.minority_ratios)
+
+    def record(self) -> dict:
+        """What a notebook records about its inputs: data folders, model, checkpoint, input size and normalisation."""
+        norm = normalization(None if self.normalize is None else tuple(self.normalize))
+        folders = {name: {"path": path, "metadata_sha256": file_hash(Path(path) / "metadata.csv")}
+                   for name, path in self.folders.items()}
+        checkpoint = None if self.checkpoint is None else {"path": self.checkpoint,
+                                                           "sha256": file_hash(self.checkpoint)}
+        return {"data_folders": folders, "model": self.model, "checkpoint": checkpoint, "head_sha256": dict(self.run_log.heads),
+                "image_size": self.settings.image_size, "normalize": norm.as_record(), "user_run": self.user_run}
 
     @property
     def profile(self) -> Profile:
@@ -109,6 +186,11 @@ class Context:
     def run_spec(self, dataset: DatasetName, *, arch: Arch = "cnn", **overrides: Any) -> RunSpec:
         """The run the profile prescribes for ``dataset`` and ``arch`` (see :func:`~.runs.run_spec`)."""
         overrides.setdefault("folder", self.folder(dataset))
+        if self.normalize is not None:
+            overrides.setdefault("normalize", self.normalize)
+        model = overrides.get("model") or (self.settings.cnn if arch == "cnn" else self.settings.vit)
+        if self.checkpoint is not None and model == self.model:
+            overrides.setdefault("checkpoint", self.checkpoint)
         spec = run_spec(self.settings, dataset, arch=arch, **overrides)
         self.run_log.weights[spec.model] = weights_note(spec)
         return spec
@@ -117,6 +199,8 @@ class Context:
         """The trained model of ``spec`` (see :func:`~.runs.train_or_load`); noted in :attr:`run_log`."""
         model, info = train_or_load(spec, root=self.root, progress_bar=self.progress)
         self.run_log.note(trained=info["trained_now"])
+        if spec.checkpoint is not None:
+            self.run_log.heads[spec.model] = weights_hash(model.head)
         return model, info
 
     def split(self, spec: RunSpec | DataSpec, split: str) -> ShortcutDataset:

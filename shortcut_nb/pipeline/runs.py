@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 
-from ..artifacts import atomic_torch_save, atomic_write_json, read_json, stable_key
+from ..artifacts import atomic_torch_save, atomic_write_json, file_hash, read_json, stable_key
 from ..config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
 from ..data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
 from ..vocab import STANDIN_WEIGHTS, Arch, DatasetName
-from ..models import SplitModel, arch_version, build_model, cached_timm_weights, model_kind
+from ..models import SplitModel, arch_version, build_model, cached_timm_weights, load_classifier, model_kind
 from ..locks import run_lock
 from .pretrain import PretrainSettings, ensure_pretrained, key_fields
 from .train import FINAL, fine_tune, predict
@@ -51,7 +51,7 @@ BENCHMARK_KNOBS: dict[str, dict[str, dict]] = {
 #: How a run's backbone starts: the stand-in pretraining, timm's ImageNet weights, random weights (no file), or
 #: random weights written to a local weights file and loaded from it (a dry run of the paper profile on a
 #: machine without ImageNet weights: the weights-file code path, with weights that say so).
-Init = Literal["standin", "timm", "none", "random"]
+Init = Literal["standin", "timm", "none", "random", "checkpoint"]
 RANDOM_WEIGHTS_NOTE = "random (dry run)"
 # A dry run writes real-format folders: JPEG images of varied sizes (masks, as PNG, alike).
 DRY_RUN_DATA_KNOBS = {"file_format": "jpeg", "size_jitter": 0.3}
@@ -70,6 +70,15 @@ class DataSpec:
     minority_ratio: float = 0.05
     knobs: tuple[tuple[str, object], ...] = ()
     folder: str | None = None  # a real dataset folder; overrides generation
+    #: the input normalisation ``((mean), (std))`` the model expects; None: ImageNet's
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    def key_fields(self) -> dict:
+        """The fields as run keys see them: ``normalize`` left out at its default, so earlier keys are unchanged."""
+        fields = asdict(self)
+        if fields["normalize"] is None:
+            del fields["normalize"]
+        return fields
 
     def generator_settings(self):
         knobs = dict(self.knobs)
@@ -90,27 +99,31 @@ class RunSpec:
     init: Init = "standin"
     pretrain: PretrainSettings | None = None
     profile: str = "custom"
-
+    #: a researcher's trained classifier (init ``"checkpoint"``): loaded as it is, never trained
+    checkpoint: str | None = None
 
 
 def data_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, minority_ratio: float = 0.05,
               seed: int = 0, folder: str | os.PathLike | None = None, **knobs) -> DataSpec:
     ps = profile_settings(profile)
-    merged = {**BENCHMARK_KNOBS[ps.profile][name], **(DRY_RUN_DATA_KNOBS if ps.dry_run else {}), **knobs}
+    normalize = knobs.pop("normalize", None)
+    merged = {**BENCHMARK_KNOBS[ps.profile].get(name, {}), **(DRY_RUN_DATA_KNOBS if ps.dry_run else {}), **knobs}
     return DataSpec(name=name, image_size=ps.image_size, n_train=ps.n_train, n_val=ps.n_val, n_test=ps.n_test, seed=seed,
                     minority_ratio=minority_ratio, knobs=tuple(sorted(merged.items())),
-                    folder=str(folder) if folder is not None else None)
+                    folder=str(folder) if folder is not None else None, normalize=normalize)
 
 
 def run_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, model: str | None = None,
              arch: Arch = "cnn", seed: int = 0, minority_ratio: float = 0.05, data_seed: int = 0,
              epochs: int | None = None, init: Init | None = None, folder: str | os.PathLike | None = None,
-             pretrain_epochs: int | None = None, pretrain: PretrainSettings | None = None, **knobs) -> RunSpec:
+             pretrain_epochs: int | None = None, pretrain: PretrainSettings | None = None,
+             checkpoint: str | os.PathLike | None = None, **knobs) -> RunSpec:
     """The run a profile prescribes for a dataset; keyword arguments override single knobs (``pretrain``: the
     stand-in pretraining itself, e.g. one distilled from a teacher; the rest of ``knobs`` go to the data).
 
     A dry run (``profile`` settings with ``dry_run``) of a timm-initialised profile starts from random weights
     written to a local file where no ImageNet weights are cached here (:data:`RANDOM_WEIGHTS_NOTE`).
+    ``checkpoint``: a trained classifier of ``model`` to analyse as it is (init ``"checkpoint"``; no training).
     """
     ps: ProfileSettings = profile_settings(profile)
     model = model or (ps.cnn if arch == "cnn" else ps.vit)
@@ -118,7 +131,7 @@ def run_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, mod
     train = base.with_batch_size_for(name) if ps.profile == "paper" else base
     if epochs is not None:
         train = replace(train, epochs=epochs)
-    init = init or ps.pretrain
+    init = "checkpoint" if checkpoint is not None else init or ps.pretrain
     if init == "timm" and ps.dry_run and cached_timm_weights(model) is None:
         init = "random"
     pre = None
@@ -128,7 +141,8 @@ def run_spec(profile: Profile | str | ProfileSettings, name: DatasetName, *, mod
         pre = standin_pretraining(ps, model, epochs=pretrain_epochs)
     return RunSpec(data=data_spec(profile, name, minority_ratio=minority_ratio, seed=data_seed, folder=folder, **knobs),
                    model=model, seed=seed, train=train, init=init, pretrain=pre,
-                   profile=f"{ps.profile}-dry-run" if ps.dry_run else ps.profile)
+                   profile=f"{ps.profile}-dry-run" if ps.dry_run else ps.profile,
+                   checkpoint=str(Path(checkpoint).resolve()) if checkpoint is not None else None)
 
 
 def standin_pretraining(profile: Profile | str | ProfileSettings, model: str, *, epochs: int | None = None
@@ -157,13 +171,15 @@ def dataset_folder(spec: DataSpec, *, root: str | os.PathLike | None = None) -> 
 def get_split(spec: DataSpec, split: str, *, root: str | os.PathLike | None = None) -> ShortcutDataset:
     """One split of the spec's folder, decoded once into ``<root>/decoded`` (no image decoding per epoch)."""
     return load_dataset(dataset_folder(spec, root=root), split=split, image_size=spec.image_size,
-                        decoded_dir=runs_root(root) / "decoded")
+                        decoded_dir=runs_root(root) / "decoded", normalize=spec.normalize)
 
 
 def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
     ratio = f"r{round(spec.data.minority_ratio * 100)}" if spec.data.name == "waterbirds" else "std"
     fields = {"__type__": "RunSpec", **asdict(spec),  # as stable_key(spec) had it, with the pretraining's key fields
-              "pretrain": key_fields(spec.pretrain) if spec.pretrain is not None else None}
+              "data": spec.data.key_fields(), "pretrain": key_fields(spec.pretrain) if spec.pretrain is not None else None}
+    if fields["checkpoint"] is None:  # left out at its default: earlier keys unchanged
+        del fields["checkpoint"]
     key = stable_key(fields, {"arch_version": arch_version(spec.model)})
     return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{key}"
 
@@ -179,11 +195,14 @@ def random_weights_file(model: str, *, root: str | os.PathLike | None = None, im
 
 def weights_note(spec: RunSpec) -> str:
     """What a run's backbone started from, in words (recorded by the notebooks)."""
+    if spec.init == "checkpoint":
+        return f"checkpoint {spec.checkpoint} (sha256 {file_hash(spec.checkpoint)}), not retrained"
     return {"standin": STANDIN_WEIGHTS, "timm": "ImageNet (timm)", "none": "none (random init)",
             "random": RANDOM_WEIGHTS_NOTE}[spec.init]
 
 
-def build_for(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True) -> SplitModel:
+def build_for(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True,
+              num_classes: int = 2) -> SplitModel:
     """The untrained model of a run, with its initial weights (stand-in, timm, a random weights file or none)."""
     weights = None
     if spec.init == "standin":
@@ -192,8 +211,8 @@ def build_for(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_
     elif spec.init == "random":
         weights = random_weights_file(spec.model, root=root, image_size=spec.data.image_size)
     seed_everything(spec.seed)
-    return build_model(spec.model, num_classes=2, pretrained=spec.init == "timm", weights_file=weights,
-                       image_size=spec.data.image_size)
+    return build_model(spec.model, num_classes=num_classes, pretrained=spec.init == "timm", weights_file=weights,
+                       image_size=spec.data.image_size, backbone_only=spec.init == "standin")
 
 
 def train_or_load(spec: RunSpec, *, root: str | os.PathLike | None = None, progress_bar: bool = True) -> tuple[SplitModel, dict]:
@@ -203,17 +222,30 @@ def train_or_load(spec: RunSpec, *, root: str | os.PathLike | None = None, progr
         ``(model in eval mode, info)`` with ``info["run_dir"]``, ``info["history"]``,
         ``info["train_group_counts"]`` and ``info["seconds"]`` (0 when loaded).
     """
+    if spec.init == "checkpoint":
+        return load_checkpoint_run(spec, root=root)
     out = run_dir(spec, root=root)
     with run_lock(out):  # a second process waits here, then loads what the first trained
         tic = time.perf_counter()
-        model = build_for(spec, root=root, progress_bar=progress_bar)
         train_set = get_split(spec.data, "train", root=root)
+        model = build_for(spec, root=root, progress_bar=progress_bar, num_classes=train_set.groups.n_classes)
         result = fine_tune(model, train_set, settings=spec.train, seed=spec.seed, checkpoint_dir=out, progress_bar=progress_bar)
         info = {"run_dir": str(out), "history": result["history"], "train_group_counts": train_set.group_counts(),
                 "seconds": time.perf_counter() - tic, "trained_now": not result.get("loaded", False)}
         if info["trained_now"]:
             atomic_write_json(out / "spec.json", spec)
     return model.eval(), info
+
+
+def load_checkpoint_run(spec: RunSpec, *, root: str | os.PathLike | None = None) -> tuple[SplitModel, dict]:
+    """A researcher's trained classifier (``spec.checkpoint``), loaded as it is: its classifier must fit the data's
+    classes (an error names the file and both shapes); nothing is trained. Same ``info`` as :func:`train_or_load`."""
+    tic = time.perf_counter()
+    train_set = get_split(spec.data, "train", root=root)
+    model = load_classifier(spec.model, spec.checkpoint, num_classes=train_set.groups.n_classes,
+                            image_size=spec.data.image_size)
+    return model.eval(), {"run_dir": None, "history": [], "train_group_counts": train_set.group_counts(),
+                          "seconds": time.perf_counter() - tic, "trained_now": False}
 
 
 def load_trained(run_directory: str | os.PathLike) -> dict:

@@ -52,12 +52,13 @@ class _ResidentBatches:
             raise ValueError("resident batches need a split loaded with decoded_dir= (load_dataset)")
         self.images = decoded.images.to(device)
         self.y = torch.as_tensor(dataset.y).to(device)
+        self.normalization = getattr(dataset, "normalization", None)
 
     def __call__(self, order: list[int], batch_size: int):
         index = torch.as_tensor(order, device=self.images.device)
         for k in range(0, len(order), batch_size):
             rows = index[k:k + batch_size]
-            yield {"image": normalise_uint8(self.images[rows]), "y": self.y[rows]}
+            yield {"image": normalise_uint8(self.images[rows], self.normalization), "y": self.y[rows]}
 
 
 def _batches(train_set: Dataset, order: list[int], batch_size: int, resident: _ResidentBatches | None):

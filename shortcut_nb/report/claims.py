@@ -44,6 +44,11 @@ def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
             row.update({"ours": "not run", "holds": None})
         else:
             rec = read_json(path)
+            if (rec.get("inputs") or {}).get("user_run"):
+                row.update({"ours": "your own data or model: measured quantities in the notebook, no paper verdict",
+                            "holds": None, "verdict": "not applicable", "profile": rec.get("profile")})
+                rows.append(row)
+                continue
             try:
                 v = as_verdict(c.check(rec))
                 row.update({"ours": v.ours, "holds": v.holds, "verdict": v.label, "per_seed": list(v.per_seed),

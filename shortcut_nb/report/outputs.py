@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -16,15 +16,19 @@ def output_dir(path: str | os.PathLike) -> Path:
     return out
 
 
-def record(name: str, data: dict[str, Any], out: str | os.PathLike) -> Path:
+def record(name: str, data: dict[str, Any], out: str | os.PathLike, *, inputs: Mapping[str, Any] | None = None) -> Path:
     """Write ``out/<name>.json`` atomically (merging with what the notebook recorded before in this run).
 
     Every record also says how many torch threads computed it: the same seeds and thread count give the same
-    numbers, another thread count may change the last digits (and, through training, more).
+    numbers, another thread count may change the last digits (and, through training, more). ``inputs``
+    (:meth:`~shortcut_nb.pipeline.context.Context.record`: data folders, model, checkpoint, input size and
+    normalisation) is recorded as ``"inputs"``.
     """
     path = output_dir(out) / f"{name}.json"
     merged = read_json(path) if path.is_file() else {}
     merged.update(data)
+    if inputs is not None:
+        merged["inputs"] = dict(inputs)
     merged["torch_threads"] = torch.get_num_threads()
     return atomic_write_json(path, merged)
 

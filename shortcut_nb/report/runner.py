@@ -5,9 +5,18 @@ Each notebook runs in its own process with a timeout, gets ``PROFILE`` and
 ``OUTPUT_DIR/<name>.ipynb`` (executed), ``OUTPUT_DIR/<name>.json`` (its
 numbers) and ``OUTPUT_DIR/figures/*.png``. After the notebooks the claims
 report (``claims.json``, ``claims.md``) and an ``index.html`` are written.
+
+Further notebook parameters (``run_all(parameters=...)``, the CLI's ``--data``,
+``--model``, ``--checkpoint``, ``--image-size``, ``-p``, ``-y``) are checked
+before any notebook starts: each name must be declared in the parameters cell
+of at least one selected notebook (read with :mod:`ast`, nothing evaluated) and
+reaches only the notebooks that declare it; ``DATA_FOLDERS`` and ``CHECKPOINT``
+paths are made absolute and must exist (a notebook runs in ``notebooks/``).
 """
 from __future__ import annotations
 
+import ast
+import difflib
 import json
 import os
 import subprocess
@@ -15,6 +24,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
 
 from ..config import check_profile
 from ..progress import PLAIN_ENV
@@ -24,6 +36,14 @@ from .html import write_index
 # Per-notebook timeouts (seconds) by profile; the paper profile runs on a GPU for hours.
 TIMEOUTS = {"smoke": 240, "cpu": 2400, "paper": 48 * 3600}
 DRY_RUN_TIMEOUT = 900  # a dry run of any profile: real models, capped sizes (minutes on 2 CPU cores)
+# Parameters the runner sets itself, and the option that sets them.
+RESERVED = {"PROFILE": "--profile", "OUTPUT_DIR": "--out", "DRY_RUN": "--dry-run"}
+# File suffixes that make a MODEL value a weights file rather than a timm / torchvision name.
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
+
+
+class ParameterError(ValueError):
+    """A notebook parameter that cannot be passed: reserved, declared by no selected notebook, or a bad value."""
 
 
 @dataclass
@@ -59,6 +79,147 @@ def select_notebooks(only: str | None = None, folder: Path | None = None) -> lis
     return picked
 
 
+def _target_names(target: ast.expr) -> list[str]:
+    """The plain names an assignment target binds (``A = ...``, ``A, B = ...``); none for ``A[0] = ...``."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in _target_names(element)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def declared_parameters(book: Path) -> list[str]:
+    """The names a notebook's cell tagged ``parameters`` assigns at top level, in order (parsed, never run)."""
+    nb = nbformat.read(book, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return []
+    source = TransformerManager().transform_cell(cell.source)  # IPython magics become plain Python
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise ParameterError(f"{book.name}: its parameters cell is not valid Python (line {error.lineno}: "
+                             f"{error.msg}); expected assignments such as PROFILE = \"cpu\"") from error
+    names: list[str] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        names += [name for target in targets for name in _target_names(target)]
+    return list(dict.fromkeys(names))
+
+
+def data_folder_path(path: str | os.PathLike) -> str:
+    """``path`` made absolute; a ValueError unless it is a dataset folder holding ``metadata.csv``."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder (expected a dataset folder holding metadata.csv)")
+    if not (folder / "metadata.csv").is_file():
+        raise ValueError(f"{folder} holds no metadata.csv (expected a dataset folder holding metadata.csv, "
+                         "see `python -m shortcut_nb check-data FOLDER`)")
+    return str(folder)
+
+
+def checkpoint_path(path: str | os.PathLike) -> str:
+    """``path`` made absolute; a ValueError unless it is an existing file."""
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise ValueError(f"{file} is not a file (expected an existing checkpoint file)")
+    return str(file)
+
+
+def model_value(name: str) -> str:
+    """A MODEL value: a timm name or ``torchvision:<name>`` as it is; a weights file made absolute (it must exist)."""
+    if Path(name).expanduser().is_file():
+        return str(Path(name).expanduser().resolve())
+    if name.lower().endswith(MODEL_FILE_SUFFIXES):
+        raise ValueError(f"{name} looks like a weights file but no such file exists (expected a timm name, "
+                         "torchvision:<name> or an existing file)")
+    return name
+
+
+def image_size_value(value: object) -> int:
+    """An IMAGE_SIZE value: a positive int (a ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{value!r} is not a positive integer (expected the image side in pixels, e.g. 224)")
+    return value
+
+
+def _checked_value(key: str, value: object) -> object:
+    """One parameter's value with its paths made absolute and checked; a ParameterError names the parameter."""
+    try:
+        if key == "DATA_FOLDERS":
+            if not isinstance(value, dict):
+                raise ValueError(f"{value!r} is not a mapping (expected {{NAME: PATH}})")
+            return {str(name): data_folder_path(path) for name, path in value.items()}
+        if key == "CHECKPOINT" and value is not None:
+            return checkpoint_path(value)
+        if key == "MODEL" and isinstance(value, str):
+            return model_value(value)
+        if key == "IMAGE_SIZE" and value is not None:
+            return image_size_value(value)
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ParameterError(f"parameter {key}: {error}") from error
+    return value
+
+
+def check_parameters(parameters: dict) -> dict:
+    """The user's parameters, checked: identifier names, none the runner sets itself, JSON-able values, paths."""
+    checked = {}
+    for key, value in parameters.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ParameterError(f"parameter name {key!r} is not a Python identifier (expected e.g. TAU or SEEDS)")
+        if key in RESERVED:
+            raise ParameterError(f"parameter {key} is set by the runner: use {RESERVED[key]} instead of "
+                                 f"passing {key} as a parameter")
+        checked[key] = _checked_value(key, value)
+    return checked
+
+
+def _unknown_message(unknown: list[str], declared: dict[str, list[str]]) -> str:
+    """The error for parameter names no selected notebook declares: close matches and each notebook's names."""
+    known = sorted({name for names in declared.values() for name in names})
+    hints = [f"{name} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(name, known, n=2))
+             else name for name in unknown]
+    lines = [f"unknown notebook parameter(s): {', '.join(hints)}; no selected notebook declares "
+             f"{'it' if len(unknown) == 1 else 'them'} in its parameters cell. The selected notebooks' parameters:"]
+    lines += [f"  {stem}: {', '.join(names) or '(no parameters cell)'}" for stem, names in declared.items()]
+    return "\n".join(lines)
+
+
+def plan_parameters(books: list[Path], parameters: dict | None) -> dict[str, dict]:
+    """Each notebook's share of the user's ``parameters``: a name goes to the notebooks that declare it.
+
+    Each share lists its names in the order of the notebook's parameters cell.
+
+    Raises :class:`ParameterError` (before anything runs) for a reserved name, a bad value, or a name that none of
+    ``books`` declares.
+    """
+    checked = check_parameters(parameters or {})
+    if not checked:
+        return {book.stem: {} for book in books}
+    declared = {book.stem: declared_parameters(book) for book in books}
+    unknown = [key for key in checked if not any(key in names for names in declared.values())]
+    if unknown:
+        raise ParameterError(_unknown_message(unknown, declared))
+    return {stem: {name: checked[name] for name in names if name in checked} for stem, names in declared.items()}
+
+
+def _assignments(parameters: dict) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in parameters.items())
+
+
+def describe_parameters(common: dict, plan: dict[str, dict]) -> str:
+    """The parameters as applied, for the log: those every notebook gets, then each notebook's own."""
+    lines = [f"[shortcut_nb] parameters: {_assignments(common)} for every notebook"
+             + ("" if any(plan.values()) else "; no others")]
+    if any(plan.values()):
+        lines += [f"[shortcut_nb]   {stem}: {_assignments(own) or '(its defaults)'}" for stem, own in plan.items()]
+    return "\n".join(lines)
+
+
 def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_root: str | None = None,
                  extra_parameters: dict | None = None) -> NotebookRun:
     """Execute one notebook with papermill in a child process, killed after ``timeout`` seconds."""
@@ -88,22 +249,30 @@ def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_ro
 
 
 def run_all(*, profile: str, out: str | os.PathLike, only: str | None = None, runs_root: str | None = None,
-            timeout: float | None = None, dry_run: bool = False) -> list[NotebookRun]:
+            timeout: float | None = None, dry_run: bool = False, parameters: dict | None = None,
+            notebooks: Path | None = None) -> list[NotebookRun]:
     """Run the notebooks (all, or those ``only`` names) and write the claims report and the index.
 
     ``dry_run`` sets every notebook's ``DRY_RUN`` parameter: the profile's own code path with the sizes capped.
+    ``parameters`` go into the notebooks' parameters cells, each only to the notebooks that declare it; they are
+    checked first (:func:`plan_parameters`), so a :class:`ParameterError` means no notebook ran. ``notebooks`` is
+    the folder of ``NN_name.ipynb`` notebooks (default: the repository's ``notebooks/``).
     """
     profile = check_profile(profile)
+    books = select_notebooks(only, notebooks)
+    plan = plan_parameters(books, parameters)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     timeout = timeout or (DRY_RUN_TIMEOUT if dry_run else TIMEOUTS[profile])
-    extra = {"DRY_RUN": True} if dry_run else None
+    common = {"PROFILE": profile, "OUTPUT_DIR": str(out.resolve()), **({"DRY_RUN": True} if dry_run else {})}
+    print(describe_parameters(common, plan), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
     mode = f"profile={profile}{', dry run' if dry_run else ''}"
     results = []
-    for book in select_notebooks(only):
+    for book in books:
         print(f"[shortcut_nb] running {book.name} ({mode}, timeout {timeout:.0f} s) ...", flush=True)
+        extra = {**({"DRY_RUN": True} if dry_run else {}), **plan[book.stem]}
         result = run_notebook(book, profile=profile, out=out, timeout=timeout, runs_root=runs_root,
-                              extra_parameters=extra)
+                              extra_parameters=extra or None)
         status = "ok" if result.ok else "FAILED"
         print(f"[shortcut_nb] {book.stem}: {status} in {result.seconds:.1f} s", flush=True)
         if not result.ok:
@@ -111,7 +280,7 @@ def run_all(*, profile: str, out: str | os.PathLike, only: str | None = None, ru
         results.append(result)
     write_claims_report(out)
     write_index(out, results=[r.__dict__ for r in results], profile=profile + (" (dry run)" if dry_run else ""))
-    (out / "runs.json").write_text(json.dumps({"profile": profile, "dry_run": dry_run,
+    (out / "runs.json").write_text(json.dumps({"profile": profile, "dry_run": dry_run, "parameters": plan,
                                                "notebooks": [r.__dict__ for r in results]}, indent=1))
     print(f"[shortcut_nb] executed notebooks, figures and reports are in {out.resolve()} "
           f"(open {out.resolve() / 'index.html'})", flush=True)

@@ -25,6 +25,14 @@ batched reverse-mode, a ViT's class token alone) give many neurons per pass.
 * :mod:`.grid` — per-sample scores at every alpha of a grid, heatmaps made once.
 * :mod:`.scoring` — :func:`score_neurons`, the one way a trained model's neurons are scored on drawn samples.
 * :mod:`.summary` — :func:`summarize_scores`, the one summary, read against the chance level.
+* :mod:`.target_map` — :func:`target_map_size`: the target layer's map (a ViT's patch grid) at an image size;
+  below :data:`MIN_MAP_SIDE` (4) on a side every entry point warns (:class:`SmallTargetMapWarning`): at 32 px a
+  ResNet's last map is 1x1 and every s-score is 0.
+
+Every entry point taking a model needs it split into ``model.f_enc`` (x -> z) and ``model.head`` (z -> logits)
+(:func:`shortcut_nb.models.build_model`, ``shortcut_nb.models.as_split_model``) and refuses a plain classifier
+(TypeError: its output is the logits) and a target layer outside ``model.f_enc`` such as ``model.head``
+(ValueError).
 
 Beyond the penultimate layer (issue 17):
 
@@ -43,10 +51,12 @@ from .metric import binarize, lift, mask_area, per_sample_scores, s_scores
 from .reference import reference_cams
 from .scoring import score_neurons
 from .summary import summarize_scores
+from .target_map import MIN_MAP_SIDE, SmallTargetMapWarning, target_map_size
 from .units import unit_cams, unit_s_scores
 
 __all__ = [
     "GRADCAM_EPS", "Method", "NeuronIndex", "binarize", "gradcam_scale",
     "lift", "mask_area", "neuron_cams", "per_sample_scores", "reference_cams", "s_scores",
     "score_neurons", "ALPHA_GRID", "alpha_grid", "score_grid", "summarize_scores", "unit_cams", "unit_s_scores",
+    "MIN_MAP_SIDE", "SmallTargetMapWarning", "target_map_size",
 ]

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..config import model_device
 from .gradients import METHODS, Method, _raw_cams
 from .layers import NeuronIndex, _check_images, _check_positive, _encoder, _EvalMode, _resolve_layer
+from .target_map import _warn_small_map
 
 GRADCAM_EPS = 1e-7  # pytorch_grad_cam.utils.image.scale_cam_image: img / (1e-7 + max)
 
@@ -105,12 +106,14 @@ def gradcam_scale(raw: Tensor, size: tuple[int, int], *, out: Tensor | None = No
 
 
 def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | None, neurons: NeuronIndex,
-               chunk_size: int | None, batch_size: int, method: Method
+               chunk_size: int | None, batch_size: int, method: Method, warn_small: bool = True
                ) -> Iterator[tuple[slice, slice, Tensor, int]]:
     """Yield (image slice, neuron slice, final cams (b, k, H, W), K in all) blocks.
 
-    The cams of a block live in one reused buffer: use them before asking for the next.
+    The cams of a block live in one reused buffer: use them before asking for the next. With ``warn_small``,
+    a target map below MIN_MAP_SIDE on a side gives a :class:`~.target_map.SmallTargetMapWarning`.
     """
+    _encoder(model)  # a model that is not split fails first, whatever else is wrong
     _check_images(images)
     if chunk_size is not None:
         _check_positive("chunk_size", chunk_size)
@@ -130,6 +133,8 @@ def _iter_cams(model: nn.Module, images: Tensor, *, target_layer: nn.Module | No
             x = images[b0:b0 + batch_size].to(device)
             raw, _ = _raw_cams(model, layer, x, neurons, method=method, chunk_size=chunk_size)
             b, n_neurons = raw.shape[:2]
+            if warn_small and b0 == 0:
+                _warn_small_map(model, layer, raw.shape[-2:], (H, W), tokens=getattr(model, "kind", None) == "vit")
             if buf is None:  # the first batch is the largest: size the buffer once
                 max_maps = min(max(b, _BLOCK_PIXELS // (H * W)), b * n_neurons)
                 buf = torch.empty(max_maps * H * W, dtype=torch.float32, device=device)
@@ -162,9 +167,12 @@ def neuron_cams(
     scores over all neurons use :func:`~.metric.s_scores`, which never holds them all.
 
     Args:
-        model: a SplitModel (``model.f_enc(x)`` = z of shape (B, d)), or any module mapping x to z.
+        model: a split model: ``model.f_enc(x)`` = z of shape (B, d), ``model.head`` the linear classifier
+            (a SplitModel from :func:`shortcut_nb.models.build_model` or ``shortcut_nb.models.as_split_model``;
+            a plain classifier is refused with a TypeError, as its output is the logits).
         images: (N, C, H, W) input batch (moved to the model's device).
-        target_layer: the Grad-CAM layer; None means ``model.default_target_layer()``.
+        target_layer: the Grad-CAM layer, inside ``model.f_enc`` (``model.head`` gives the logits: refused);
+            None means ``model.default_target_layer()``.
         neurons: indices into z (default: all d).
         chunk_size: channel tangents ("forward", "class_token") or neuron copies ("reverse") per batched pass;
             None sizes it to a fixed memory budget (about 128 MiB of tangents, or 32 MiB of
@@ -175,10 +183,18 @@ def neuron_cams(
 
     Returns:
         float32 tensor (N, K, H, W) on the model's device, each map min-max normalised to [0, 1).
+
+    Warns:
+        SmallTargetMapWarning: the target layer's map (a ViT's patch grid) is smaller than 4x4.
     """
+    return _collect_cams(_iter_cams(model, images, target_layer=target_layer, neurons=neurons,
+                                    chunk_size=chunk_size, batch_size=batch_size, method=method), images)
+
+
+def _collect_cams(blocks: Iterator[tuple[slice, slice, Tensor, int]], images: Tensor) -> Tensor:
+    """The blocks of :func:`_iter_cams` over ``images`` (N, C, H, W) in one (N, K, H, W) tensor."""
     out: Tensor | None = None
-    for bs, ks, cams, n_neurons in _iter_cams(model, images, target_layer=target_layer, neurons=neurons,
-                                              chunk_size=chunk_size, batch_size=batch_size, method=method):
+    for bs, ks, cams, n_neurons in blocks:
         if out is None:
             out = torch.empty(images.shape[0], n_neurons, *cams.shape[-2:], dtype=cams.dtype, device=cams.device)
         out[bs, ks] = cams

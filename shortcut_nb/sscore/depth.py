@@ -23,6 +23,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from ..bands import BAND_HIGH
+from .layers import _encoder
 from .units import CamMethod, UnitScores, unit_per_sample
 from .uncertainty import LEVEL, N_BOOT, chance_test
 from .variants import Variant
@@ -40,7 +41,7 @@ def model_blocks(model: nn.Module) -> dict[str, nn.Module]:
     A CNN (timm ResNet: ``layer1`` .. ``layer4``): every residual block (``"layer3.1"``), the last one
     being the default Grad-CAM target. A ViT (``blocks``): every block's ``norm1`` (``"blocks.2.norm1"``).
     """
-    enc = getattr(model, "f_enc", model)
+    enc = _encoder(model)
     if hasattr(enc, "blocks") and all(hasattr(b, "norm1") for b in enc.blocks):
         return {f"blocks.{i}.norm1": b.norm1 for i, b in enumerate(enc.blocks)}
     stages = [n for n in ("layer1", "layer2", "layer3", "layer4") if hasattr(enc, n)]
@@ -96,12 +97,15 @@ def depth_profile(model: nn.Module, images: Tensor, masks: Tensor, *, alpha: flo
     """The depth profile of ``model`` on ``images`` / ``masks`` (see the module docstring).
 
     Args:
-        model: a SplitModel.
+        model: a split model (``.f_enc``, ``.head``); a plain classifier is refused (TypeError).
         images: (N, 3, H, W) s-score samples; masks: (N, H, W) their non-empty spurious masks.
         alpha, variant, dilation, method: as :func:`~.units.unit_s_scores`.
         blocks: ``{name: module}`` (default :func:`model_blocks`).
         high: the high band's edge (share_high counts s > high).
         level, n_boot, seed: the chance test's.
+
+    Warns:
+        SmallTargetMapWarning: for each block whose map (a ViT's patch grid) is smaller than 4x4.
     """
     tic = time.perf_counter()
     blocks = dict(model_blocks(model) if blocks is None else blocks)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..config import model_device
-from .cams import neuron_cams
+from .cams import _collect_cams, _iter_cams
 from .layers import _encoder, _EvalMode
 
 ALPHA_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
@@ -49,7 +49,8 @@ def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alph
     at one alpha equals ``sscore.s_scores(model, images, masks, alpha=a, reduction="none")``.
 
     Args:
-        model: a SplitModel (CNN: the analytic Grad-CAM path, one forward pass per chunk).
+        model: a split model (``.f_enc``, ``.head``; CNN: the analytic Grad-CAM path, one forward pass per chunk);
+            a plain classifier is refused (TypeError).
         images: (N, 3, H, W) inputs.
         masks: (N, H, W) bool spurious masks.
         alphas: increasing thresholds in [0, 1].
@@ -58,7 +59,11 @@ def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alph
 
     Returns:
         float32 array (A, N, d) in [0, 1]; ``.mean(1)`` gives the s-scores per alpha.
+
+    Warns:
+        SmallTargetMapWarning: once, when the default target layer's map is smaller than 4x4.
     """
+    enc = _encoder(model)
     grid = check_alphas(alphas)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"images must be a tensor (N, 3, H, W), got {getattr(images, 'shape', type(images))}")
@@ -67,7 +72,6 @@ def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alph
                          f"got {getattr(masks, 'shape', type(masks))}")
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
         raise ValueError(f"budget_bytes must be a positive int, got {budget_bytes!r}")
-    enc = _encoder(model)
     device = model_device(model)
     with _EvalMode(enc), torch.no_grad():
         d = int(enc(images[:1].to(device)).shape[1])
@@ -75,9 +79,11 @@ def score_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, alph
     chunk = max(1, min(d, budget_bytes // (4 * n * h * w)))
     out = np.empty((len(grid), n, d), dtype=np.float32)
     starts = range(0, d, chunk)
-    for k0 in chunks(starts):
+    for i, k0 in enumerate(chunks(starts)):
         neurons = list(range(k0, min(d, k0 + chunk)))
-        cams = neuron_cams(model, images, neurons=neurons)
+        # neuron_cams with its defaults, the small-map warning given once, not once per chunk
+        cams = _collect_cams(_iter_cams(model, images, target_layer=None, neurons=neurons, chunk_size=None,
+                                        batch_size=16, method="auto", warn_small=i == 0), images)
         out[:, :, k0:k0 + len(neurons)] = grid_scores(cams, masks, grid).permute(2, 0, 1).cpu().numpy()
         del cams
     return out

@@ -20,25 +20,75 @@ from torch import Tensor, nn
 NeuronIndex = Sequence[int] | Tensor | np.ndarray | range | None
 
 
+def _check_split_model(model: object) -> None:
+    """Refuse a model that is not split into ``f_enc`` (x -> z) and ``head`` (z -> logits).
+
+    Every entry point scores the output of ``model.f_enc`` as the penultimate vector z. A plain classifier
+    (a timm or torchvision model) has no such split: its output is the logits, and scoring it would
+    silently give the logits' scores (shape (num_classes,)) instead of the penultimate neurons'.
+    """
+    enc, head = getattr(model, "f_enc", None), getattr(model, "head", None)
+    if isinstance(model, nn.Module) and isinstance(enc, nn.Module) and isinstance(head, nn.Module):
+        return
+    missing = " and ".join(f".{n}" for n, v in (("f_enc", enc), ("head", head)) if not isinstance(v, nn.Module))
+    raise TypeError(
+        f"model must be split into an encoder model.f_enc (x -> penultimate z of shape (B, d)) and a linear "
+        f"model.head (z -> logits), got a {type(model).__name__} without {missing or 'an nn.Module'}: its output "
+        "would be scored as if it were z, and a plain classifier's output is its logits. Pass a split model: "
+        "shortcut_nb.models.as_split_model(net) for a timm or torchvision classifier, or "
+        "shortcut_nb.models.build_model(name, ...).")
+
+
 def _encoder(model: nn.Module) -> nn.Module:
-    """The module mapping x -> z: ``model.f_enc`` for a SplitModel, else the model itself."""
-    enc = getattr(model, "f_enc", model)
-    if not isinstance(enc, nn.Module):
-        raise TypeError(f"model.f_enc must be an nn.Module, got {type(enc).__name__}")
-    return enc
+    """The module mapping x -> z, ``model.f_enc``, after :func:`_check_split_model`."""
+    _check_split_model(model)
+    return model.f_enc
 
 
-def _resolve_layer(model: nn.Module, target_layer: nn.Module | None) -> nn.Module:
+def _module_name(model: nn.Module, module: nn.Module) -> str:
+    """``module``'s qualified name in ``model`` (``"model.f_enc.layer4.0"``), or its class name if not inside."""
+    for name, m in model.named_modules():
+        if m is module:
+            return f"model.{name}" if name else "model"
+    return f"a {type(module).__name__} outside the model"
+
+
+def _resolve_layer(model: nn.Module, target_layer: nn.Module | None, *, arg: str = "target_layer") -> nn.Module:
+    """The layer whose output map is explained: ``target_layer``, or the model's default when None.
+
+    Args:
+        model: a split model (``.f_enc``, ``.head``).
+        target_layer: a module inside ``model.f_enc``, or None (``model.default_target_layer()``).
+        arg: the argument's name in the caller's signature, for error messages (``"layer"`` for units).
+
+    Raises:
+        TypeError: ``model`` is not split, or ``target_layer`` is not a module.
+        ValueError: ``target_layer`` gives the logits (``model.head`` or ``model`` itself), or lies outside
+            ``model.f_enc``.
+    """
+    _check_split_model(model)
+    instead = ("a layer inside model.f_enc (a conv block such as model.f_enc.layer4[-1], or a ViT block's norm1 "
+               "such as model.f_enc.blocks[-1].norm1)")
+    if arg == "target_layer":
+        instead += ", or target_layer=None for the model's default (model.default_target_layer())"
     if target_layer is None:
         if not hasattr(model, "default_target_layer"):
-            raise ValueError("target_layer=None needs a model with default_target_layer() (a SplitModel); "
-                             "pass target_layer= explicitly")
+            raise ValueError(f"{arg}=None needs a model with default_target_layer() (a SplitModel); "
+                             f"pass {arg}= explicitly: {instead}")
         target_layer = model.default_target_layer()
     if not isinstance(target_layer, nn.Module):
-        raise TypeError(f"target_layer must be an nn.Module, got {type(target_layer).__name__}")
+        raise TypeError(f"{arg} must be an nn.Module of the model, got {type(target_layer).__name__}: pass {instead}")
     enc = _encoder(model)
+    if target_layer is model or any(m is target_layer for m in model.head.modules()):
+        raise ValueError(
+            f"{arg}={_module_name(model, target_layer)} ({type(target_layer).__name__}) gives the logits "
+            "(model(x) = model.head(model.f_enc(x))), not a spatial map of the encoder: a heatmap needs a layer "
+            f"between the input and z. Pass {instead}")
     if not any(m is target_layer for m in enc.modules()):
-        raise ValueError("target_layer must be a submodule of the encoder (model.f_enc)")
+        where = ("is a module of the model outside model.f_enc, so not on the path x -> z"
+                 if any(m is target_layer for m in model.modules()) else "is not a submodule of model.f_enc")
+        raise ValueError(f"{arg} ({_module_name(model, target_layer)}) {where} (target layers must be a submodule "
+                         f"of the encoder model.f_enc); pass {instead}")
     return target_layer
 
 
@@ -88,6 +138,10 @@ def _geometry(enc: nn.Module, act: Tensor) -> _Geometry:
             raise ValueError(f"target layer outputs {act.shape[1]} tokens; expected {prefix} prefix tokens + "
                              f"{h}x{w} patches (is the image size the one the model was built for?)")
         return _Geometry(True, int(prefix), h, w)
+    if act.ndim == 2:
+        raise ValueError(f"target layer outputs a vector per image (shape {tuple(act.shape)}), not a spatial map: it "
+                         "is at or after the global pool; pass a layer before it (a conv block, or a ViT block's "
+                         "norm1)")
     raise ValueError(f"target layer output must be (B, C, h, w) or ViT tokens (B, T, C), got shape {tuple(act.shape)}")
 
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..config import model_device
 from .cams import _iter_cams
 from .gradients import Method
-from .layers import NeuronIndex, _check_images, _check_positive
+from .layers import NeuronIndex, _check_images, _check_positive, _encoder
 
 # --------------------------------------------------------------------------- public: scores
 
@@ -159,18 +159,26 @@ def s_scores(
     Compare the result with the chance level :func:`mask_area` (see :func:`lift`).
 
     Args:
-        model: a SplitModel, or any module mapping x to z.
+        model: a split model (``.f_enc`` -> z, ``.head``): a SplitModel from :func:`shortcut_nb.models.build_model`
+            or ``shortcut_nb.models.as_split_model``; a plain classifier is refused (TypeError), as its output
+            is the logits.
         images: (N, C, H, W) inputs.
         masks: (N, H, W) bool (or 0/1) spurious-region masks, same H, W as images.
         alpha: binarisation threshold in [0, 1].
-        target_layer: Grad-CAM layer; None means ``model.default_target_layer()``.
+        target_layer: Grad-CAM layer inside ``model.f_enc`` (``model.head`` gives the logits: refused); None
+            means ``model.default_target_layer()``.
         neurons: indices into z (default all d).
         reduction: ``"mean"`` (the s-score, shape (K,)) or ``"none"`` (per-sample scores (N, K)).
         chunk_size, batch_size, method: see :func:`~.cams.neuron_cams`.
 
     Returns:
         float32 tensor (K,) (K = d when ``neurons`` is None) in [0, 1], or (N, K) with ``reduction="none"``.
+
+    Warns:
+        SmallTargetMapWarning: the target layer's map (a ViT's patch grid) is smaller than 4x4 (at 32 px a
+            ResNet's last map is 1x1 and every score is 0).
     """
+    _encoder(model)  # refuses a model without the f_enc / head split before anything else
     alpha = _check_alpha(alpha)
     _check_images(images)
     if reduction not in ("mean", "none"):

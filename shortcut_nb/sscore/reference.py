@@ -131,7 +131,7 @@ def reference_unit_cams(model: nn.Module, images: Tensor, units: Sequence[int], 
 
     cls = getattr(pytorch_grad_cam, CAM_CLASSES[method])
     enc = _encoder(model)
-    layer = _resolve_layer(model, layer)
+    layer = _resolve_layer(model, layer, arg="layer")
     reshape, prefix = None, 0
     if hasattr(enc, "num_prefix_tokens"):
         prefix, (gh, gw) = enc.num_prefix_tokens, enc.patch_embed.grid_size

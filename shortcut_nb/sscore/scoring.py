@@ -18,15 +18,19 @@ def score_neurons(model: nn.Module, samples: MaskedSamples, *, alpha: float, tar
     """s-scores of every penultimate neuron of ``model`` on ``samples``, computed on the model's device.
 
     Args:
-        model: a SplitModel (default Grad-CAM target: the CNN's last block, the ViT's last block's ``norm1``).
+        model: a split model (``.f_enc``, ``.head``; a plain classifier is refused); default Grad-CAM target:
+            the CNN's last block, the ViT's last block's ``norm1``.
         samples: images and non-empty spurious masks (:func:`shortcut_nb.data.samples.draw_masked_samples`).
         alpha: heatmap binarisation threshold in [0, 1].
-        target_layer: Grad-CAM layer (None: the model's default).
+        target_layer: Grad-CAM layer inside ``model.f_enc`` (None: the model's default).
         chunk_size: neurons per batched gradient pass.
         batch_size: images per forward pass.
 
     Returns:
         float32 CPU tensor (d,) of s-scores in [0, 1]; compare with ``samples.area`` (the chance level).
+
+    Warns:
+        SmallTargetMapWarning: the target layer's map is smaller than 4x4 (see :func:`~.target_map.target_map_size`).
     """
     device = model_device(model)
     return s_scores(model, samples.images.to(device), samples.masks.to(device), alpha=alpha,

@@ -47,6 +47,7 @@ from .layers import NeuronIndex, _check_images, _encoder, _EvalMode, _geometry, 
     _resolve_layer, _to_map
 from .metric import _check_alpha
 from .reference import reference_unit_cams
+from .target_map import _warn_small_map
 from .variants import ScoredMasks, Variant, block_scores_, check_dilation, check_variant
 
 CamMethod = Literal["gradcam", "gradcam++", "hirescam", "layercam", "xgradcam", "scorecam"]
@@ -87,21 +88,24 @@ def layer_units(model: nn.Module, layer: nn.Module, images: Tensor) -> int:
     """Number of units of ``layer`` (its channels / hidden units) on inputs like ``images``."""
     enc = _encoder(model)
     with _EvalMode(enc):
-        probe = _probe(enc, _resolve_layer(model, layer), images[:1].to(model_device(model)))
+        probe = _probe(enc, _resolve_layer(model, layer, arg="layer"), images[:1].to(model_device(model)))
     geo = _geometry(enc, probe.act)
     return int(probe.act.shape[-1] if geo.tokens else probe.act.shape[1])
 
 
 def _iter_unit_cams(model: nn.Module, images: Tensor, *, layer: nn.Module, units: NeuronIndex, method: CamMethod,
                     batch_size: int = BATCH_SIZE) -> Iterator[tuple[slice, slice, Tensor, int]]:
-    """Yield (image slice, unit slice, final cams (b, k, H, W), K in all); a block lives in a reused buffer."""
+    """Yield (image slice, unit slice, final cams (b, k, H, W), K in all); a block lives in a reused buffer.
+
+    A layer map below MIN_MAP_SIDE on a side gives a :class:`~.target_map.SmallTargetMapWarning` (once).
+    """
+    enc = _encoder(model)  # a model that is not split fails first, whatever else is wrong
     _check_images(images)
     method = check_method(method)
     if not isinstance(layer, nn.Module):
         raise TypeError(f"layer must be an nn.Module of the model (a conv block, or a ViT block's norm1), "
                         f"got {type(layer).__name__}")
-    layer = _resolve_layer(model, layer)
-    enc = _encoder(model)
+    layer = _resolve_layer(model, layer, arg="layer")
     device = model_device(model)
     H, W = images.shape[-2], images.shape[-1]
     buf: Tensor | None = None
@@ -109,21 +113,18 @@ def _iter_unit_cams(model: nn.Module, images: Tensor, *, layer: nn.Module, units
     with _EvalMode(enc):
         for b0 in range(0, images.shape[0], batch_size):
             x = images[b0:b0 + batch_size].to(device)
-            if method in ANALYTIC_METHODS:
-                probe = _probe(enc, layer, x)
-                geo = _geometry(enc, probe.act)
-                amap = _to_map(probe.act, geo)
-                idx = _neuron_index(units, amap.shape[1], device)
-                raw = _analytic_unit_raw(amap, idx, method)
-            else:
-                n_units = layer_units(model, layer, x)
-                idx = _neuron_index(units, n_units, device)
-                ref = reference_unit_cams(model, x, idx.tolist(), layer=layer, method=method)
-                raw = None
+            probe = _probe(enc, layer, x)
+            geo = _geometry(enc, probe.act)
+            if b0 == 0:
+                _warn_small_map(model, layer, (geo.h, geo.w), (H, W), tokens=geo.tokens, arg="layer")
+            amap = _to_map(probe.act, geo)
+            idx = _neuron_index(units, amap.shape[1], device)
             b, k_all = x.shape[0], len(idx)
-            if raw is None:
+            if method not in ANALYTIC_METHODS:
+                ref = reference_unit_cams(model, x, idx.tolist(), layer=layer, method=method)
                 yield slice(b0, b0 + b), slice(0, k_all), torch.from_numpy(ref).to(device), k_all
                 continue
+            raw = _analytic_unit_raw(amap, idx, method)
             if buf is None:
                 max_maps = min(max(b, _BLOCK_PIXELS // (H * W)), b * k_all)
                 buf = torch.empty(max_maps * H * W, dtype=torch.float32, device=device)
@@ -143,10 +144,11 @@ def unit_cams(model: nn.Module, images: Tensor, *, layer: nn.Module, units: Neur
     for all units.
 
     Args:
-        model: a SplitModel (or any module mapping x to z).
+        model: a split model (``.f_enc``, ``.head``), e.g. from :func:`shortcut_nb.models.build_model`; a plain
+            classifier is refused (TypeError).
         images: (N, C, H, W) inputs (moved to the model's device).
-        layer: a module of the model's encoder: a conv block (units = channels) or a ViT block's ``norm1``
-            (units = hidden units, positions = patch tokens).
+        layer: a module of the model's encoder ``model.f_enc``: a conv block (units = channels) or a ViT block's
+            ``norm1`` (units = hidden units, positions = patch tokens); ``model.head`` (the logits) is refused.
         units: unit indices (default all).
         method: ``"gradcam"`` (default), ``"gradcam++"``, ``"hirescam"``, ``"layercam"``, ``"xgradcam"``
             (analytic) or ``"scorecam"`` (pytorch-grad-cam itself).
@@ -206,6 +208,7 @@ def unit_per_sample(model: nn.Module, images: Tensor, masks: Tensor, *, layer: n
 def _per_sample_tensors(model: nn.Module, images: Tensor, masks: Tensor, *, layer: nn.Module, alpha: float,
                         variant: Variant, dilation: int, method: CamMethod, units: NeuronIndex,
                         batch_size: int) -> tuple[Tensor, Tensor]:
+    _encoder(model)  # refuses a model without the f_enc / head split before anything else
     alpha = _check_alpha(alpha)
     variant = check_variant(variant)
     dilation = check_dilation(dilation)
@@ -238,10 +241,10 @@ def unit_s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, layer: nn.
     class token, not a token mean.
 
     Args:
-        model: a SplitModel (or any module mapping x to z).
+        model: a split model (``.f_enc``, ``.head``); a plain classifier is refused (TypeError).
         images: (N, C, H, W) inputs.
         masks: (N, H, W) bool (or 0/1) spurious masks.
-        layer: a conv block or a ViT block's ``norm1`` of the model.
+        layer: a conv block or a ViT block's ``norm1`` inside ``model.f_enc`` (``model.head`` is refused).
         alpha: binarisation threshold in [0, 1].
         variant: ``"hard"`` (default), ``"soft"`` or ``"iou"``.
         dilation: pixels the masks are grown by (0: the exact masks).
@@ -249,6 +252,9 @@ def unit_s_scores(model: nn.Module, images: Tensor, masks: Tensor, *, layer: nn.
 
     Returns:
         float32 CPU tensor (K,) in [0, 1].
+
+    Warns:
+        SmallTargetMapWarning: the layer's map (a ViT's patch grid) is smaller than 4x4.
     """
     per, _ = _per_sample_tensors(model, images, masks, layer=layer, alpha=alpha, variant=variant, dilation=dilation,
                                  method=method, units=None, batch_size=BATCH_SIZE)

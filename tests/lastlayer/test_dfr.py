@@ -34,7 +34,7 @@ def test_defaults_are_the_published_ones():
     params = inspect.signature(fit_dfr).parameters
     assert params["c_grid"].default == DFR_C_GRID
     assert params["n_refits"].default == 20
-    assert params["solver"].default == "liblinear"
+    assert params["solver"].default is None  # liblinear (the authors') for two classes, saga beyond (see below)
 
 
 def test_tuning_split_and_balanced_subsample(dfr_val):
@@ -168,3 +168,15 @@ def test_bad_inputs():
         fit_dfr(x, y, g, seed=0.5)  # type: ignore[arg-type]
     r = fit_dfr(x, y, g, seed=0, C=0.3, n_refits=2)  # fixed C skips tuning
     assert r.C == 0.3 and r.tuning_wga == {} and len(r.refit_idx) == 2
+
+
+def test_solver_is_the_authors_for_two_classes_and_saga_for_more():
+    """liblinear fits no multinomial model: DFR on 3 classes runs with saga, and two classes keep liblinear."""
+    rng = np.random.default_rng(0)
+    for k, solver in ((2, "liblinear"), (3, "saga")):
+        y = np.repeat(np.arange(k), 40)
+        x = rng.normal(size=(len(y), 6)) + y[:, None]
+        g = y * 2 + (np.arange(len(y)) % 2)
+        result = fit_dfr(x, y, g, seed=0, C=1.0, n_refits=2)
+        assert result.solver == solver
+        assert result.coef.shape[0] == (1 if k == 2 else k)

@@ -104,6 +104,7 @@ class NeuronStudy:
     val: FeatureSet
     train_group_counts: list[int]
     seconds: dict[str, float] = field(default_factory=dict)
+    data_group_names: tuple[str, ...] = ()  # the data's own (:class:`~shortcut_nb.data.groups.GroupScheme`)
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -117,7 +118,8 @@ class NeuronStudy:
 
     @property
     def group_names(self) -> tuple[str, ...]:
-        return tuple(GROUP_NAMES.get(self.dataset, ("G0", "G1", "G2", "G3")))
+        """The groups' names: the data's own, else the paper's for its datasets."""
+        return self.data_group_names or tuple(GROUP_NAMES.get(self.dataset, ("G0", "G1", "G2", "G3")))
 
     def alpha_index(self, alpha: float) -> int:
         """Position of ``alpha`` in the grid (within 1e-6; sliders give 0.30000000000000004)."""
@@ -223,7 +225,8 @@ class NeuronStudy:
 
 def build_study(*, dataset: str, model: nn.Module, samples: MaskedSamples, test: FeatureSet, val: FeatureSet,
                 train_group_counts: Sequence[int], alphas: Sequence[float] = ALPHA_GRID,
-                budget_bytes: int = CAM_BUDGET_BYTES, progress_bar: bool = False) -> NeuronStudy:
+                budget_bytes: int = CAM_BUDGET_BYTES, progress_bar: bool = False,
+                group_names: Sequence[str] = ()) -> NeuronStudy:
     """A :class:`NeuronStudy` from its parts (scores the neurons; no data loading).
 
     Args:
@@ -235,6 +238,7 @@ def build_study(*, dataset: str, model: nn.Module, samples: MaskedSamples, test:
         alphas: the alpha grid.
         budget_bytes: heatmap memory one neuron chunk may hold (see :func:`~shortcut_nb.sscore.grid.score_grid`).
         progress_bar: a progress bar over the neuron chunks.
+        group_names: the data's group names (default: the paper's for its datasets).
     """
     if not isinstance(getattr(model, "head", None), nn.Linear):
         raise TypeError("model must be a SplitModel whose .head is an nn.Linear")
@@ -249,7 +253,8 @@ def build_study(*, dataset: str, model: nn.Module, samples: MaskedSamples, test:
                        images=images.cpu(), masks=masks.cpu().bool(), sample_index=np.asarray(samples.indices),
                        alphas=check_alphas(alphas), per_sample=per_sample, area=samples.area, head=head, test=test,
                        val=val,
-                       train_group_counts=[int(c) for c in train_group_counts], seconds={"scores": seconds})
+                       train_group_counts=[int(c) for c in train_group_counts], seconds={"scores": seconds},
+                       data_group_names=tuple(group_names))
 
 
 def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, sample_seed: int = 0,
@@ -273,7 +278,8 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, sample_se
     feats = {split: ctx.features(model, ctx.split(spec, split)) for split in ("val", "test")}
     feature_seconds = time.perf_counter() - tic
     study = build_study(dataset=dataset, model=model, samples=samples, test=feats["test"], val=feats["val"],
-                        train_group_counts=info["train_group_counts"], alphas=alphas, progress_bar=ctx.progress)
+                        train_group_counts=info["train_group_counts"], alphas=alphas, progress_bar=ctx.progress,
+                        group_names=ctx.split(spec, "test").groups.names)
     study.seconds["features"] = feature_seconds
     return study
 

@@ -30,9 +30,12 @@ ROW_LABELS: dict[str, str] = {
 }
 
 
-def table4_frame(table: Mapping[str, Any], dataset: str, *, tau: float) -> pd.DataFrame:
-    """One dataset's Table 4 as a DataFrame (rows: the four heads; ISIC also shows the paper's numbers)."""
-    names = list(GROUP_NAMES.get(dataset, ("G0", "G1", "G2", "G3")))
+def table4_frame(table: Mapping[str, Any], dataset: str, *, tau: float,
+                 group_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """One dataset's Table 4 as a DataFrame (rows: the four heads; ISIC also shows the paper's numbers).
+
+    ``group_names``: the data's own (:attr:`NeuronStudy.group_names`); None: the paper's for its datasets."""
+    names = list(group_names or GROUP_NAMES.get(dataset, ("G0", "G1", "G2", "G3")))
     rows = []
     for row in ROWS:
         r = table.get(row)
@@ -235,14 +238,16 @@ def plot_table4(results: Mapping[str, Mapping[str, Any]]):
             r = res["table4"].get(row)
             if r is None:
                 continue
-            x = np.arange(4) + k * width
+            x = np.arange(len(r["groups"])) + k * width
             label = ROW_LABELS[row].replace("τ", f"{res['tau']:g}") + f": WGA {r['wga']:.2f}"
             ax.bar(x, r["groups"], width, color=colour, label=label)
             if name == "isic":
                 ax.scatter(x, PAPER_TABLE4[row][:4], marker="_", color="black", s=120, zorder=3,
                            label="paper (ResNet-18)" if k == 0 else None)
-        ax.set_xticks(np.arange(4) + width * (len(ROWS) - 1) / 2)
-        ax.set_xticklabels(res["group_names"], fontsize=8)
+        n_groups = len(res["group_names"])
+        ax.set_xticks(np.arange(n_groups) + width * (len(ROWS) - 1) / 2)
+        ax.set_xticklabels(res["group_names"], fontsize=8, rotation=30 if n_groups > 4 else 0,
+                           ha="right" if n_groups > 4 else "center")
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{DATASET_LABELS.get(name, name)}: {len(res['pruned_neurons'])} neurons with s > {res['tau']:g} "

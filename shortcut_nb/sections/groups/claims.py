@@ -27,9 +27,15 @@ def takeaways(recorded: Mapping) -> str:
     lines = []
     for key, r in recorded["table2"].items():
         worst = min(range(len(r["groups"])), key=r["groups"].__getitem__)  # the first lowest
-        names = GROUP_NAMES[r["dataset"]]
-        lines.append(f"- {key} ({r['model']}): AVG {r['avg']:.2f}, WGA {r['wga']:.2f} (worst group {names[worst]}), "
-                     f"GAP {r['gap']:.2f}.")
+        names = r.get("group_names") or GROUP_NAMES[r["dataset"]]
+        spread = f" ± {r['wga_std']:.2f} over {r['n_seeds']} seeds" if r.get("n_seeds", 1) > 1 else ""
+        lines.append(f"- {key} ({r['model']}): AVG {r['avg']:.2f}, WGA {r['wga']:.2f}{spread} (worst group "
+                     f"{names[worst]}), GAP {r['gap']:.2f}.")
+    if (recorded.get("inputs") or {}).get("user_run"):
+        lines.append("- Your own data or model: the paper's verdicts are not applied; the numbers above are what was "
+                     "measured.")
+        lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
+        return "\n".join(lines)
     sweep = sorted(recorded["sweep"].values(), key=lambda r: -r["ratio"])
     if sweep:
         minority = ", ".join(f"{r['ratio'] * 100:g}% → {_minority(r):.2f}" for r in sweep)

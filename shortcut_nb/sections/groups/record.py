@@ -27,7 +27,8 @@ KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed"
 
 def table2_row(r: "GroupResult") -> dict[str, Any]:
     """A Table 2 row as recorded: the aggregate, then ``model``, ``dataset``, ``arch``."""
-    return {**r.aggregate, "model": r.model, "dataset": r.dataset, "arch": r.arch}
+    return {**r.aggregate, "model": r.model, "dataset": r.dataset, "arch": r.arch, "group_names": list(r.names),
+            "worst_group": r.worst_group}
 
 
 def sweep_row(p: "SweepPoint") -> dict[str, Any]:
@@ -39,13 +40,13 @@ def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint
             seconds: float, runs: Mapping[str, int] | None = None,
             weights: str | Mapping[str, str] | None = None) -> dict[str, Any]:
     """The numbers notebook 01 records (see the module docstring for the keys)."""
-    headline_key = HEADLINE_MODEL if HEADLINE_MODEL in table2 else next(iter(table2))
-    head = table2[headline_key]
+    headline_key = HEADLINE_MODEL if HEADLINE_MODEL in table2 else next(iter(table2), None)
+    head = table2[headline_key].aggregate if headline_key is not None else {key: None for key in HEADLINE}
     out = {
         "profile": profile,
         "seconds": seconds,
         "headline": headline_key,
-        **{key: head.aggregate[key] for key in HEADLINE},
+        **{key: head[key] for key in HEADLINE},
         "table2": {k: table2_row(r) for k, r in table2.items()},
         "table2_per_seed": {k: list(r.per_seed) for k, r in table2.items()},
         "sweep": {k: sweep_row(p) for k, p in sweep.items()},

@@ -16,7 +16,7 @@ from ...metrics import aggregate_seeds, summarize
 from ...models import model_kind
 from ...pipeline.context import Context
 from ...pipeline.runs import RunSpec
-from ...vocab import Arch, DatasetName
+from ...vocab import GROUP_NAMES, Arch, DatasetName
 
 __all__ = ["GroupResult", "SweepPoint", "flatten_aggregate", "run_and_summarize", "group_performance",
            "minority_sweep", "table2_models", "row_key", "planned_runs"]
@@ -51,10 +51,23 @@ class GroupResult:
     model: str
     aggregate: Mapping[str, Any]
     per_seed: tuple[Mapping[str, Any], ...]
+    group_names: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         """An aggregate number by name (``r["avg"]``, ``r["groups"]``)."""
         return self.aggregate[key]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The groups' names: the data's own, else the paper's for its datasets, else ``G0``, ``G1``, ..."""
+        n = len(self.aggregate["groups"])
+        return self.group_names or GROUP_NAMES.get(self.dataset, tuple(f"G{k}" for k in range(n)))
+
+    @property
+    def worst_group(self) -> str:
+        """The name of the group with the lowest mean accuracy (the first lowest)."""
+        groups = self.aggregate["groups"]
+        return self.names[min(range(len(groups)), key=groups.__getitem__)]
 
 
 @dataclass(frozen=True)
@@ -98,9 +111,12 @@ def run_and_summarize(ctx: Context, dataset: DatasetName, *, model: str, seed: i
     """
     spec = _spec(ctx, dataset, model, seed, minority_ratio, **overrides)
     trained, info = ctx.train_or_load(spec)
+    test = ctx.split(spec, "test")
     out = ctx.evaluate(trained, spec, "test")
-    summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=info["train_group_counts"])
+    summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=info["train_group_counts"],
+                        n_groups=test.n_groups)
     summary.update({"model": spec.model, "seed": seed, "train_seconds": info["seconds"],
+                    "group_names": list(test.groups.names),
                     "train_acc": info["history"][-1]["train_acc"] if info["history"] else None})
     return summary
 
@@ -122,7 +138,8 @@ def group_performance(ctx: Context, *, datasets: Sequence[DatasetName], seeds: S
                         for s in seeds]
             results[row_key(ctx, dataset, model)] = GroupResult(
                 dataset=dataset, arch=model_kind(model), model=model,
-                aggregate=flatten_aggregate(aggregate_seeds(per_seed)), per_seed=tuple(per_seed))
+                aggregate=flatten_aggregate(aggregate_seeds(per_seed)), per_seed=tuple(per_seed),
+                group_names=tuple(per_seed[0]["group_names"]))
     return results
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...paper import PAPER_TABLE2, PAPER_TABLE2_MODELS, PAPER_TABLE3
-from ...vocab import GROUP_NAMES, N_GROUPS
+from ...vocab import GROUP_NAMES
 from .study import GroupResult, SweepPoint
 
 __all__ = ["table2_frame", "table3_frame", "plot_groups"]
@@ -18,15 +18,15 @@ def table2_frame(results: Mapping[str, GroupResult]) -> pd.DataFrame:
     """Table 2 as a DataFrame: ours (mean ± std) next to the paper's numbers."""
     rows = []
     for r in results.values():
-        # the paper's own model where it has one (paper profile), else its ResNet-18 / ViT-B/16 row for the arch
-        paper = PAPER_TABLE2_MODELS.get((r.dataset, r.model)) or PAPER_TABLE2.get((r.dataset, r.arch), {})
-        rows.append({
-            "dataset": r.dataset, "model": r.model,
-            "AVG": f"{r['avg']:.2f} ± {r['avg_std']:.2f}", "WGA": f"{r['wga']:.2f} ± {r['wga_std']:.2f}",
-            "GAP": round(r["gap"], 2),
-            "AVG (train-weighted)": None if r["avg_weighted"] is None else round(r["avg_weighted"], 2),
-            "paper AVG": paper.get("avg"), "paper WGA": paper.get("wga"), "paper GAP": paper.get("gap"),
-        })
+        row = {"dataset": r.dataset, "model": r.model,
+               "AVG": f"{r['avg']:.2f} ± {r['avg_std']:.2f}", "WGA": f"{r['wga']:.2f} ± {r['wga_std']:.2f}",
+               "worst group": r.worst_group, "GAP": round(r["gap"], 2),
+               "AVG (train-weighted)": None if r["avg_weighted"] is None else round(r["avg_weighted"], 2)}
+        if r.dataset in GROUP_NAMES:  # the paper's numbers for the paper's datasets only
+            # the paper's own model where it has one (paper profile), else its ResNet-18 / ViT-B/16 row for the arch
+            paper = PAPER_TABLE2_MODELS.get((r.dataset, r.model)) or PAPER_TABLE2.get((r.dataset, r.arch), {})
+            row.update({"paper AVG": paper.get("avg"), "paper WGA": paper.get("wga"), "paper GAP": paper.get("gap")})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -46,20 +46,29 @@ def table3_frame(results: Mapping[str, SweepPoint]) -> pd.DataFrame:
 def plot_groups(table2: Mapping[str, GroupResult], sweep: Mapping[str, SweepPoint], *,
                 dataset_names: Mapping[str, tuple[str, ...]] = GROUP_NAMES):
     """One figure: left, per-group test accuracy of every model/dataset (Table 2); right, the sweep (Table 3)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    points = list(sweep.values())
+    fig, axes = plt.subplots(1, 2 if points else 1, figsize=(12 if points else 7, 4), squeeze=False)
+    ax1 = axes[0, 0]
     keys = list(table2)
     width = 0.8 / max(len(keys), 1)
+    n_groups = max((len(r["groups"]) for r in table2.values()), default=0)
     for i, key in enumerate(keys):
         r = table2[key]
-        ax1.bar(np.arange(N_GROUPS) + i * width, r["groups"], width, label=f"{key} ({r.model})")
-    ax1.set_xticks(np.arange(N_GROUPS) + width * (len(keys) - 1) / 2)
-    ax1.set_xticklabels(["G0 / BwoP", "G1 / BwP", "G2 / MwoP", "G3 / MwP"])
+        ax1.bar(np.arange(len(r["groups"])) + i * width, r["groups"], width, label=f"{key} ({r.model})")
+    ax1.set_xticks(np.arange(n_groups) + width * (len(keys) - 1) / 2)
+    names = {tuple(r.names) for r in table2.values()}
+    ax1.set_xticklabels(list(names.pop()) if len(names) == 1 else
+                        (["G0 / BwoP", "G1 / BwP", "G2 / MwoP", "G3 / MwP"] if n_groups == 4 else
+                         [f"g{k}" for k in range(n_groups)]), rotation=30 if n_groups > 4 else 0, ha="right" if n_groups > 4 else "center", fontsize=8)
     ax1.set_ylim(0, 1.05)
     ax1.set_ylabel("test accuracy (mean over seeds)")
     ax1.set_title("Per-group accuracy (Table 2)")
     ax1.legend(fontsize=7)
-    points = list(sweep.values())
-    for g in range(N_GROUPS):
+    if not points:
+        fig.tight_layout()
+        return fig
+    ax2 = axes[0, 1]
+    for g in range(len(points[0]["groups"])):
         ax2.plot([p.ratio * 100 for p in points], [p["groups"][g] for p in points], marker="o",
                  label=dataset_names["waterbirds"][g])
     ax2.invert_xaxis()

@@ -18,7 +18,8 @@ def test_payload_has_the_declared_keys_and_the_headline_model():
     assert [rec[k] for k in record.HEADLINE] == [head[k] for k in record.HEADLINE]
     assert rec["runs"] == {"trained": 2, "loaded": 3} and rec["profile"] == "smoke" and rec["seconds"] == 3.5
     row = rec["table2"]["isic/cnn"]
-    assert list(row)[-3:] == ["model", "dataset", "arch"] and "per_seed" not in row
+    assert list(row)[-5:] == ["model", "dataset", "arch", "group_names", "worst_group"] and "per_seed" not in row
+    assert row["group_names"] == ["BwoP", "BwP", "MwoP", "MwP"]
     assert (row["model"], row["dataset"], row["arch"]) == ("cnn_mini", "isic", "cnn")
     assert rec["table2_per_seed"]["isic/cnn"] == list(t2["isic/cnn"].per_seed)
     assert list(rec["sweep"]) == ["0.5", "0.05", "0"] and rec["sweep"]["0"]["ratio"] == 0.0

@@ -3,7 +3,9 @@
 The paper (§3.3) writes a classifier as ``f = h ∘ f_enc`` with ``f_enc: X → R^d``
 and a linear ``h``. :func:`build_model` returns exactly that split for the
 paper's timm models and for small CPU-sized variants used by the ``smoke`` and
-``cpu`` profiles.
+``cpu`` profiles; :func:`as_split_model` splits a researcher's own timm or
+torchvision classifier (its trained head kept), and :func:`load_classifier`
+loads one from a checkpoint file as it is.
 """
 from __future__ import annotations
 
@@ -178,6 +180,7 @@ def build_model(
     pretrained: bool = False,
     weights_file: str | os.PathLike | None = None,
     image_size: int | None = None,
+    backbone_only: bool = False,
 ) -> SplitModel:
     """Build a classifier split into ``f_enc`` and ``head``.
 
@@ -190,11 +193,15 @@ def build_model(
             cache). Without network access and without cached weights this
             fails with a message that says where to put a weights file.
         weights_file: a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file with
-            either a timm backbone state dict (its classifier is dropped) or a
-            full :class:`SplitModel` state dict. Loaded as data
-            (``weights_only=True``).
+            either a timm state dict or a full :class:`SplitModel` state dict.
+            Loaded as data (``weights_only=True``). A classifier in the file
+            that fits ``num_classes`` becomes the head; one of another shape is an
+            error naming both shapes, unless ``backbone_only``.
         image_size: input size for the small variants (default 64); timm models
             keep their own default unless given.
+        backbone_only: take only the backbone from ``weights_file`` and start a new
+            head (ImageNet or stand-in weights for fine-tuning): a classifier in
+            the file is then dropped whatever its shape.
 
     Returns:
         A :class:`SplitModel` with ``model(x) == model.head(model.f_enc(x))``.
@@ -218,7 +225,7 @@ def build_model(
     head = nn.Linear(d, num_classes)
     model = SplitModel(backbone, head, name=name, kind=kind)
     if weights_file is not None:
-        load_weights(model, weights_file)
+        load_weights(model, weights_file, backbone_only=backbone_only)
     return model
 
 
@@ -302,25 +309,73 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: SplitModel, path: str | os.PathLike) -> SplitModel:
-    """Load a SplitModel state dict, or a timm backbone state dict (classifier dropped)."""
-    state = read_state_dict(path)
+#: where timm and torchvision keep a classifier, in the order looked for (the first Linear found is the head)
+CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "heads", "head", "last_linear")
+
+
+def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A DataParallel / DDP state dict (every key ``module.…``) as the bare model's."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _classifier_keys(state: dict[str, torch.Tensor]) -> tuple[str, str | None] | None:
+    """The (weight, bias) keys of a timm-layout state dict's classifier (``fc``, ``head``, ``head.fc``, ...)."""
+    for prefix in ("fc", "head", "head.fc", "classifier", "last_linear"):
+        weight = f"{prefix}.weight"
+        if weight in state and state[weight].ndim == 2:
+            bias = f"{prefix}.bias"
+            return weight, bias if bias in state else None
+    return None
+
+
+def _head_mismatch(path, found: torch.Size, head: nn.Linear) -> ValueError:
+    return ValueError(
+        f"{path}: its classifier has shape {tuple(found)} ({found[0]} classes from {found[1]} features) but the "
+        f"model's head is {tuple(head.weight.shape)} ({head.out_features} classes from {head.in_features} features). "
+        "A trained classifier must fit the data's classes; to keep only the backbone and start a new head (ImageNet "
+        "or other pretraining), pass backbone_only=True")
+
+
+def load_weights(model: SplitModel, path: str | os.PathLike, *, backbone_only: bool = False) -> SplitModel:
+    """Load a SplitModel or timm state dict into ``model``.
+
+    A classifier in the file that fits ``model.head`` is loaded into it; one of another shape raises (naming
+    both shapes) unless ``backbone_only``, which keeps the backbone alone. A file without a classifier loads the
+    backbone and leaves the head as it is. Distilled DeiT's second head (``head_dist``) is never used.
+    """
+    state = _strip_module_prefix(read_state_dict(path))
+    head_state: dict[str, torch.Tensor] = {}
     if any(k.startswith("f_enc.") for k in state):
-        head_ok = state.get("head.weight", torch.empty(0)).shape == model.head.weight.shape
-        if not head_ok:
-            state = {k: v for k, v in state.items() if not k.startswith("head.")}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if head_ok or not k.startswith("head.")]
+        head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+        backbone = {k[len("f_enc."):]: v for k, v in state.items() if k.startswith("f_enc.")}
+        other = sorted(set(state) - {f"f_enc.{k}" for k in backbone} - {f"head.{k}" for k in head_state})
     else:
+        keys = _classifier_keys(state)
+        if keys is not None:
+            head_state = {"weight": state[keys[0]]} | ({"bias": state[keys[1]]} if keys[1] else {})
         own = model.f_enc.state_dict()
-        state = {k: v for k, v in state.items() if k in own or not _is_classifier_key(k)}
-        missing, unexpected = model.f_enc.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: weights do not fit {model.name!r}: missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}"
-        )
+        backbone = {k: v for k, v in state.items() if k in own or not _is_classifier_key(k)}
+        other = []
+    own = model.f_enc.state_dict()
+    missing = [k for k in own if k not in backbone]
+    unexpected = [k for k in backbone if k not in own] + other
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in backbone.items() if k in own and v.shape != own[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{path}: weights do not fit {model.name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                         + (f", other shapes {wrong[:3]}" if wrong else ""))
+    if head_state and not backbone_only:
+        if head_state["weight"].shape != model.head.weight.shape:
+            raise _head_mismatch(path, head_state["weight"].shape, model.head)
+        model.head.load_state_dict(head_state)
+    model.f_enc.load_state_dict(backbone, strict=True)
     return model
 
 
 def _is_classifier_key(key: str) -> bool:
     return key.split(".")[0] in {"fc", "head", "head_dist", "classifier", "last_linear"}
+
+
+# A researcher's own classifiers build on the factory above, so they are imported after it (one public namespace).
+from .classifiers import CLASSIFIER_SOURCES, as_split_model, checkpoint_arch, load_classifier  # noqa: E402,F401
