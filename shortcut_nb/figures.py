@@ -1,22 +1,56 @@
-"""Figures more than one notebook draws: the depth profile of unit s-scores (notebooks 03 and 06)."""
+"""Figures and colours more than one notebook uses: the project's palette, the s-score histogram with its chance
+level (notebooks 03–06) and the depth profile of unit s-scores (notebooks 03 and 06), drawn with seaborn."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from .bands import BAND_HIGH
 from .sscore.depth import DepthProfile
 from .vocab import DATASET_LABELS
+
+# The project's colours, one place: every figure draws these concepts in these colours.
+#: s-score distributions over neurons or units.
+SSCORE_COLOUR = "tab:blue"
+#: The low and high s-score bands (shaded behind a histogram).
+BAND_COLOURS = {"low": "tab:green", "high": "tab:red"}
+#: A threshold on the s-score (pruning τ, the selection threshold).
+THRESHOLD_COLOUR = "tab:red"
+#: The chance level of an s-score: the mean mask area.
+CHANCE_STYLE = {"color": "black", "ls": "--", "lw": 1.2}
+#: The shares of a depth profile: units significantly above chance, units in the high band.
+SHARE_COLOURS = {"significant": "tab:red", "high": "tab:purple"}
+#: Accuracy metrics: the average and the worst group's.
+METRIC_COLOURS = {"AVG": "tab:blue", "WGA": "tab:red"}
+
+
+def sscore_histogram(ax, scores: np.ndarray | Sequence[float], area: float, *, bins: int = 40,
+                     colour: str = SSCORE_COLOUR, alpha: float = 0.85, chance_label: str | None = None):
+    """Draw on ``ax`` the histogram of ``scores`` over [0, 1] (``bins`` bins, counts) and the chance level dashed.
+
+    Args:
+        ax: the matplotlib axes.
+        scores: (K,) s-scores.
+        area: the chance level (mean mask area).
+        chance_label: the chance line's legend label (default: ``chance = mean mask area <area>``).
+    """
+    sns.histplot(x=np.asarray(scores, dtype=np.float64).reshape(-1), bins=np.linspace(0, 1, bins + 1), color=colour,
+                 alpha=alpha, ax=ax)
+    ax.axvline(area, **CHANCE_STYLE, label=chance_label or f"chance = mean mask area {area:.2f}")
+    ax.set_xlim(0, 1)
+    return ax
 
 
 def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, title: Callable[[str], str],
                        tick: Callable[[str], str] = str, high: float = BAND_HIGH, width: float = 6.2):
     """Per dataset, every block's unit s-scores (boxes) with their chance level, and the shares that beat it.
 
-    Left axis: the distribution of the block's unit s-scores (box and whiskers, median line) and the chance
+    Left axis: the distribution of the block's unit s-scores (seaborn box and whiskers, median line) and the chance
     level (dashed). Right axis: the share of units significantly above chance (bootstrap, one-sided) and the
     share above the high band. ``title(dataset)`` and ``tick(block)`` label the panels.
     """
@@ -24,16 +58,25 @@ def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, title: Callable[
                              layout="constrained")
     for ax, (name, prof) in zip(axes[0], profiles.items()):
         x = np.arange(len(prof.blocks))
-        ax.boxplot(prof.scores, positions=x, widths=0.5, showfliers=False)
-        ax.plot(x, [r["chance"] for r in prof.rows], "k--", lw=1, label="chance (mask area)")
+        units = pd.DataFrame({"block": np.repeat(prof.blocks, [len(s) for s in prof.scores]),
+                              "s": np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1)
+                                                   for s in prof.scores])})
+        with warnings.catch_warnings():  # seaborn 0.13.2 passes bxp's vert=, deprecated by matplotlib 3.11; fixed
+            # upstream, not yet released (mwaskom/seaborn#3804, #3820)
+            warnings.filterwarnings("ignore", message="vert: bool", category=DeprecationWarning)
+            sns.boxplot(data=units, x="block", y="s", order=prof.blocks, color=SSCORE_COLOUR, width=0.5,
+                        showfliers=False, ax=ax)
+        ax.plot(x, [r["chance"] for r in prof.rows], **CHANCE_STYLE, label="chance (mask area)")
         ax.set_xticks(x)
         ax.set_xticklabels([tick(b) for b in prof.blocks], rotation=30, fontsize=8)
+        ax.set_xlabel("")
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"unit s-score (α = {prof.alpha:g}, {prof.variant})")
         right = ax.twinx()
-        right.plot(x, [r["share_significant"] for r in prof.rows], "o-", color="tab:red",
+        right.plot(x, [r["share_significant"] for r in prof.rows], "o-", color=SHARE_COLOURS["significant"],
                    label="share significantly above chance")
-        right.plot(x, [r["share_high"] for r in prof.rows], "s:", color="tab:purple", label=f"share s > {high:g}")
+        right.plot(x, [r["share_high"] for r in prof.rows], "s:", color=SHARE_COLOURS["high"],
+                   label=f"share s > {high:g}")
         right.set_ylim(0, 1)
         right.set_ylabel("share of the block's units")
         h1, l1 = ax.get_legend_handles_labels()

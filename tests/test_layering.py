@@ -19,7 +19,7 @@ PACKAGE = Path(shortcut_nb.__file__).resolve().parent
 
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("vocab", "paper", "config", "artifacts", "locks", "progress", "claims"), 0),
-    **dict.fromkeys(("data", "models", "metrics", "sscore", "bands", "attention", "embeddings", "lastlayer", "masks"),
+    **dict.fromkeys(("data", "models", "metrics", "sscore", "bands", "attention", "embeddings", "lastlayer", "masks", "counterfactuals"),
                     1),
     "pipeline": 2,
     **dict.fromkeys(("sections", "display", "figures", "api"), 3),
@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
 LAYER_NAMES = ("foundation", "core", "pipeline", "sections", "report", "package entry")
 CORE, PIPELINE = 1, 2
 # Drawing, tables, widgets and notebook display are for sections (views, widgets) and the report.
-PRESENTATION = ("matplotlib", "pandas", "ipywidgets", "IPython")
+PRESENTATION = ("matplotlib", "seaborn", "pandas", "ipywidgets", "IPython")
 # Reading and writing metadata.csv is the data layer's job; pandas is its CSV library.
 PRESENTATION_ALLOWED = {"data": ("pandas",)}
 CLAIMS_MAY_IMPORT = ("shortcut_nb.claims", "shortcut_nb.paper", "shortcut_nb.vocab")

@@ -95,7 +95,7 @@ def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             expected = _expected_values(column, attribute, binary)
             raise DatasetFormatError(
-                f"{meta_path}, row {row + 2} (data row {row}): column {column!r} has {df[column].iloc[row]!r}; "
+                f"{meta_path}, row {row + 2} (data row {row}): column {column!r} has {df[column].tolist()[row]!r}; "
                 f"expected {expected}")
         df[column] = values.astype(int)
     try:

@@ -125,11 +125,13 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def lesion(size: int, rng: np.random.Generator, *, malignant: bool, irregularity: float, skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A skin image with one lesion. Benign: round, even brown. Malignant: irregular border, multi-tone.
+def lesion_layers(size: int, rng: np.random.Generator, *, malignant: bool, irregularity: float,
+                  skin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layers :func:`lesion` composes: skin (H, W, 3), lesion colours (H, W, 3), lesion mask (H, W).
 
-    ``irregularity`` in [0, 1] scales how different malignant lesions look (the core cue's strength).
-    Returns (image (H, W, 3), lesion mask (H, W)).
+    Draws from ``rng`` exactly as :func:`lesion` does. A lesion drawn for the other class from the same
+    generator state has the same centre and base radius (the first draws), so a counterfactual can swap the
+    lesion and keep the skin of the original (:func:`~shortcut_nb.data.synthetic.render_lesion_item`).
     """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     cx, cy = size * rng.uniform(0.4, 0.6), size * rng.uniform(0.4, 0.6)
@@ -151,6 +153,16 @@ def lesion(size: int, rng: np.random.Generator, *, malignant: bool, irregularity
         blotch = _smooth_noise(rng, size, 5)
         mix = np.clip(irregularity * 1.6 * (blotch - 0.35), 0, 1)
         lesion_rgb = (1 - mix)[..., None] * lesion_rgb + mix[..., None] * dark
+    return base, lesion_rgb, mask
+
+
+def lesion(size: int, rng: np.random.Generator, *, malignant: bool, irregularity: float, skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A skin image with one lesion. Benign: round, even brown. Malignant: irregular border, multi-tone.
+
+    ``irregularity`` in [0, 1] scales how different malignant lesions look (the core cue's strength).
+    Returns (image (H, W, 3), lesion mask (H, W)).
+    """
+    base, lesion_rgb, mask = lesion_layers(size, rng, malignant=malignant, irregularity=irregularity, skin=skin)
     image = np.where(mask[..., None], lesion_rgb, base)
     return image, mask
 

@@ -16,11 +16,14 @@ Both generators *write the real folder layouts* (PNG images, PNG masks,
   patches cut from benign images into malignant ones (paper §3.1), with the
   inserted region as mask.
 
-Generation is deterministic from ``seed``.
+Generation is deterministic from ``seed``. ``render_items.json`` records what re-renders each image (the
+generator state before it, its object, the state a patch is drawn from): :func:`render_bird_item` and
+:func:`render_lesion_item` give counterfactuals, one factor changed (:mod:`shortcut_nb.counterfactuals`).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -110,6 +113,9 @@ WATER_HUE = 0.58  # blue
 
 
 FileFormat = Literal["png", "jpeg"]
+JPEG_QUALITY = 90
+#: per-item render records beside ``generator.json`` (see the module docstring)
+RENDER_ITEMS = "render_items.json"
 # Knobs added after folders were first keyed: at their defaults they stay out of the key, so those folders are reused.
 _KEYED_ONLY_WHEN_SET = {"file_format": "png", "size_jitter": 0.0, "patch_hues": render.PATCH_HUES}
 
@@ -150,7 +156,7 @@ class _Writer:
             mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
         if self.format == "jpeg":
             (tmp / image_rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(tmp / image_rel, quality=90)
+            Image.fromarray(image).save(tmp / image_rel, quality=JPEG_QUALITY)
         else:
             _save_png(image, tmp / image_rel)
         _save_png(mask, tmp / mask_rel)  # masks stay lossless
@@ -213,9 +219,10 @@ def _atomic_folder(root: Path):
     return tmp
 
 
-def _finish(tmp: Path, root: Path, rows: list[dict], settings, columns: list[str]) -> Path:
+def _finish(tmp: Path, root: Path, rows: list[dict], settings, columns: list[str], items: dict[str, dict]) -> Path:
     pd.DataFrame(rows, columns=columns).to_csv(tmp / "metadata.csv", index=False)
     (tmp / "generator.json").write_text(json.dumps({"generator": type(settings).__name__, **asdict(settings)}, indent=1))
+    (tmp / RENDER_ITEMS).write_text(json.dumps(items))
     if root.exists():
         shutil.rmtree(root)
     os.replace(tmp, root)
@@ -232,6 +239,7 @@ def generate_waterbirds_like(root: str | os.PathLike, settings: WaterbirdsLikeSe
     tmp = _atomic_folder(root)
     rng = np.random.default_rng(s.seed)
     rows: list[dict] = []
+    items: dict[str, dict] = {}
     counts = _waterbirds_counts(s)
     for split, per_group in counts.items():
         if split == 0:
@@ -247,14 +255,31 @@ def generate_waterbirds_like(root: str | os.PathLike, settings: WaterbirdsLikeSe
                     jobs += [(y, 0, obj), (y, 1, obj)]
         for y, place, obj in jobs:
             idx = len(rows)
+            state = rng.bit_generator.state
             image, mask, place_name = _render_bird(rng, obj, place, s)
             img_rel = writer.image_name(f"images/{split}/{idx:06d}")
+            items[img_rel] = {"state": state, "object": {**obj, "color": [float(c) for c in obj["color"]]}}
             mask_rel = f"masks/{split}/{idx:06d}.png"
             writer.write(tmp, img_rel, image, mask_rel, mask)
             rows.append({"img_id": idx + 1, "img_filename": img_rel, "y": y, "split": split, "place": place,
                          "place_filename": place_name, "mask_filename": mask_rel, "shape": obj["shape"]})
     columns = ["img_id", "img_filename", "y", "split", "place", "place_filename", "mask_filename", "shape"]
-    return _finish(tmp, root, rows, s, columns)
+    return _finish(tmp, root, rows, s, columns, items)
+
+
+def _skin(rng: np.random.Generator) -> np.ndarray:
+    return render.hsv(0.06 + rng.uniform(-0.02, 0.02), rng.uniform(0.2, 0.45), rng.uniform(0.7, 0.95))
+
+
+def _inserted_items(meta: pd.DataFrame, items: dict[str, dict]) -> dict[str, dict]:
+    """Records of the MwP rows :func:`insert_patches` added: the rendered image each was pasted into (``base``)."""
+    rendered = {(int(split), Path(f).stem): f for f, split in zip(meta["img_filename"], meta["split"]) if f in items}
+    out = {}
+    sources = meta["inserted_from"] if "inserted_from" in meta.columns else [None] * len(meta)
+    for f, split, source in zip(meta["img_filename"], meta["split"], sources):
+        if isinstance(source, str):
+            out[f] = {"base": rendered[(int(split), Path(f).stem.removesuffix("_patch"))]}
+    return out
 
 
 def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISICLikeSettings()) -> Path:
@@ -269,6 +294,7 @@ def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISI
     tmp = _atomic_folder(root)
     rng = np.random.default_rng(s.seed)
     rows: list[dict] = []
+    items: dict[str, dict] = {}
     n_mal_train = round(s.n_train * s.malignant_share)
     n_ben_train = s.n_train - n_mal_train
     n_bwp_train = round(n_ben_train * s.patch_share_benign)
@@ -282,8 +308,10 @@ def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISI
         plan = [plan[i] for i in rng.permutation(len(plan))]
         for y, patch in plan:
             idx = len(rows)
-            skin = render.hsv(0.06 + rng.uniform(-0.02, 0.02), rng.uniform(0.2, 0.45), rng.uniform(0.7, 0.95))
+            item = {"state": rng.bit_generator.state}
+            skin = _skin(rng)
             image, _ = render.lesion(size, rng, malignant=bool(y), irregularity=s.lesion_irregularity, skin=skin)
+            item["patch_state"] = rng.bit_generator.state  # where a patch is drawn from, present or not
             patch_mask = np.zeros((size, size), dtype=bool)
             if patch:
                 rgb, patch_mask = render.colour_patch(size, rng, area=s.patch_area, salience=s.patch_salience,
@@ -292,13 +320,15 @@ def generate_isic_like(root: str | os.PathLike, settings: ISICLikeSettings = ISI
             img_rel = writer.image_name(f"images/{split}/{idx:06d}")
             mask_rel = f"masks/{split}/{idx:06d}.png"
             writer.write(tmp, img_rel, render.to_uint8(image), mask_rel, patch_mask.astype(np.uint8) * 255)
+            items[img_rel] = item
             rows.append({"img_filename": img_rel, "y": y, "patch": patch, "split": split, "mask_filename": mask_rel})
     columns = ["img_filename", "y", "patch", "split", "mask_filename"]
     pd.DataFrame(rows, columns=columns).to_csv(tmp / "metadata.csv", index=False)
     for split in (1, 2):
         insert_patches(tmp, split=split, seed=s.seed + split)
     meta = pd.read_csv(tmp / "metadata.csv")
-    return _finish(tmp, root, meta.to_dict("records"), s, list(meta.columns))
+    items.update(_inserted_items(meta, items))
+    return _finish(tmp, root, meta.to_dict("records"), s, list(meta.columns), items)
 
 
 
@@ -320,3 +350,98 @@ def ensure_synthetic(name: DatasetName, settings: WaterbirdsLikeSettings | ISICL
             return folder
         generate = generate_waterbirds_like if name == "waterbirds" else generate_isic_like
         return generate(folder, settings)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- re-rendering recorded items
+
+
+def render_record(root: str | os.PathLike) -> tuple[WaterbirdsLikeSettings | ISICLikeSettings, dict[str, dict]] | None:
+    """A synthetic folder's settings and per-item render records (keyed by ``img_filename``), or None when the
+    folder was not written by these generators.
+
+    Raises:
+        FileNotFoundError: a synthetic folder written before items were recorded (no ``render_items.json``).
+    """
+    root = Path(root)
+    path = root / "generator.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    cls = {c.__name__: c for c in (WaterbirdsLikeSettings, ISICLikeSettings)}.get(record.get("generator"))
+    if cls is None:
+        return None
+    values = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
+    values.update({k: tuple(tuple(v) if isinstance(v, list) else v for v in values[k])
+                   for k in ("class_shapes", "patch_hues") if k in values})  # JSON lists back to tuples
+    items_path = root / RENDER_ITEMS
+    if not items_path.is_file():
+        raise FileNotFoundError(f"{items_path} not found: {root} was generated before the generator recorded how to "
+                                "re-render each image; delete the folder and generate it again (ensure_synthetic or "
+                                "generate_*_like write the same images, now with the record)")
+    return cls(**values), json.loads(items_path.read_text())
+
+
+def _rng_at(state: dict) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def render_bird_item(settings: WaterbirdsLikeSettings, item: dict, *, place: int,
+                     shape: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Re-render a recorded Waterbirds-like item with its background drawn for ``place`` and its object of
+    ``shape`` (None: its own), everything else as recorded.
+
+    Returns:
+        uint8 image (S, S, 3) at ``settings.image_size`` (before any size jitter or JPEG) and the bool
+        foreground mask (S, S); the spurious mask is its complement.
+    """
+    obj = {**item["object"], "color": np.asarray(item["object"]["color"], dtype=np.float32)}
+    if shape is not None:
+        obj["shape"] = shape
+    image, background, _ = _render_bird(_rng_at(item["state"]), obj, int(place), settings)
+    return image, background == 0
+
+
+def render_lesion_item(settings: ISICLikeSettings, item: dict, *, y: int, patch: bool,
+                       lesion_y: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-render a recorded ISIC-like item of class ``y``: its skin, the lesion drawn for class ``lesion_y``
+    (None: ``y``; same centre and base radius) and, when ``patch``, the colour patch recorded for it (drawn
+    from the item's patch state whether or not the item had one).
+
+    Returns:
+        uint8 image (S, S, 3) (before any size jitter or JPEG), bool lesion mask (S, S), bool patch mask (S, S).
+    """
+    s = settings
+
+    def layers(malignant: int):
+        rng = _rng_at(item["state"])
+        return render.lesion_layers(s.image_size, rng, malignant=bool(malignant), irregularity=s.lesion_irregularity,
+                                    skin=_skin(rng))
+
+    base, lesion_rgb, lesion_mask = layers(y)
+    if lesion_y is not None and lesion_y != y:
+        _, lesion_rgb, lesion_mask = layers(lesion_y)  # the other class's lesion on this item's skin
+    image = np.where(lesion_mask[..., None], lesion_rgb, base)
+    patch_mask = np.zeros((s.image_size, s.image_size), dtype=bool)
+    if patch:
+        rgb, patch_mask = render.colour_patch(s.image_size, _rng_at(item["patch_state"]), area=s.patch_area,
+                                              salience=s.patch_salience, hues=s.patch_hues)
+        image = np.where(patch_mask[..., None], rgb, image)
+    return render.to_uint8(image), lesion_mask, patch_mask
+
+
+def as_written(settings: WaterbirdsLikeSettings | ISICLikeSettings, image: np.ndarray,
+               size_wh: tuple[int, int]) -> np.ndarray:
+    """A rendered uint8 image (S, S, 3) as the generator writes it at ``size_wh``: resized when the settings
+    jitter sizes, JPEG-encoded and decoded when they write JPEG. Returns uint8 (h, w, 3)."""
+    pil = Image.fromarray(image)
+    if settings.size_jitter:
+        pil = pil.resize(tuple(size_wh), Image.BILINEAR)
+    if settings.file_format == "jpeg":
+        buffer = io.BytesIO()
+        pil.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            pil = decoded.convert("RGB")
+    return np.asarray(pil)

@@ -12,6 +12,7 @@ with the notebook's choices filled in::
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 from torch import nn
 
 from ..config import Profile, ProfileSettings, profile_settings, runs_root
-from ..data import ShortcutDataset
+from ..data import ShortcutDataset, read_metadata
 from ..data.samples import MaskedSamples, draw_masked_samples
 from ..data.transforms import normalization
 from ..artifacts import file_hash, weights_hash
@@ -82,6 +83,8 @@ class Context:
     normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     progress: bool = True
     run_log: RunLog = field(default_factory=RunLog, compare=False)
+    #: datasets left out of an analysis, with the reason (e.g. no masks for s-scores); recorded in :meth:`record`
+    skipped: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(cls, profile: Profile | str, *, root: str | os.PathLike | None = None,
@@ -125,16 +128,32 @@ class Context:
         """Whether this is a researcher's own data or model (no paper verdicts, nothing synthetic)."""
         return self.checkpoint is not None or any(name not in DATASETS for name in self.folders)
 
-    def datasets(self, requested: Sequence[str] | None = None) -> tuple[str, ...]:
+    def datasets(self, requested: Sequence[str] | None = None, *, needs_masks: bool = False) -> tuple[str, ...]:
         """The datasets a notebook analyses: ``requested`` (an empty list means none), else the named folders when
         any, else the paper's two (the synthetic benchmark). A name that is neither the paper's nor a folder's is an
-        error naming ``DATA_FOLDERS``."""
+        error naming ``DATA_FOLDERS``.
+
+        ``needs_masks`` (the s-score notebooks): a folder without a ``mask_filename`` column is left out, said at
+        once (a warning, before any training) and recorded in :attr:`skipped`; when none is left, an error says so.
+        """
         chosen = tuple(requested) if requested is not None else (tuple(self.folders) or DATASETS)
         unknown = [d for d in chosen if d not in DATASETS and d not in self.folders]
         if unknown:
             raise ValueError(f"datasets {unknown} have no folder: name them in DATA_FOLDERS (--data NAME=PATH); the "
                              f"synthetic benchmark has only {list(DATASETS)}")
-        return chosen
+        if not needs_masks:
+            return chosen
+        for name in chosen:
+            folder = self.folder(name)
+            if folder is not None and not read_metadata(folder)[1].has_masks:
+                self.skipped[name] = (f"{folder}/metadata.csv has no mask_filename column (or no mask in it): "
+                                      "s-scores need a mask of the spurious region per image")
+                warnings.warn(f"{name} is left out of this notebook: {self.skipped[name]}. Notebooks 01 and 02, and "
+                              "shortcut_nb.group_report / latent_purity / dfr, need no masks.", stacklevel=2)
+        kept = tuple(name for name in chosen if name not in self.skipped)
+        if chosen and not kept:
+            raise ValueError(f"no dataset to score: {'; '.join(f'{k}: {v}' for k, v in self.skipped.items())}")
+        return kept
 
     @staticmethod
     def headline(datasets: Sequence[str], preferred: str | None) -> str:
@@ -161,7 +180,7 @@ class Context:
                    for name, path in self.folders.items()}
         checkpoint = None if self.checkpoint is None else {"path": self.checkpoint,
                                                            "sha256": file_hash(self.checkpoint)}
-        return {"data_folders": folders, "model": self.model, "checkpoint": checkpoint, "head_sha256": dict(self.run_log.heads),
+        return {"data_folders": folders, "skipped": dict(self.skipped), "model": self.model, "checkpoint": checkpoint, "head_sha256": dict(self.run_log.heads),
                 "image_size": self.settings.image_size, "normalize": norm.as_record(), "user_run": self.user_run}
 
     @property

@@ -84,5 +84,51 @@ def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     for r in rows:
         lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict_text(r)} | {margin_text(r)} | "
                      f"{r.get('seeds', '')} | {r.get('profile') or ''} |")
+    measured = measured_on_own_data(out_dir)
+    if measured:
+        lines += ["", "## Measured on your own data or model", "",
+                  "No paper verdict applies to a researcher's data or checkpoint; these are the quantities the notebooks "
+                  "measured (± the spread over seeds where more than one model was analysed).", "",
+                  "| notebook | what | measured |", "|---|---|---|"]
+        lines += [f"| {m['notebook']} | {m['what']} | {m['measured']} |" for m in measured]
+        atomic_write_json(out_dir / "claims.json", {"claims": rows, "measured": measured})
     md_path = atomic_write_bytes(out_dir / "claims.md", ("\n".join(lines) + "\n").encode())
     return json_path, md_path
+
+
+def _spread(value: float, std: float | None, n: int | None) -> str:
+    return f"{value:.2f}" + (f" ± {std:.2f} ({n} seeds)" if std is not None and (n or 1) > 1 else "")
+
+
+def measured_on_own_data(out_dir: str | os.PathLike) -> list[dict]:
+    """The measured quantities of the notebooks that ran on a researcher's data or model (their JSON's
+    ``inputs.user_run``): worst group and gap (01), spurious neurons and what pruning changes (03), what DFR changes
+    (04). One row per quantity: ``notebook``, ``what``, ``measured``."""
+    out_dir = Path(out_dir)
+    rows: list[dict] = []
+
+    def user_record(name: str) -> dict | None:
+        path = out_dir / f"{name}.json"
+        rec = read_json(path) if path.is_file() else None
+        return rec if rec is not None and (rec.get("inputs") or {}).get("user_run") else None
+
+    if (rec := user_record("01_groups")) is not None:
+        for key, r in rec["table2"].items():
+            rows.append({"notebook": "01_groups", "what": f"{key} ({r['model']}): AVG, WGA, worst group, GAP",
+                         "measured": f"AVG {_spread(r['avg'], r.get('avg_std'), r.get('n_seeds'))}, WGA "
+                                     f"{_spread(r['wga'], r.get('wga_std'), r.get('n_seeds'))}, worst "
+                                     f"{r.get('worst_group')}, GAP {r['gap']:.2f}"})
+    if (rec := user_record("03_cnn_neurons")) is not None:
+        for name, r in rec["datasets"].items():
+            wga = {row: (r["table4"].get(row) or {}).get("wga") for row in ("baseline", "pruned", "refit")}
+            rows.append({"notebook": "03_cnn_neurons", "what": f"{name} ({r['model']}): neurons with s > τ, Table 4 WGA",
+                         "measured": f"{r['n_above_tau']} of {r['d']} above τ = {r['tau']:g} (s up to {r['max']:.2f}, "
+                                     f"chance {r['area']:.2f}); WGA "
+                                     + " → ".join(f"{k} {v:.2f}" for k, v in wga.items() if v is not None)})
+    if (rec := user_record("04_entanglement")) is not None:
+        for key, r in rec["table"].items():
+            base, dfr = r["baseline"], r["dfr"]
+            rows.append({"notebook": "04_entanglement", "what": f"{key}: WGA before → after DFR, neurons DFR keeps",
+                         "measured": f"WGA {base['wga']:.2f} → {dfr['wga']:.2f}, AVG {base['avg']:.2f} → "
+                                     f"{dfr['avg']:.2f}, neurons used {dfr.get('n_used_average', float('nan')):.0f}"})
+    return rows

@@ -25,9 +25,32 @@ def test_folders_reach_the_run_spec_and_the_rest_stays_synthetic(tmp_path):
         ctx.folders["waterbirds"] = "/elsewhere"  # frozen: the notebook's choice, built once
 
 
-def test_unknown_dataset_names_are_refused():
-    with pytest.raises(ValueError, match=r"folders names datasets 'waterbirds' and 'isic', got \['celeba'\]"):
-        Context.build("smoke", folders={"celeba": "/data/celeba", "isic": "/data/isic"})
+def test_any_dataset_name_with_a_folder_and_no_synthetic_fallback_for_it(tmp_path):
+    """A folder may be named anything; the datasets analysed default to the folders given (nothing synthetic), an
+    empty list means none, and a name that is neither the paper's nor a folder's is refused naming DATA_FOLDERS."""
+    ctx = Context.build("smoke", root=tmp_path, folders={"celeba": "/data/celeba"}, progress=False)
+    assert ctx.datasets() == ("celeba",) and ctx.datasets([]) == () and ctx.user_run
+    assert ctx.run_spec("celeba").data.folder == "/data/celeba"
+    assert ctx.minority_ratios() == () and ctx.minority_ratios([0.5]) == (0.5,)  # no synthetic sweep unless asked
+    with pytest.raises(ValueError, match=r"datasets \['mydata'\] have no folder: name them in DATA_FOLDERS"):
+        ctx.datasets(["mydata"])
+    paper = Context.build("smoke", root=tmp_path, progress=False)
+    assert paper.datasets() == ("waterbirds", "isic") and not paper.user_run
+    assert paper.minority_ratios() == paper.settings.minority_ratios
+
+
+def test_a_checkpoint_is_one_model_analysed_as_it_is(tmp_path):
+    (tmp_path / "w.pth").write_bytes(b"")
+    ctx = Context.build("smoke", root=tmp_path, folders={"mine": tmp_path}, model="torchvision:resnet18",
+                        checkpoint=tmp_path / "w.pth", image_size=48, normalize="inception", progress=False)
+    assert ctx.settings.seeds == (0,) and ctx.settings.cnn == "torchvision:resnet18" and ctx.archs() == ("cnn",)
+    spec = ctx.run_spec("mine", arch="cnn")
+    assert spec.init == "checkpoint" and spec.checkpoint == str((tmp_path / "w.pth").resolve())
+    assert spec.data.image_size == 48 and spec.data.normalize == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="CHECKPOINT needs MODEL"):
+        Context.build("smoke", checkpoint=tmp_path / "w.pth")
+    with pytest.raises(FileNotFoundError, match="CHECKPOINT .*missing.pth: file not found"):
+        Context.build("smoke", model="resnet18", checkpoint=tmp_path / "missing.pth")
 
 
 def test_root_and_profile_resolve(tmp_path, monkeypatch):

@@ -78,19 +78,35 @@ def test_notebooks_01_03_04_analyse_a_torchvision_checkpoint_as_it_is(user, tmp_
     claims = json.loads((out / "claims.json").read_text())["claims"]
     ran = [c for c in claims if c["notebook"] in ("01_groups", "03_cnn_neurons", "04_entanglement")]
     assert ran and all(c["holds"] is None and c["verdict"] == "not applicable" for c in ran), "no paper verdict"
+    measured = (out / "claims.md").read_text().split("## Measured on your own data or model")[1]
+    assert f"WGA {min(expected):.2f}" in measured and "worst " in measured and "DFR" in measured
     assert not any((tmp_path / "runs").glob("models/**/last.pt")), "nothing was trained"
     assert not (tmp_path / "runs" / "data").exists(), "no synthetic dataset was generated"
 
 
-def test_a_timm_checkpoint_naming_its_arch_runs_notebook_03_with_its_normalisation(user, tmp_path):
+def test_a_timm_checkpoint_naming_its_arch_runs_notebook_03_and_says_what_it_cannot_score(user, tmp_path):
+    """timm's checkpoint layout ({"arch", "state_dict"}) with its own normalisation; at 64 px test_resnet's last map
+    is 2x2 (recorded as a warning); a folder without masks is left out before any training, said and recorded."""
+    import pandas as pd
+    import shutil
+
+    bare = tmp_path / "nomasks"
+    shutil.copytree(user["folder"], bare)
+    meta = pd.read_csv(bare / "metadata.csv").drop(columns=["mask_filename"])
+    meta.to_csv(bare / "metadata.csv", index=False)
     out = tmp_path / "out"
     rc = main(["run", "--profile", "smoke", "--only", "03", "--out", str(out), "--runs-root", str(tmp_path / "runs"),
-               "--data", f"mydata={user['folder']}", "--model", str(user["timm"]), "--image-size", "128",
-               "-p", "NORMALIZE", "inception"])
+               "--data", f"mydata={user['folder']}", "--data", f"bare={bare}", "--model", str(user["timm"]),
+               "--image-size", "64", "-p", "NORMALIZE", "inception"])
     assert rc == 0, (out / "runs.json").read_text()
     rec = json.loads((out / "03_cnn_neurons.json").read_text())
     assert rec["inputs"]["model"] == "test_resnet" and rec["inputs"]["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
     assert rec["datasets"]["mydata"]["d"] == timm.create_model("test_resnet").num_features
+    assert rec["datasets"]["mydata"]["target_map"] == [2, 2]
+    assert "smaller than 4x4" in rec["datasets"]["mydata"]["target_map_warning"]
+    assert list(rec["datasets"]) == ["mydata"] and "mask_filename" in rec["inputs"]["skipped"]["bare"]
+    executed = (out / "03_cnn_neurons.ipynb").read_text()
+    assert "bare is left out of this notebook" in executed and "SmallTargetMapWarning" in executed
 
 
 def test_a_classifier_of_other_classes_is_refused_naming_the_file_and_shapes(user, tmp_path):

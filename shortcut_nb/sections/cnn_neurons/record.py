@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...bands import BAND_HIGH, BAND_LOW
 from ...lastlayer.table4 import ROWS
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
-from ...sscore import summarize_scores
+from ...sscore import MIN_MAP_SIDE, summarize_scores
 from ...sscore.depth import ROW_KEYS
 from ...sscore.grid import ALPHA_GRID
 
@@ -34,7 +34,7 @@ SUMMARY_KEYS = ("scores", "d", "min", "max", "mean", "median", "std", "area", "l
 #: One dataset's entry under ``datasets``.
 DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau", *SUMMARY_KEYS, "table4",
                 "table4_errors", "pruned_neurons", "alpha_sensitivity", "group_names", "seconds",
-                "target_map")
+                "target_map", "target_map_warning")
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
         "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
@@ -84,7 +84,18 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
         "table4": {row: table[row] for row in ROWS}, "table4_errors": table["errors"],
         "pruned_neurons": table["pruned_neurons"], "alpha_sensitivity": sens,
         "group_names": list(study.group_names), "seconds": dict(study.seconds), "target_map": list(study.target_map),
+        "target_map_warning": small_map_note(study.target_map, study.images.shape[-1]),
     }
+
+
+def small_map_note(target_map: Sequence[int], image_size: int) -> str | None:
+    """Why s-scores on a target map below :data:`~shortcut_nb.sscore.MIN_MAP_SIDE` on a side mean little (None when
+    the map is large enough): the heatmaps are that map upsampled."""
+    if min(target_map) >= MIN_MAP_SIDE:
+        return None
+    return (f"the target layer's map is {target_map[0]}x{target_map[1]} at {image_size} px, smaller than "
+            f"{MIN_MAP_SIDE}x{MIN_MAP_SIDE}: the heatmaps are that map upsampled and cannot locate a spurious region; "
+            "use larger images (IMAGE_SIZE) or a layer with a finer map")
 
 
 def seed_entry(study: NeuronStudy, *, alpha: float, tau: float, seed: int) -> dict[str, Any]:

@@ -355,5 +355,5 @@ def dilation_example(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, dilati
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 03 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
     return [ctx.run_spec(ds, arch="cnn", seed=seed, model=parameters.get("MODEL"))
-            for ds in parameters.get("DATASETS", ("waterbirds", "isic"))
+            for ds in ctx.datasets(parameters.get("DATASETS"))
             for seed in ctx.seeds(int(parameters.get("SEED", 0)), parameters.get("SEEDS"))]

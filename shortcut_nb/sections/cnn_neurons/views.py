@@ -199,15 +199,12 @@ def plot_histogram(scores: np.ndarray | Sequence[float], area: float, *, alpha: 
     """Histogram of s-scores with the bands, the pruning threshold, the chance level and a lift axis on top."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     area = float(area)
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
-    ax.axvspan(0, low, color="tab:green", alpha=0.08)
-    ax.axvspan(high, 1, color="tab:red", alpha=0.08)
-    ax.hist(s, bins=np.linspace(0, 1, 41), color="tab:blue", alpha=0.85)
-    ax.axvline(area, color="black", ls="--", lw=1.2, label=f"chance = mean mask area {area:.2f}")
-    ax.axvline(tau, color="tab:red", ls=":", lw=1.5, label=f"τ = {tau:g} (pruned: s > τ)")
-    ax.set_xlim(0, 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    ax.axvspan(0, low, color=figures.BAND_COLOURS["low"], alpha=0.08)
+    ax.axvspan(high, 1, color=figures.BAND_COLOURS["high"], alpha=0.08)
+    figures.sscore_histogram(ax, s, area)
+    ax.axvline(tau, color=figures.THRESHOLD_COLOUR, ls=":", lw=1.5, label=f"τ = {tau:g} (pruned: s > τ)")
     ax.set_xlabel(f"s-score (α = {alpha:g})")
     ax.set_ylabel("neurons")
     top = ax.secondary_xaxis("top", functions=(lambda x: x / area, lambda x: x * area))

@@ -316,8 +316,8 @@ def model_specs(ctx: Context, settings: StudySettings) -> list[tuple[tuple[str, 
 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 04 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
-    settings = StudySettings.resolve(ctx, datasets=parameters.get("DATASETS", DATASETS),
-                                     archs=parameters.get("ARCHS", ARCHS), seeds=parameters.get("SEEDS"))
+    settings = StudySettings.resolve(ctx, datasets=ctx.datasets(parameters.get("DATASETS")),
+                                     archs=ctx.archs(parameters.get("ARCHS", ARCHS)), seeds=parameters.get("SEEDS"))
     return [spec for _, spec in model_specs(ctx, settings)]
 
 

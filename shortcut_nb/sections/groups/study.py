@@ -166,8 +166,8 @@ def _arch_model(ctx: Context, arch: Arch) -> str:
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 01 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
     seeds = tuple(parameters.get("SEEDS") or ctx.settings.seeds)
-    ratios = tuple(parameters.get("MINORITY_RATIOS") or ctx.settings.minority_ratios)
-    table2 = [_spec(ctx, ds, model, s, DEFAULT_MINORITY_RATIO) for ds in parameters.get("DATASETS", ("waterbirds",))
+    ratios = ctx.minority_ratios(parameters.get("MINORITY_RATIOS"))
+    table2 = [_spec(ctx, ds, model, s, DEFAULT_MINORITY_RATIO) for ds in ctx.datasets(parameters.get("DATASETS"))
               for model in table2_models(ctx, parameters.get("MODELS")) for s in seeds]
     sweep = [_spec(ctx, "waterbirds", ctx.settings.cnn, s, r, folder=None) for r in ratios for s in seeds]
     return table2 + sweep

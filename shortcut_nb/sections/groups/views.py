@@ -1,17 +1,20 @@
-"""Notebook 01's views: Table 2 and Table 3 as frames next to the paper's numbers, and the one figure."""
+"""Notebook 01's views: Table 2 and Table 3 as frames next to the paper's numbers, the figure, the seeds' spread."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
+from ...figures import METRIC_COLOURS
 from ...paper import PAPER_TABLE2, PAPER_TABLE2_MODELS, PAPER_TABLE3
 from ...vocab import GROUP_NAMES
 from .study import GroupResult, SweepPoint
 
-__all__ = ["table2_frame", "table3_frame", "plot_groups"]
+__all__ = ["table2_frame", "table3_frame", "plot_groups", "seed_spread_frame", "plot_seed_spread"]
 
 
 def table2_frame(results: Mapping[str, GroupResult]) -> pd.DataFrame:
@@ -77,4 +80,53 @@ def plot_groups(table2: Mapping[str, GroupResult], sweep: Mapping[str, SweepPoin
     ax2.set_title("Minority-ratio sweep, Waterbirds-like (Table 3)")
     ax2.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def seed_spread_frame(per_seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """Long form of recorded per-seed summaries (``table2_per_seed`` or ``sweep_per_seed``): one row per run,
+    seed and metric, columns ``run`` (the record's key), ``seed``, ``metric`` (``AVG``/``WGA``) and ``accuracy``."""
+    return pd.DataFrame([{"run": key, "seed": e.get("seed"), "metric": metric, "accuracy": e[metric.lower()]}
+                         for key, entries in per_seed.items() for e in entries for metric in METRIC_COLOURS],
+                        columns=["run", "seed", "metric", "accuracy"])
+
+
+def _spread_panel(ax, frame: pd.DataFrame, order: Sequence[str], title: str) -> None:
+    """Every seed as a point, the mean over seeds (diamond) ± its standard deviation, AVG and WGA side by side."""
+    style = dict(data=frame, x="run", y="accuracy", hue="metric", order=order, hue_order=list(METRIC_COLOURS),
+                 palette=METRIC_COLOURS, ax=ax)
+    sns.stripplot(**style, dodge=True, jitter=0.08, size=5, alpha=0.7)
+    sns.pointplot(**style, dodge=0.4, errorbar="sd", markers="D", markersize=4, linestyle="none", capsize=0.05,
+                  err_kws={"linewidth": 1.2}, legend=False)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy (each seed; mean ± sd)")
+    ax.set_title(title)
+    ax.legend(title=None, fontsize=7)
+
+
+def plot_seed_spread(table2_per_seed: Mapping[str, Sequence[Mapping[str, Any]]],
+                     sweep_per_seed: Mapping[str, Sequence[Mapping[str, Any]]] | None = None):
+    """The spread over seeds behind Tables 2 and 3: each seed's AVG and WGA, and their mean ± standard deviation.
+
+    Args:
+        table2_per_seed: ``{row key: [each seed's summary]}`` (the record's ``table2_per_seed``, or
+            ``{k: r.per_seed for k, r in table2.items()}``).
+        sweep_per_seed: ``{f"{ratio:g}": [each seed's summary]}`` (the record's ``sweep_per_seed``); None or empty:
+            the Table 2 panel alone.
+    """
+    sweep_per_seed = sweep_per_seed or {}
+    fig, axes = plt.subplots(1, 2 if sweep_per_seed else 1, figsize=(12 if sweep_per_seed else 7, 4), squeeze=False,
+                             layout="constrained")
+    keys = list(table2_per_seed)
+    n_seeds = max((len(v) for v in table2_per_seed.values()), default=0)
+    _spread_panel(axes[0, 0], seed_spread_frame(table2_per_seed), keys,
+                  f"Spread over seeds (Table 2, {n_seeds} seed{'s' * (n_seeds != 1)})")
+    axes[0, 0].set_xlabel("")
+    axes[0, 0].tick_params(axis="x", labelsize=8, labelrotation=30 if len(keys) > 4 else 0)
+    if sweep_per_seed:
+        ratios = sorted(sweep_per_seed, key=float, reverse=True)  # 50 % first, as Table 3 reads
+        frame = seed_spread_frame({f"{float(k) * 100:g}%": sweep_per_seed[k] for k in ratios})
+        _spread_panel(axes[0, 1], frame, [f"{float(k) * 100:g}%" for k in ratios],
+                      "Spread over seeds, minority-ratio sweep (Table 3)")
+        axes[0, 1].set_xlabel("minority ratio in training")
     return fig

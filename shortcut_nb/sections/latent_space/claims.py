@@ -26,7 +26,7 @@ def takeaways(recorded: Mapping) -> str:
     split = recorded.get("claim_split", "train")
     for key, r in recorded["neighbourhoods"].items():
         att, cls = r["attribute"], r.get("class") or {}
-        names = CLASS_NAMES.get(r["dataset"], ("class 0", "class 1"))
+        names = r.get("class_names") or CLASS_NAMES.get(r["dataset"], ("class 0", "class 1"))
         if att.get("purity") is None:
             lines.append(f"- {key} ({r['model']}): no class has both attribute values here; nothing to measure.")
             continue

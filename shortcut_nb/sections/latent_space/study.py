@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 from torch.utils.data import Dataset
 
+from ...data.groups import GroupScheme
 from ...artifacts import atomic_write_bytes, stable_key
 from ...config import check_profile
 from ...embeddings import (PROJECTIONS, TSNE_ITER, Projection, TsneBackend, check_choice, library_version, project,
@@ -53,6 +54,7 @@ class Picture:
     y: np.ndarray
     a: np.ndarray
     model: str
+    groups: GroupScheme | None = None  # the data's classes and attribute values (None: the paper's 2 × 2)
 
 
 def result_key(dataset: str, arch: str, split: str) -> str:
@@ -210,7 +212,12 @@ class LatentSource:
         self.check(view)
         feats = self.features(view.dataset, view.arch, view.split)
         coords = self.coords(view.dataset, view.arch, view.split, view.projection)
-        return Picture(view, coords, feats["y"], feats["a"], self.model_name(view.dataset, view.arch))
+        return Picture(view, coords, feats["y"], feats["a"], self.model_name(view.dataset, view.arch),
+                       self.groups(view.dataset, view.split))
+
+    def groups(self, dataset: str, split: str) -> GroupScheme | None:
+        """The dataset's :class:`~shortcut_nb.data.groups.GroupScheme` (None for a dataset that carries none)."""
+        return getattr(self.split(dataset, split), "groups", None)
 
 
 # --------------------------------------------------------------------------- notebook flow
@@ -224,8 +231,8 @@ def model_spec(ctx: Context, dataset: str, arch: str, seed: int) -> RunSpec:
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 02 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
     seed = int(parameters.get("SEED", 0))
-    return [model_spec(ctx, ds, arch, seed) for ds in parameters.get("DATASETS", DATASETS)
-            for arch in parameters.get("ARCHS", ARCHS)]
+    return [model_spec(ctx, ds, arch, seed) for ds in ctx.datasets(parameters.get("DATASETS"))
+            for arch in ctx.archs(parameters.get("ARCHS", ARCHS))]
 
 
 def default_projections(profile: str) -> tuple[Projection, ...]:
@@ -275,8 +282,10 @@ def neighbourhood_analysis(source: LatentSource, *, datasets: Sequence[str], arc
                 feats = source.features(dataset, arch, split)
                 res = within_class_neighbourhoods(feats["z"], feats["y"], feats["a"], k=k, n_shuffles=n_shuffles,
                                                   seed=seed)
+                groups = source.groups(dataset, split)
                 res.update({"dataset": dataset, "arch": arch, "split": split,
-                            "model": source.model_name(dataset, arch)})
+                            "model": source.model_name(dataset, arch),
+                            "class_names": list(groups.classes) if groups is not None else None})
                 results[result_key(dataset, arch, split)] = res
     return results
 

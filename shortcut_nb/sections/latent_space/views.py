@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ...data.groups import GroupScheme
 from ...embeddings import as_labels, check_choice
 from ...vocab import CLASS_NAMES, group_names
 from .study import COLOUR_BY, ColourBy, LatentSource, Picture, view_results
@@ -23,30 +24,46 @@ ATTRIBUTE_MARKERS = ("o", "s")
 FEATURE_COLUMNS = ["dataset", "arch", "split", "model", "n", "d", "from_cache", "seconds", "extract_seconds"]
 
 
+def _styles(groups: GroupScheme | None) -> tuple[tuple, tuple, tuple, tuple, tuple]:
+    """(group, attribute, class colours; class, attribute markers): the paper's 2 × 2 palette, else tab20/tab10 and
+    cycled markers for any number of classes and attribute values."""
+    if groups is None or groups.n_groups == 4:
+        return GROUP_COLOURS, ATTRIBUTE_COLOURS, CLASS_COLOURS, CLASS_MARKERS, ATTRIBUTE_MARKERS
+    markers = ("o", "^", "s", "D", "v", "P", "X", "*")
+    return (tuple(plt.cm.tab20(k % 20) for k in range(groups.n_groups)),
+            tuple(plt.cm.tab10(k % 10) for k in range(groups.n_values)),
+            tuple(plt.cm.tab10(k % 10) for k in range(groups.n_classes)),
+            tuple(markers[k % len(markers)] for k in range(groups.n_classes)),
+            tuple(markers[k % len(markers)] for k in range(groups.n_values)))
+
+
 def scatter_panel(ax, coords: np.ndarray, y: np.ndarray, a: np.ndarray, *, dataset: str = "waterbirds",
                   colour_by: ColourBy = "group", title: str = "", point_size: float | None = None,
-                  legend: bool = True) -> None:
+                  legend: bool = True, groups: GroupScheme | None = None) -> None:
     """Draw one projection (N, 2) on ``ax``: one (colour, marker) per group, minorities drawn on top.
 
-    ``colour_by="group"``: four colours (hue = spurious attribute, shade = class) and marker = class;
-    ``"attribute"``: colour = attribute, marker = class; ``"class"``: colour = class, marker = attribute.
+    ``colour_by="group"``: one colour per group (the paper's 2 × 2: hue = spurious attribute, shade = class) and
+    marker = class; ``"attribute"``: colour = attribute, marker = class; ``"class"``: colour = class, marker =
+    attribute. ``groups``: the data's classes and attribute values (None: the paper's 2 × 2 of ``dataset``).
     """
     check_choice("colour_by", colour_by, COLOUR_BY)
     coords = np.asarray(coords)
     n = len(coords)
     y, a = as_labels(y, n, "y"), as_labels(a, n, "a")
-    g = 2 * y + a
-    names = group_names(dataset)
+    n_values = groups.n_values if groups is not None else 2
+    g = y * n_values + a
+    names = groups.names if groups is not None else group_names(dataset)
+    group_colours, attribute_colours, class_colours, class_markers, attribute_markers = _styles(groups)
     size = point_size or float(np.clip(3000 / max(n, 1), 4, 30))
-    order = sorted(range(4), key=lambda k: -int((g == k).sum()))  # big groups first, minorities on top
+    order = sorted(range(len(names)), key=lambda k: -int((g == k).sum()))  # big groups first, minorities on top
     handles = {}
     for k in order:
         members = g == k
         if not members.any():
             continue
-        cls, att = k // 2, k % 2
-        colour = {"group": GROUP_COLOURS[k], "attribute": ATTRIBUTE_COLOURS[att], "class": CLASS_COLOURS[cls]}[colour_by]
-        marker = ATTRIBUTE_MARKERS[att] if colour_by == "class" else CLASS_MARKERS[cls]
+        cls, att = k // n_values, k % n_values
+        colour = {"group": group_colours[k], "attribute": attribute_colours[att], "class": class_colours[cls]}[colour_by]
+        marker = attribute_markers[att] if colour_by == "class" else class_markers[cls]
         handles[k] = ax.scatter(coords[members, 0], coords[members, 1], s=size, c=colour, marker=marker, alpha=0.75,
                                 linewidths=0, label=f"{names[k]} (n={int(members.sum())})")
     ax.set_xticks([])
@@ -79,7 +96,7 @@ def render_view(picture: Picture, *, ax=None, result: Mapping | None = None):
     if result is not None:
         title += "\n" + purity_note(result)
     scatter_panel(ax, picture.coords, picture.y, picture.a, dataset=view.dataset, colour_by=view.colour_by,
-                  title=title)
+                  title=title, groups=picture.groups)
     return fig if fig is not None else ax.figure
 
 
@@ -154,7 +171,8 @@ def neighbourhood_frame(results: Mapping[str, Mapping]) -> pd.DataFrame:
         att, cls = r["attribute"], r.get("class") or {}
         rows.append({
             "dataset": r["dataset"], "model": r["model"], "split": r["split"], "n": r["n"],
-            "classes used": ", ".join(CLASS_NAMES.get(r["dataset"], ("0", "1"))[int(c)] for c in r["evaluable"])
+            "classes used": ", ".join((r.get("class_names") or CLASS_NAMES.get(r["dataset"], ("0", "1")))[int(c)]
+                                  for c in r["evaluable"])
             or "none",
             "attr. purity": r2(att["purity"]), "shuffled": r2(att["baseline"]), "lift": r2(att["lift"]),
             "p (perm.)": r2(att["p_value"]),

@@ -32,7 +32,7 @@ from ...pipeline.context import Context
 from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_recipes, train_or_load_mask
 from ...pipeline.runs import RunSpec
 from ...sscore import score_neurons, summarize_scores
-from ...vocab import Arch, DatasetName, group_names
+from ...vocab import Arch, DatasetName
 
 #: The s-score draw of notebook 03 (Fig. 5's baseline): the same training images score every model.
 SAMPLE_SEED = 0
@@ -48,6 +48,15 @@ def mask_recipes(ctx: Context, *, steps: int | None = None, keep_grid: Sequence[
 def removal_keeps(recipes: ProfileRecipes, dataset: DatasetName, main_dataset: DatasetName) -> tuple[float, ...]:
     """Keep fractions of a dataset's Fig. 7 masks: the widget's grid on the notebook's dataset, 80 % elsewhere."""
     return tuple(recipes.keep_grid) if dataset == main_dataset else (PAPER_KEEP,)
+
+
+def removal_groups(requested: Mapping[str, Sequence[int]] | None, datasets: Sequence[str]) -> dict[str, list[int]]:
+    """Fig. 7's groups left out, per dataset: ``requested``'s, for the analysed datasets it names (None: groups 0
+    and 1 of every analysed dataset, the paper's BwoP and BwP); a dataset that is not analysed is never touched (no
+    synthetic set in a run on your own data)."""
+    if requested is None:
+        return {name: [0, 1] for name in datasets}
+    return {name: [int(g) for g in groups] for name, groups in requested.items() if name in datasets}
 
 
 def removal_recipe(base: MaskRecipe, group: int, keep: float, seed: int) -> MaskRecipe:
@@ -220,11 +229,12 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
     if not keeps:
         raise ValueError("keep_fractions must name at least one keep fraction")
     groups = [int(g) for g in remove_groups]
-    if not groups or any(g not in range(4) for g in groups):
-        raise ValueError(f"remove_groups must be a non-empty list of groups in 0..3, got {list(remove_groups)!r}")
     spec = ctx.run_spec(dataset, arch=arch, seed=seed)
     model, info = ctx.train_or_load(spec)
     counts = list(info["train_group_counts"])
+    if not groups or any(g not in range(len(counts)) for g in groups):
+        raise ValueError(f"remove_groups must be a non-empty list of groups in 0..{len(counts) - 1} ({dataset}), got "
+                         f"{list(remove_groups)!r}")
     full = evaluate_groups(ctx, model, spec, train_group_counts=counts)
     subs = []
     for g in groups:
@@ -233,7 +243,8 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
             subs.append(Subnetwork(removed_group=g, keep=float(keep),
                                    summary=evaluate_groups(ctx, mask.apply(model), spec, train_group_counts=counts),
                                    mask=MaskFacts.of(mask, minfo, model)))
-    return RemovalResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, group_names=group_names(dataset),
+    names = ctx.split(spec, "test").groups.names
+    return RemovalResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, group_names=names,
                          train_group_counts=counts, full=full, subnetworks=tuple(subs), recipe=base)
 
 
@@ -241,10 +252,11 @@ def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[MaskRun]:
     """The masks notebook 05 trains with these parameters (its ``parameters`` cell), for ``sweep plan``: the
     Fig. 6 mask and every Fig. 7 mask (a sweep adds the fine-tunings they mask as their dependencies)."""
     seed = int(parameters.get("SEED", 0))
-    dataset = parameters.get("DATASET", "isic")
+    datasets = ctx.datasets(parameters.get("DATASETS"))
+    dataset = ctx.headline(datasets, parameters.get("DATASET", "isic"))
     recipes = mask_recipes(ctx, steps=parameters.get("MASK_STEPS"), keep_grid=parameters.get("KEEP_GRID"))
     runs = [MaskRun(ctx.run_spec(dataset, arch="cnn", seed=seed), recipes.prusc)]
-    for name, groups in parameters.get("REMOVE_GROUPS", {"isic": [0, 1]}).items():
+    for name, groups in removal_groups(parameters.get("REMOVE_GROUPS"), datasets).items():
         spec = ctx.run_spec(name, arch="cnn", seed=seed)
         runs += [MaskRun(spec, removal_recipe(recipes.removal, g, keep, seed))
                  for g in groups for keep in removal_keeps(recipes, name, dataset)]

@@ -175,14 +175,14 @@ def neuron_study(ctx: Context, dataset: DatasetName, *, seed: int = 0, alpha: fl
 def seed_studies(ctx: Context, datasets: Sequence[DatasetName], seeds: Sequence[int] | None = None, *,
                  alpha: float = 0.5, n_samples: int | None = None, sample_seed: int = 0,
                  models: Mapping[str, str | None] | None = None, studies: Mapping[str, ModelScores] | None = None,
-                 studies_seed: int = 0) -> dict[str, dict[int, ModelScores]]:
+                 studies_seed: int = 0, archs: Sequence[Arch] = ARCHS) -> dict[str, dict[int, ModelScores]]:
     """``{dataset: {seed: ModelScores}}``: both models of every seed on the same draw, to decide the claim per seed.
 
     ``seeds``: None: the profile's (:meth:`Context.seeds`, ``studies_seed`` first). ``studies`` (scored for
     ``studies_seed``, the notebook's own) are reused, not scored again.
     """
     return ctx.by_seed(datasets, lambda ds, seed: neuron_study(
-        ctx, ds, seed=seed, alpha=alpha, n_samples=n_samples, sample_seed=sample_seed, models=models),
+        ctx, ds, seed=seed, alpha=alpha, n_samples=n_samples, sample_seed=sample_seed, models=models, archs=archs),
         seeds, own=studies, own_seed=studies_seed)
 
 
@@ -322,5 +322,5 @@ def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
     """What notebook 06 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
     models = {"cnn": parameters.get("CNN_MODEL"), "vit": parameters.get("VIT_MODEL")}
     return [ctx.run_spec(ds, arch=arch, seed=seed, model=models[arch])
-            for ds in parameters.get("DATASETS", ("isic", "waterbirds")) for arch in ("cnn", "vit")
+            for ds in ctx.datasets(parameters.get("DATASETS")) for arch in ctx.archs()
             for seed in ctx.seeds(int(parameters.get("SEED", 0)), parameters.get("SEEDS"))]

@@ -11,6 +11,7 @@ from typing import Any, Literal, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
@@ -247,24 +248,19 @@ def plot_fig9(view: Mapping):
     return fig
 
 
-def _table_panel(ax, share: np.ndarray, lift: np.ndarray, title: str, marked: Sequence[tuple[int, int]] = ()) -> Any:
-    L, H = share.shape
+def _table_panel(ax, share: np.ndarray, lift: np.ndarray, title: str, marked: Sequence[tuple[int, int]] = ()) -> None:
+    """A seaborn layer x head heatmap on ``ax``: colour = lift (white at 1), text = share, ``marked`` cells framed."""
+    H = share.shape[1]
     finite = lift[np.isfinite(lift)]
     hi = max(float(finite.max()) if finite.size else 1.0, 1.05)
     lo = min(float(finite.min()) if finite.size else 1.0, 0.95)
-    im = ax.imshow(np.nan_to_num(lift, nan=1.0), cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi),
-                   aspect="auto")
-    for l in range(L):
-        for h in range(H):
-            ax.text(h, l, f"{share[l, h]:.3f}", ha="center", va="center", fontsize=5.5 if H > 6 else 7.5)
+    sns.heatmap(head_table(torch.from_numpy(np.nan_to_num(lift, nan=1.0))), ax=ax, cmap="RdBu_r",
+                norm=TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi), annot=share, fmt=".3f",
+                annot_kws={"fontsize": 5.5 if H > 6 else 7.5}, cbar_kws={"label": "lift (share / area)"})
     for l, h in marked:
-        ax.add_patch(Rectangle((h - 0.5, l - 0.5), 1, 1, fill=False, edgecolor="k", linewidth=2))
-    ax.set_xticks(range(H))
-    ax.set_yticks(range(L))
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
+        ax.add_patch(Rectangle((h, l), 1, 1, fill=False, edgecolor="k", linewidth=2))
+    ax.tick_params(axis="y", labelrotation=0)
     ax.set_title(title, fontsize=8)
-    return im
 
 
 def plot_head_tables(view: Mapping, study: AttentionStudy, *, lift_min: float = LIFT_MIN):
@@ -278,16 +274,14 @@ def plot_head_tables(view: Mapping, study: AttentionStudy, *, lift_min: float = 
     share = view["share"].numpy().astype(np.float64)
     lift = share / view["area"] if view["area"] > 0 else np.full_like(share, np.nan)
     r, c = view["target"]
-    im = _table_panel(axes[0], share, lift, f"target ({r}, {c}) of image {view['image']}: share on spurious "
-                                            f"(area {view['area']:.2f})")
-    fig.colorbar(im, ax=axes[0], label="lift (share / area)")
+    _table_panel(axes[0], share, lift, f"target ({r}, {c}) of image {view['image']}: share on spurious "
+                                       f"(area {view['area']:.2f})")
     st = study.stats()
     if st["n_images"]:
-        im = _table_panel(axes[1], st["share"], st["lift"],
-                          f"core → spurious, {st['n_images']} images (area {st['area']:.2f}); "
-                          f"framed: lift ≥ {lift_min:g}, excess > 0 (1-sided 95 %)",
-                          heads_beyond_area(st, lift_min=lift_min))
-        fig.colorbar(im, ax=axes[1], label="lift (share / area)")
+        _table_panel(axes[1], st["share"], st["lift"],
+                     f"core → spurious, {st['n_images']} images (area {st['area']:.2f}); "
+                     f"framed: lift ≥ {lift_min:g}, excess > 0 (1-sided 95 %)",
+                     heads_beyond_area(st, lift_min=lift_min))
     else:
         axes[1].axis("off")
         axes[1].text(0.5, 0.5, "no image with both core and spurious patches", ha="center", va="center")
