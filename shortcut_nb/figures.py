@@ -1,9 +1,12 @@
 """Figures and colours more than one notebook uses: the project's palette, the s-score histogram with its chance
-level (notebooks 03–06) and the depth profile of unit s-scores (notebooks 03 and 06), drawn with seaborn."""
+level (notebooks 03–06) and the depth profile of unit s-scores (notebooks 03 and 06), drawn with seaborn.
+
+Sections never import each other: a colour two notebooks share, or one a notebook's figures share, lives here."""
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,20 +30,44 @@ CHANCE_STYLE = {"color": "black", "ls": "--", "lw": 1.2}
 SHARE_COLOURS = {"significant": "tab:red", "high": "tab:purple"}
 #: Accuracy metrics: the average and the worst group's.
 METRIC_COLOURS = {"AVG": "tab:blue", "WGA": "tab:red"}
+#: The two architectures when their s-scores share a plot.
+ARCH_COLOURS = {"cnn": "tab:blue", "vit": "tab:orange"}
+#: A model before and after an intervention (the dense model and its PruSC-style mask).
+BEFORE_AFTER_COLOURS = {"before": "tab:blue", "after": "tab:orange"}
+#: Neurons a last-layer head keeps (DFR) against those it zeroes, or against all neurons.
+KEPT_COLOURS = {"all": "0.45", "zeroed": "0.5", "kept": "tab:orange"}
+# Notebook 02's groups (the paper's 2 × 2): hue = spurious attribute (brown/ochre: land or no patch; teal: water or
+# patch), shade = class.
+#: G0, G1, G2, G3 (g = 2y + a).
+GROUP_COLOURS = ("#8c510a", "#35978f", "#dfc27d", "#01665e")
+#: Spurious attribute a = 0, 1.
+ATTRIBUTE_COLOURS = ("#bf812d", "#35978f")
+#: Class y = 0, 1.
+CLASS_COLOURS = ("#1b9e77", "#d95f02")
 
 
-def sscore_histogram(ax, scores: np.ndarray | Sequence[float], area: float, *, bins: int = 40,
-                     colour: str = SSCORE_COLOUR, alpha: float = 0.85, chance_label: str | None = None):
-    """Draw on ``ax`` the histogram of ``scores`` over [0, 1] (``bins`` bins, counts) and the chance level dashed.
+def sscore_histogram(ax, scores: np.ndarray | Sequence[float] | Mapping[str, np.ndarray | Sequence[float]],
+                     area: float, *, bins: int = 40, colour: str | Mapping[str, str] = SSCORE_COLOUR,
+                     alpha: float = 0.85, stat: Literal["count", "density"] = "count",
+                     chance_label: str | None = None):
+    """Draw on ``ax`` the histogram of ``scores`` over [0, 1] (``bins`` bins) and the chance level dashed.
 
     Args:
         ax: the matplotlib axes.
-        scores: (K,) s-scores.
+        scores: (K,) s-scores, or ``{legend label: (K_i,) s-scores}``: several distributions on the same bins, each
+            its own seaborn histogram labelled for the axes' legend (an empty one draws nothing).
         area: the chance level (mean mask area).
+        colour: the colour, or ``{legend label: colour}`` for several distributions.
+        alpha: the bars' opacity (below 1 where distributions overlap).
+        stat: ``"count"`` (neurons per bin) or ``"density"`` (each distribution normalised on its own, so shapes
+            compare across sizes).
         chance_label: the chance line's legend label (default: ``chance = mean mask area <area>``).
     """
-    sns.histplot(x=np.asarray(scores, dtype=np.float64).reshape(-1), bins=np.linspace(0, 1, bins + 1), color=colour,
-                 alpha=alpha, ax=ax)
+    groups = scores.items() if isinstance(scores, Mapping) else [(None, scores)]
+    for label, values in groups:
+        sns.histplot(x=np.asarray(values, dtype=np.float64).reshape(-1), bins=np.linspace(0, 1, bins + 1), stat=stat,
+                     color=colour[label] if isinstance(colour, Mapping) else colour, alpha=alpha, ax=ax,
+                     **({} if label is None else {"label": label}))
     ax.axvline(area, **CHANCE_STYLE, label=chance_label or f"chance = mean mask area {area:.2f}")
     ax.set_xlim(0, 1)
     return ax

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
+from ... import figures
 from ...paper import PAPER_TABLES
 from .study import ModelResults
 
@@ -148,18 +150,16 @@ def view_text(view: Mapping) -> str:
 
 def _hist_pair(ax, s_all: np.ndarray, s_sel: np.ndarray, *, area: float, labels: tuple[str, str], title: str) -> None:
     # densities, not counts: DFR keeps a small share of the neurons, and the question is about shape
-    bins = np.linspace(0, 1, 21)
-    ax.hist(s_all, bins=bins, density=True, alpha=0.45, color="0.45",
-            label=f"{labels[0]} (n={s_all.size}, mean {s_all.mean():.2f})")
+    label_all = f"{labels[0]} (n={s_all.size}, mean {s_all.mean():.2f})"
+    label_sel = f"{labels[1]} (n={s_sel.size}, mean {s_sel.mean():.2f})" if s_sel.size else labels[1]
+    figures.sscore_histogram(ax, {label_all: s_all, label_sel: s_sel}, area, bins=20, stat="density", alpha=0.5,
+                             colour={label_all: figures.KEPT_COLOURS["all"], label_sel: figures.KEPT_COLOURS["kept"]},
+                             chance_label=f"chance (mask area {area:.2f})")
     if s_sel.size:
-        ax.hist(s_sel, bins=bins, density=True, histtype="step", lw=2, color="tab:orange",
-                label=f"{labels[1]} (n={s_sel.size}, mean {s_sel.mean():.2f})")
-        ax.axvline(s_sel.mean(), color="tab:orange", lw=1.5)
+        ax.axvline(s_sel.mean(), color=figures.KEPT_COLOURS["kept"], lw=1.5)
     else:
         ax.text(0.5, 0.5, f"{labels[1]}: none", transform=ax.transAxes, ha="center")
-    ax.axvline(s_all.mean(), color="0.3", lw=1.5)
-    ax.axvline(area, color="k", ls=":", lw=1.2, label=f"chance (mask area {area:.2f})")
-    ax.set_xlim(0, 1)
+    ax.axvline(s_all.mean(), color=figures.KEPT_COLOURS["all"], lw=1.5)
     ax.set_xlabel("neuron s-score")
     ax.set_ylabel("density of neurons")
     ax.set_title(title, fontsize=9)
@@ -210,30 +210,30 @@ def plot_kept_vs_zeroed(results: Mapping[str, ModelResults], *, seed_index: int 
     """
     keys = list(results)
     fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(keys)), 3.8))
-    rng = np.random.default_rng(0)
-    ticks = []
+    neurons, ticks = [], []
     for i, key in enumerate(keys):
         run = results[key].runs[seed_index]
         s = np.asarray(run["sscore"]["scores"], dtype=float)
         kept = np.zeros(s.size, dtype=bool)
         kept[run["dfr"]["kept"]] = True
+        neurons.append(pd.DataFrame({"model": key, "neurons": np.where(kept, "kept", "zeroed"), "s": s}))
         sel = run["dfr"]["selection"]
-        for offset, mask, colour in ((-0.18, ~kept, "0.5"), (0.18, kept, "tab:orange")):
-            x = i + offset
-            vals = s[mask]
-            if vals.size:
-                ax.scatter(x + rng.uniform(-0.07, 0.07, vals.size), vals, s=6, color=colour, alpha=0.6)
-                ax.hlines(vals.mean(), x - 0.12, x + 0.12, color="k", lw=2)
-        if sel["lo"] is not None:
-            ax.fill_between([i + 0.05, i + 0.31], sel["lo"], sel["hi"], color="0.8", zorder=0)
-        ax.hlines(run["sscore"]["area"], i - 0.4, i + 0.4, color="k", ls=":", lw=1)
+        if sel["lo"] is not None:  # the kept neurons' column: seaborn dodges the two hue levels to ± 0.2
+            ax.fill_between([i + 0.07, i + 0.33], sel["lo"], sel["hi"], color="0.8", zorder=0)
+        ax.plot([i - 0.4, i + 0.4], [run["sscore"]["area"]] * 2, **figures.CHANCE_STYLE)
         p = "—" if sel["p"] is None else f"{sel['p']:.2f}"
         ticks.append(f"{key}\nzeroed {int((~kept).sum())} | kept {int(kept.sum())}\np = {p}")
+    style = dict(data=pd.concat(neurons, ignore_index=True), x="model", y="s", hue="neurons", order=keys,
+                 hue_order=["zeroed", "kept"], ax=ax, legend=False)
+    sns.stripplot(**style, palette=figures.KEPT_COLOURS, dodge=True, jitter=0.07, size=2.5, alpha=0.6)
+    sns.pointplot(**style, palette={"zeroed": "k", "kept": "k"}, dodge=0.4, errorbar=None, markers="_",
+                  markersize=16, markeredgewidth=2, linestyle="none")
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels(ticks, fontsize=7)
+    ax.set_xlabel("")
     ax.set_ylim(0, 1)
     ax.set_ylabel("neuron s-score")
     ax.set_title("Neurons DFR zeroes (grey) vs keeps (orange); bars: means, band: random-subset 95 %, "
-                 "dotted: chance", fontsize=9)
+                 "dashed: chance", fontsize=9)
     fig.tight_layout()
     return fig

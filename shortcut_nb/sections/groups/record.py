@@ -36,6 +36,12 @@ def sweep_row(p: "SweepPoint") -> dict[str, Any]:
     return {**p.aggregate, "ratio": p.ratio}
 
 
+def per_seed(results: Mapping[str, "GroupResult | SweepPoint"]) -> dict[str, list[Mapping[str, Any]]]:
+    """Each row's per-seed summaries as recorded: ``table2_per_seed`` of Table 2's results, ``sweep_per_seed`` of
+    the sweep's (``{}`` for no row)."""
+    return {k: list(r.per_seed) for k, r in results.items()}
+
+
 def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint"], *, profile: str,
             seconds: float, runs: Mapping[str, int] | None = None,
             weights: str | Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -48,9 +54,9 @@ def payload(table2: Mapping[str, "GroupResult"], sweep: Mapping[str, "SweepPoint
         "headline": headline_key,
         **{key: head[key] for key in HEADLINE},
         "table2": {k: table2_row(r) for k, r in table2.items()},
-        "table2_per_seed": {k: list(r.per_seed) for k, r in table2.items()},
+        "table2_per_seed": per_seed(table2),
         "sweep": {k: sweep_row(p) for k, p in sweep.items()},
-        "sweep_per_seed": {k: list(p.per_seed) for k, p in sweep.items()},
+        "sweep_per_seed": per_seed(sweep),
     }
     if runs is not None:
         out["runs"] = dict(runs)

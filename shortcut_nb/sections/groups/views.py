@@ -98,7 +98,7 @@ def _spread_panel(ax, frame: pd.DataFrame, order: Sequence[str], title: str) -> 
     sns.stripplot(**style, dodge=True, jitter=0.08, size=5, alpha=0.7)
     sns.pointplot(**style, dodge=0.4, errorbar="sd", markers="D", markersize=4, linestyle="none", capsize=0.05,
                   err_kws={"linewidth": 1.2}, legend=False)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(-0.05, 1.05)  # below 0: a seed at accuracy 0 shows its whole marker
     ax.set_ylabel("test accuracy (each seed; mean ± sd)")
     ax.set_title(title)
     ax.legend(title=None, fontsize=7)

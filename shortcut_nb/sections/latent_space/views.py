@@ -9,16 +9,14 @@ import pandas as pd
 
 from ...data.groups import GroupScheme
 from ...embeddings import as_labels, check_choice
+from ...figures import ATTRIBUTE_COLOURS, CLASS_COLOURS, GROUP_COLOURS
 from ...vocab import CLASS_NAMES, group_names
 from .study import COLOUR_BY, ColourBy, LatentSource, Picture, view_results
 
 PROJECTION_LABELS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 
-# Styling: hue = spurious attribute (brown/ochre: land or no patch; teal: water or patch), shade = class,
-# marker = class (o: class 0, ^: class 1). Every group is a distinct (colour, marker) pair.
-GROUP_COLOURS = ("#8c510a", "#35978f", "#dfc27d", "#01665e")  # G0, G1, G2, G3 (g = 2y + a)
-ATTRIBUTE_COLOURS = ("#bf812d", "#35978f")
-CLASS_COLOURS = ("#1b9e77", "#d95f02")
+# Styling: the colours are the project's (figures: hue = spurious attribute, shade = class), marker = class (o: class
+# 0, ^: class 1). Every group is a distinct (colour, marker) pair.
 CLASS_MARKERS = ("o", "^")
 ATTRIBUTE_MARKERS = ("o", "s")
 FEATURE_COLUMNS = ["dataset", "arch", "split", "model", "n", "d", "from_cache", "seconds", "extract_seconds"]

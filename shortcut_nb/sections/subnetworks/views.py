@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ... import figures
 from ...paper import PAPER_FIG6, PAPER_FIG7
 from .record import subnet_key
 
@@ -131,11 +132,11 @@ def plot_fig6(prusc: Mapping):
     """Fig. 6-like: s-score histograms before/after with the chance level, the headline numbers, per-layer keep."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.3, 1, 1.2]})
     ax = axes[0]
-    bins = np.linspace(0, 1, 21)
     b, p = prusc["baseline"]["sscore"], prusc["prusc"]["sscore"]
-    ax.hist(b["scores"], bins=bins, alpha=0.6, label=f"{prusc['model']} (mean {b['mean']:.2f})")
-    ax.hist(p["scores"], bins=bins, alpha=0.6, label=f"PruSC-style mask (mean {p['mean']:.2f})")
-    ax.axvline(b["area"], color="k", ls="--", lw=1, label=f"chance level = mask area {b['area']:.2f}")
+    named = {"before": f"{prusc['model']} (mean {b['mean']:.2f})", "after": f"PruSC-style mask (mean {p['mean']:.2f})"}
+    figures.sscore_histogram(ax, {named["before"]: b["scores"], named["after"]: p["scores"]}, b["area"], bins=20,
+                             colour={named[k]: c for k, c in figures.BEFORE_AFTER_COLOURS.items()}, alpha=0.6,
+                             chance_label=f"chance level = mask area {b['area']:.2f}")
     ax.set_xlabel("neuron s-score")
     ax.set_ylabel("neurons")
     ax.set_title(f"s-score distribution ({prusc['dataset']}, α={prusc['alpha']:g})", fontsize=9)
@@ -145,8 +146,8 @@ def plot_fig6(prusc: Mapping):
     before = [prusc["baseline"]["wga"], prusc["baseline"]["avg"], b["mean"], b["mean_used"]]
     after = [prusc["prusc"]["wga"], prusc["prusc"]["avg"], p["mean"], p["mean_used"]]
     x = np.arange(len(labels))
-    ax.bar(x - 0.2, before, 0.4, label="before")
-    ax.bar(x + 0.2, after, 0.4, label="after")
+    ax.bar(x - 0.2, before, 0.4, color=figures.BEFORE_AFTER_COLOURS["before"], label="before")
+    ax.bar(x + 0.2, after, 0.4, color=figures.BEFORE_AFTER_COLOURS["after"], label="after")
     paper_b = [PAPER_FIG6["baseline"]["wga"], None, PAPER_FIG6["baseline"]["mean_s"], None]
     paper_a = [PAPER_FIG6["prusc"]["wga"], None, PAPER_FIG6["prusc"]["mean_s"], None]
     for xi, vb, va in zip(x, paper_b, paper_a):

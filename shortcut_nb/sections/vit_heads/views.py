@@ -54,15 +54,13 @@ def _overlay(ax, image: Tensor, heat: Tensor | np.ndarray, mask: Tensor | None =
 
 
 def _hist(ax, study: ModelScores, *, threshold: float | None = None, archs: Sequence[str] | None = None) -> None:
-    bins = np.linspace(0, 1, 21)
-    for arch in archs or study.archs:
-        st = study.stats(arch)
-        ax.hist(st["scores"], bins=bins, alpha=0.55, density=True,
-                label=f"{ARCH_LABELS[arch]} {study.model_names.get(arch, '')} (mean {st['mean']:.2f})")
-    ax.axvline(study.area, color="k", ls="--", lw=1, label=f"chance = mask area {study.area:.2f}")
+    stats = {arch: study.stats(arch) for arch in archs or study.archs}
+    labels = {a: f"{ARCH_LABELS[a]} {study.model_names.get(a, '')} (mean {st['mean']:.2f})" for a, st in stats.items()}
+    figures.sscore_histogram(ax, {labels[a]: st["scores"] for a, st in stats.items()}, study.area, bins=20,
+                             colour={labels[a]: figures.ARCH_COLOURS[a] for a in stats}, alpha=0.55, stat="density",
+                             chance_label=f"chance = mask area {study.area:.2f}")
     if threshold is not None:
-        ax.axvline(threshold, color="red", lw=1.2, label=f"threshold {threshold:.2f}")
-    ax.set_xlim(0, 1)
+        ax.axvline(threshold, color=figures.THRESHOLD_COLOUR, lw=1.2, label=f"threshold {threshold:.2f}")
     ax.set_xlabel("neuron s-score")
     ax.set_ylabel("density of neurons")
     ax.legend(fontsize=6.5)
@@ -147,10 +145,9 @@ def plot_neuron_view(view: Mapping):
                              gridspec_kw={"width_ratios": [2.2] + [1] * k}, squeeze=False)
     axes = axes[0]
     ax = axes[0]
-    ax.hist(view["all_scores"], bins=np.linspace(0, 1, 21), color="tab:blue", alpha=0.7)
-    ax.axvline(view["area"], color="k", ls="--", lw=1, label=f"chance {view['area']:.2f}")
-    ax.axvline(view["threshold"], color="red", lw=1.2, label=f"threshold {view['threshold']:.2f}")
-    ax.set_xlim(0, 1)
+    figures.sscore_histogram(ax, view["all_scores"], view["area"], bins=20, alpha=0.7,
+                             chance_label=f"chance {view['area']:.2f}")
+    ax.axvline(view["threshold"], color=figures.THRESHOLD_COLOUR, lw=1.2, label=f"threshold {view['threshold']:.2f}")
     ax.set_xlabel("s-score")
     ax.set_ylabel("neurons")
     ax.set_title(f"{ARCH_LABELS.get(view['arch'], view['arch'])}: {view['n_above']}/{view['d']} ≥ threshold",

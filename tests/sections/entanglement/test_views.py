@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from matplotlib.collections import PathCollection
+from support.chance import chance_lines
 from support.entanglement_toys import as_results, run_toy
 
 from shortcut_nb.sections.entanglement import views
@@ -41,3 +43,17 @@ def test_dfr_view_selects_precomputed_heads():
         views.dfr_view(results, "isic/vit")
     with pytest.raises(ValueError, match="seed_index"):
         views.dfr_view(results, "waterbirds/cnn", seed_index=1)
+
+
+def test_histograms_and_strips_draw_the_chance_level_at_each_mask_area():
+    results = {**as_results(run_toy()), **as_results(run_toy(), dataset="isic", arch="vit", area=0.05)}
+    fig = views.plot_fig5(results)
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert [len(chance_lines(ax, area)) for ax, area in zip(shown, (0.5, 0.05))] == [1, 1]
+    view = views.dfr_view(results, "isic/vit", "0.1")
+    assert len(chance_lines(views.plot_dfr_view(view).axes[0], 0.05)) == 1
+    ax = views.plot_kept_vs_zeroed(results).axes[0]
+    for i, area in enumerate((0.5, 0.05)):  # one horizontal chance line across each model's column
+        assert [list(line.get_xdata()) for line in chance_lines(ax, area, axis="y")] == [[i - 0.4, i + 0.4]]
+    n_neurons = sum(len(r.runs[0]["sscore"]["scores"]) for r in results.values())
+    assert sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)) == n_neurons

@@ -23,7 +23,8 @@ def test_01_groups_records_group_metrics(smoke_run):
     assert len(rec["sweep"]) >= 2
     for row in rec["table2"].values():
         assert row["wga"] <= row["avg"] + 1e-9 and row["wga"] == pytest.approx(min(row["groups"]), abs=0.5)
-    assert (smoke_run[0] / "figures" / "01_groups.png").stat().st_size > 1000
+    for fig in ("01_groups", "01_seed_spread"):
+        assert (smoke_run[0] / "figures" / f"{fig}.png").stat().st_size > 1000
     n_seeds = rec["table2"]["waterbirds/cnn"]["n_seeds"]
     assert set(rec["runs"]) == {"trained", "loaded"}
     assert sum(rec["runs"].values()) == n_seeds * (len(rec["table2"]) + len(rec["sweep"]))  # one per run asked for

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.colors import to_hex
+from support.groups_results import table2
 
 from shortcut_nb.figures import METRIC_COLOURS
-from shortcut_nb.sections.groups import views
+from shortcut_nb.sections.groups import record, views
 
 
 def per_seed(avg: float, wgas: list[float]) -> list[dict]:
@@ -45,3 +46,12 @@ def test_plot_seed_spread_draws_every_seed_in_the_project_colours():
 def test_plot_seed_spread_without_a_sweep_has_one_panel():
     assert len(views.plot_seed_spread(TABLE2).axes) == 1
     assert len(views.plot_seed_spread(TABLE2, {}).axes) == 1
+
+
+def test_the_notebooks_call_draws_one_seed_without_a_sweep():
+    t2 = table2()  # one seed per row, as the study returns them
+    fig = views.plot_seed_spread(record.per_seed(t2), record.per_seed({}))
+    (ax,) = fig.axes
+    assert "1 seed)" in ax.get_title()
+    assert sum(len(c.get_offsets()) for c in ax.collections) == len(t2) * 2  # each row's one seed, AVG and WGA
+    assert record.per_seed(t2) == record.payload(t2, {}, profile="smoke", seconds=0.0)["table2_per_seed"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib
 import pytest
+from support.chance import chance_lines
 from support.subnetwork_records import prusc_entry, removal_entry
 
 from shortcut_nb.sections.subnetworks import views as V
@@ -55,3 +56,10 @@ def test_plots_draw_the_expected_bars():
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2 * 4
     with pytest.raises(ValueError, match="removals is empty"):
         V.plot_fig7({})
+
+
+def test_fig6_histogram_draws_the_chance_level_at_the_mask_area():
+    entry = prusc_entry()
+    ax = V.plot_fig6(entry).axes[0]
+    assert len(chance_lines(ax, entry["baseline"]["sscore"]["area"])) == 1
+    assert [c.get_label() for c in ax.containers] == ["toy (mean 0.40)", "PruSC-style mask (mean 0.20)"]

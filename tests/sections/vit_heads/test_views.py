@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.chance import chance_lines
 
+from shortcut_nb.figures import THRESHOLD_COLOUR
 from shortcut_nb.sections.vit_heads import attention_study as ast
 from shortcut_nb.sections.vit_heads import neuron_study as ns
 from shortcut_nb.sections.vit_heads import views
@@ -65,3 +67,13 @@ def test_depth_profile_figure_and_frame(study):
     prof = ns.vit_depth_profiles([study])
     assert len(views.plot_depth_profile(prof).axes) == 2
     assert len(views.depth_frame(prof)) == len(prof[study.dataset].blocks)
+
+
+def test_sscore_histograms_draw_the_chance_level_at_the_mask_area(study):
+    hist = views.plot_fig8([study], image=0, k=3).axes[-1]
+    assert len(chance_lines(hist, study.area)) == 1
+    assert len(hist.containers) == len(study.archs)  # one density histogram per model
+    view = ns.neuron_view(study, "vit", threshold=0.9, k=2)
+    ax = views.plot_neuron_view(view).axes[0]
+    assert len(chance_lines(ax, view["area"])) == 1 and view["area"] == pytest.approx(study.area)
+    assert [list(line.get_xdata()) for line in ax.get_lines() if line.get_color() == THRESHOLD_COLOUR] == [[0.9, 0.9]]
