@@ -29,6 +29,7 @@ ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
 
 __all__ = [
     "group_accuracies",
+    "wga_interval",
     "summarize",
     "mean_std",
     "aggregate_seeds",
@@ -184,6 +185,44 @@ def summarize(
         "gap": avg - wga,
         "n": int(len(p)),
     }
+
+
+def wga_interval(
+    preds: ArrayLike,
+    y: ArrayLike,
+    g: ArrayLike,
+    *,
+    n_groups: int,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of the worst-group accuracy over the test samples.
+
+    Each resample draws every present group's samples with replacement within the group (its size kept), so the
+    interval says how far WGA moves with which test images were drawn, for one trained model (the spread over
+    seeds is a separate, training-side uncertainty).
+
+    Args:
+        preds, y, g: (N,) predictions, classes and groups; groups absent from ``g`` are ignored.
+        n_groups: number of groups.
+        level: the interval's coverage.
+        n_boot: resamples.
+        seed: the resampling seed.
+
+    Returns:
+        ``(low, high)``.
+    """
+    p, yy, gg = _check_inputs(preds, y, g, n_groups)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    correct = (p == yy).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    per_group = [correct[gg == k] for k in range(n_groups) if (gg == k).any()]
+    boot = np.array([min(c[rng.integers(0, len(c), len(c))].mean() for c in per_group) for _ in range(n_boot)])
+    tail = (1 - level) / 2
+    low, high = np.quantile(boot, [tail, 1 - tail])
+    return float(low), float(high)
 
 
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:

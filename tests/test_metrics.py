@@ -101,3 +101,21 @@ def test_aggregate_seeds():
     assert one["avg_weighted"] is None
     with pytest.raises(ValueError, match="empty"):
         aggregate_seeds([])
+
+
+def test_wga_interval_brackets_the_wga_and_shrinks_with_more_test_images():
+    """The bootstrap interval of WGA holds the WGA itself and narrows as each group has more test images."""
+    from shortcut_nb.metrics import wga_interval
+
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (20, 2000):
+        g = np.repeat(np.arange(4), n)
+        y = g // 2
+        pred = np.where(rng.random(len(g)) < np.array([0.9, 0.6, 0.8, 0.95])[g], y, 1 - y)
+        low, high = wga_interval(pred, y, g, n_groups=4, seed=1)
+        wga = summarize(pred, y, g)["wga"]
+        assert low <= wga <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 5
+    assert abs(np.mean(widths[1:]) - 2 * 1.96 * np.sqrt(0.6 * 0.4 / 2000)) < 0.01  # the normal approximation

@@ -114,9 +114,12 @@ def measured_on_own_data(out_dir: str | os.PathLike) -> list[dict]:
 
     if (rec := user_record("01_groups")) is not None:
         for key, r in rec["table2"].items():
+            intervals = [s.get("wga_interval") for s in rec.get("table2_per_seed", {}).get(key, [])]
+            test_ci = (f" [{intervals[0][0]:.2f}, {intervals[0][1]:.2f}] (95 % bootstrap over test images)"
+                       if len(intervals) == 1 and intervals[0] else "")
             rows.append({"notebook": "01_groups", "what": f"{key} ({r['model']}): AVG, WGA, worst group, GAP",
                          "measured": f"AVG {_spread(r['avg'], r.get('avg_std'), r.get('n_seeds'))}, WGA "
-                                     f"{_spread(r['wga'], r.get('wga_std'), r.get('n_seeds'))}, worst "
+                                     f"{_spread(r['wga'], r.get('wga_std'), r.get('n_seeds'))}{test_ci}, worst "
                                      f"{r.get('worst_group')}, GAP {r['gap']:.2f}"})
     if (rec := user_record("03_cnn_neurons")) is not None:
         for name, r in rec["datasets"].items():

@@ -51,12 +51,12 @@ from .metric import binarize, lift, mask_area, per_sample_scores, s_scores
 from .reference import reference_cams
 from .scoring import score_neurons
 from .summary import summarize_scores
-from .target_map import MIN_MAP_SIDE, SmallTargetMapWarning, target_map_size
+from .target_map import MIN_MAP_SIDE, SmallTargetMapWarning, small_map_note, target_map_size
 from .units import unit_cams, unit_s_scores
 
 __all__ = [
     "GRADCAM_EPS", "Method", "NeuronIndex", "binarize", "gradcam_scale",
     "lift", "mask_area", "neuron_cams", "per_sample_scores", "reference_cams", "s_scores",
     "score_neurons", "ALPHA_GRID", "alpha_grid", "score_grid", "summarize_scores", "unit_cams", "unit_s_scores",
-    "MIN_MAP_SIDE", "SmallTargetMapWarning", "target_map_size",
+    "MIN_MAP_SIDE", "SmallTargetMapWarning", "small_map_note", "target_map_size",
 ]

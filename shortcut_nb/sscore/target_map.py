@@ -19,7 +19,7 @@ from torch import nn
 from ..config import model_device
 from .layers import _encoder, _EvalMode, _geometry, _module_name, _probe, _resolve_layer
 
-__all__ = ["MIN_MAP_SIDE", "SmallTargetMapWarning", "target_map_size"]
+__all__ = ["MIN_MAP_SIDE", "SmallTargetMapWarning", "small_map_note", "target_map_size"]
 
 #: The smallest map side (height and width, in map cells) a heatmap-based score is computed on without a warning.
 MIN_MAP_SIDE = 4
@@ -99,3 +99,12 @@ def _warn_small_map(model: nn.Module, layer: nn.Module, map_hw: tuple[int, int],
         "spurious region (a 1x1 map gives all-zero heatmaps and s-scores of exactly 0). Use larger images (about "
         f"{need} px or more for this layer), or a layer with a finer map.",
         SmallTargetMapWarning, stacklevel=_stacklevel())
+
+
+def small_map_note(target_map: tuple[int, int] | list[int], image_size: int) -> str | None:
+    """What a record says of a target map below :data:`MIN_MAP_SIDE` on a side (None when it is large enough)."""
+    if min(target_map) >= MIN_MAP_SIDE:
+        return None
+    return (f"the target layer's map is {target_map[0]}x{target_map[1]} at {image_size} px, smaller than "
+            f"{MIN_MAP_SIDE}x{MIN_MAP_SIDE}: the heatmaps are that map upsampled and cannot locate a spurious region; "
+            "use larger images (IMAGE_SIZE) or a layer with a finer map")

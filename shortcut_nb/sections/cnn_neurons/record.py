@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...bands import BAND_HIGH, BAND_LOW
 from ...lastlayer.table4 import ROWS
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
-from ...sscore import MIN_MAP_SIDE, summarize_scores
+from ...sscore import small_map_note, summarize_scores
 from ...sscore.depth import ROW_KEYS
 from ...sscore.grid import ALPHA_GRID
 
@@ -87,15 +87,6 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
         "target_map_warning": small_map_note(study.target_map, study.images.shape[-1]),
     }
 
-
-def small_map_note(target_map: Sequence[int], image_size: int) -> str | None:
-    """Why s-scores on a target map below :data:`~shortcut_nb.sscore.MIN_MAP_SIDE` on a side mean little (None when
-    the map is large enough): the heatmaps are that map upsampled."""
-    if min(target_map) >= MIN_MAP_SIDE:
-        return None
-    return (f"the target layer's map is {target_map[0]}x{target_map[1]} at {image_size} px, smaller than "
-            f"{MIN_MAP_SIDE}x{MIN_MAP_SIDE}: the heatmaps are that map upsampled and cannot locate a spurious region; "
-            "use larger images (IMAGE_SIZE) or a layer with a finer map")
 
 
 def seed_entry(study: NeuronStudy, *, alpha: float, tau: float, seed: int) -> dict[str, Any]:

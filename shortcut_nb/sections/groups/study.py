@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...metrics import aggregate_seeds, summarize
+from ...metrics import aggregate_seeds, summarize, wga_interval
 from ...models import model_kind
 from ...pipeline.context import Context
 from ...pipeline.runs import RunSpec
@@ -117,6 +117,8 @@ def run_and_summarize(ctx: Context, dataset: DatasetName, *, model: str, seed: i
                         n_groups=test.n_groups)
     summary.update({"model": spec.model, "seed": seed, "train_seconds": info["seconds"],
                     "group_names": list(test.groups.names),
+                    "wga_interval": list(wga_interval(out["pred"], out["y"], out["g"], n_groups=test.n_groups,
+                                                      seed=seed)),
                     "train_acc": info["history"][-1]["train_acc"] if info["history"] else None})
     return summary
 

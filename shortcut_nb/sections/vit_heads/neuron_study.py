@@ -22,7 +22,7 @@ from ...config import model_device
 from ...data.samples import MaskedSamples
 from ...pipeline.context import Context
 from ...pipeline.runs import RunSpec
-from ...sscore import neuron_cams, per_sample_scores, score_neurons, summarize_scores
+from ...sscore import neuron_cams, per_sample_scores, score_neurons, small_map_note, summarize_scores, target_map_size
 from ...sscore.depth import DepthProfile, depth_profile
 from ...vocab import ARCH_LABELS, ARCHS, Arch, DatasetName
 
@@ -99,8 +99,11 @@ class ModelScores:
         """JSON-able: ``{"n_samples", "area", "alpha", "indices", "<arch>": stats + {"model"}}``."""
         out: dict[str, Any] = {"n_samples": self.n_samples, "area": self.area, "alpha": self.alpha,
                                "indices": self.indices}
+        size = int(self.samples.images.shape[-1])
         for arch in self.archs:
-            out[arch] = {**self.stats(arch), "model": self.model_names.get(arch, arch)}
+            grid = target_map_size(self.models[arch], size)
+            out[arch] = {**self.stats(arch), "model": self.model_names.get(arch, arch), "target_map": list(grid),
+                         "target_map_warning": small_map_note(grid, size)}
         return out
 
 
