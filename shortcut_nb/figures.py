@@ -186,8 +186,11 @@ def plot_detector_scatter(entries: Mapping[str, Mapping], *, key: str = "sscore"
             ax.axvline(tau, color=THRESHOLD_COLOUR, ls=":", lw=1.2, label=f"τ = {tau:g}")
         ax.axhline(entry["threshold"], color="grey", lw=0.8)
         m = entry["table"][key]
+        unmoved = int(np.isnan(share).sum())
         ax.set_title(f"{DATASET_LABELS.get(name, name)}{' ' + model if model else ''}: Spearman "
-                     f"{interval_text(m['spearman'])}, AUROC {interval_text(m['auroc'])}", fontsize=8)
+                     f"{interval_text(m['spearman'])}, AUROC {interval_text(m['auroc'])}"
+                     + (f"\n({unmoved} neurons neither flip moves: no share, not shown)" if unmoved else ""),
+                     fontsize=8)
         ax.set_xlabel(f"{_label(key)} (α = {entry['alpha']:g})" if key.startswith("sscore") else _label(key))
         ax.set_ylabel("spurious share (counterfactual ground truth)")
         ax.set_ylim(-0.02, 1.02)

@@ -95,3 +95,17 @@ def test_06_records_the_vits_depth_profile(smoke_run):
         assert [b["block"] for b in prof["blocks"]] == [f"blocks.{i}.norm1" for i in range(len(prof["blocks"]))]
         assert all(b["chance"] == pytest.approx(rec["sscore"][ds]["area"]) for b in prof["blocks"])
     assert (smoke_run[0] / "figures" / "06_depth_profile.png").stat().st_size > 1000
+
+
+@pytest.mark.notebook
+def test_06_scores_the_vit_detectors_against_the_counterfactual_ground_truth(smoke_run):
+    from shortcut_nb.sections.vit_heads.record import DETECTOR_KEYS
+
+    rec = recorded(smoke_run, NAME)
+    assert set(rec["detectors"]) == {"waterbirds", "isic"}
+    for ds, e in rec["detectors"].items():
+        assert tuple(e) == DETECTOR_KEYS and e["available"] and e["n_pairs"] == 32
+        assert list(e["table"]) == ["sscore", "group_gap", "spuriosity"]
+        assert e["scores"]["sscore"] == pytest.approx(rec["sscore"][ds]["vit"]["scores"], abs=1e-6)
+        assert set(e["randomised"]) == {"last_block", "all"}
+    assert (smoke_run[0] / "figures" / "06_detector_scatter.png").is_file()
