@@ -103,6 +103,13 @@ def _label(key: str) -> str:
     return DETECTOR_LABELS.get(key, key)
 
 
+def detector_order(keys) -> list[str]:
+    """Detector keys in the project's order (:data:`~shortcut_nb.vocab.DETECTOR_LABELS`, then any other): a
+    recorded JSON sorts its keys, the tables should not."""
+    known = list(DETECTOR_LABELS)
+    return sorted(keys, key=lambda k: (known.index(k) if k in known else len(known), k))
+
+
 def indexed_frame(rows: Sequence[Mapping], index: Sequence[str], empty: str) -> pd.DataFrame:
     """``rows`` as a frame indexed by ``index``; without rows, one row whose ``note`` says ``empty`` (so a notebook
     shows a sentence, not an empty table)."""
@@ -122,7 +129,8 @@ def detector_frame(entries: Mapping[str, Mapping]) -> pd.DataFrame:
         if not entry.get("available", True):
             rows.append({"dataset": dataset, "detector": "—", "note": entry.get("reason", "")})
             continue
-        for key, m in entry["table"].items():
+        for key in detector_order(entry["table"]):
+            m = entry["table"][key]
             row = {"dataset": dataset, "detector": _label(key)}
             row.update({METRIC_LABELS[metric]: interval_text(m[metric]) for metric in METRIC_LABELS})
             row.update({"k": m["k"], "chance p@k": round(m["chance"]["precision_at_k"], 2), "neurons": m["n"]})
@@ -143,7 +151,8 @@ def randomisation_frame(entries: Mapping[str, Mapping], metrics: Sequence[str] =
     for name, entry in entries.items():
         if not entry.get("available", True):
             continue
-        for key, m in entry["table"].items():
+        for key in detector_order(entry["table"]):
+            m = entry["table"][key]
             row = {"dataset": DATASET_LABELS.get(name, name), "detector": _label(key)}
             row.update({f"{METRIC_LABELS[metric]}, trained": interval_text(m[metric]) for metric in metrics})
             kept = []

@@ -36,8 +36,8 @@ def group_names(dataset: str) -> tuple[str, ...]:
 
 #: Neuron detectors scored against the counterfactual ground truth (notebooks 03 and 06): record key -> label.
 DETECTOR_LABELS: dict[str, str] = {
-    "sscore": "s-score (hard)", "sscore_soft": "s-score (soft)", "sscore_iou": "s-score (IoU)",
-    "group_gap": "group gap", "spuriosity": "spuriosity", "truth": "ground truth (spurious share)",
+    "truth": "ground truth (spurious share)", "sscore": "s-score (hard)", "sscore_soft": "s-score (soft)",
+    "sscore_iou": "s-score (IoU)", "group_gap": "group gap", "spuriosity": "spuriosity",
 }
 #: The model a detector was computed on: trained, or re-initialised (Adebayo et al.'s randomisation check).
 SCOPE_LABELS: dict[str, str] = {"trained": "trained", "last_block": "last block randomised",

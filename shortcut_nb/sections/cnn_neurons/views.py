@@ -332,7 +332,8 @@ def detector_pruning_frame(entries: Mapping[str, Mapping[str, Any]]) -> pd.DataF
         rows.append({"dataset": dataset, "neurons picked by": "none (trained head; refit with all)", "k": 0,
                      "shared with truth": None, "WGA zeroed": _wga(p["baseline"]), "AVG zeroed": _avg(p["baseline"]),
                      "WGA refit": _wga(p["refit"]), "AVG refit": _avg(p["refit"])})
-        for key, r in p["rows"].items():
+        for key in figures.detector_order(p["rows"]):
+            r = p["rows"][key]
             rows.append({"dataset": dataset, "neurons picked by": DETECTOR_LABELS.get(key, key), "k": p["k"],
                          "shared with truth": r["overlap_truth"], "WGA zeroed": _wga(r["pruned"]),
                          "AVG zeroed": _avg(r["pruned"]), "WGA refit": _wga(r["refit_pruned"]),

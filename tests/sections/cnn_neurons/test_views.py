@@ -1,6 +1,8 @@
 """Notebook 03's frames and figures: Figs. 2 and 4, the histograms, Table 4 (frame and bars), the α table."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,6 +104,8 @@ def detector_entries(tiny_isic):
 
 def test_detector_table_has_intervals_seeds_and_the_reason_of_a_dataset_without_truth(detector_entries):
     frame = V.detector_frame(detector_entries)
+    as_read = json.loads(json.dumps(detector_entries, sort_keys=True))  # a recorded JSON sorts its keys
+    assert V.detector_frame(as_read).equals(frame)
     isic = frame.loc["ISIC-like"]
     assert list(isic.index) == ["s-score (hard)", "group gap", "spuriosity"]
     m = detector_entries["isic"]["table"]["sscore"]["auroc"]
