@@ -100,6 +100,9 @@ class ProfileSettings:
     n_test: int
     minority_ratios: tuple[float, ...] = (0.5, 0.25, 0.05, 0.0)
     sscore_samples: int = 50
+    #: counterfactual pairs (validation images, each with its attribute and its core flipped) whose forward passes
+    #: give the ground truth the neuron detectors are scored against (notebooks 03 and 06; at most the split's size)
+    counterfactual_pairs: int = 200
     #: the models of notebook 01's Table 2 (the other notebooks analyse ``cnn`` and ``vit``)
     table2_models: tuple[str, ...] = ()
     #: a dry run: the profile's own code path (models, image size, optimiser, initialisation, data format)
@@ -124,7 +127,8 @@ class ProfileSettings:
                        pretrain_epochs=min(self.pretrain_epochs, 1),
                        vit_pretrain_epochs=None if self.vit_pretrain_epochs is None else min(self.vit_pretrain_epochs, 1),
                        pretrain_images=min(self.pretrain_images, 64), n_train=DRY_RUN_SIZES[0],
-                       n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=2, mask_steps=2, dry_run=True)
+                       n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=2, mask_steps=2,
+                       counterfactual_pairs=min(self.counterfactual_pairs, DRY_RUN_SIZES[1] // 2), dry_run=True)
 
 
 # images per split of a dry run ("a few dozen"): val and test hold every group, a quarter each
@@ -147,6 +151,7 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         n_test=64,
         minority_ratios=(0.5, 0.0),
         sscore_samples=8,
+        counterfactual_pairs=32,
         table2_models=("resnet_mini", "vit_mini"),
     ),
     "cpu": ProfileSettings(
@@ -176,6 +181,7 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         n_val=400,
         n_test=800,
         sscore_samples=50,
+        counterfactual_pairs=200,
         table2_models=("resnet_mini", "vit_mini"),
     ),
     "paper": ProfileSettings(
@@ -192,6 +198,7 @@ PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {
         n_val=1199,
         n_test=5794,
         sscore_samples=50,
+        counterfactual_pairs=300,
         table2_models=("resnet18", "resnet50", "resnext50_32x4d", "vit_base_patch16_224", "deit_base_patch16_224"),
     ),
 }

@@ -1,9 +1,12 @@
 """Figures and colours more than one notebook uses: the project's palette, the s-score histogram with its chance
-level (notebooks 03–06) and the depth profile of unit s-scores (notebooks 03 and 06), drawn with seaborn.
+level (notebooks 03–06), the depth profile of unit s-scores (notebooks 03 and 06) and the neuron detectors scored
+against the counterfactual ground truth (notebooks 03 and 06: tables and the s-score / spurious-share scatter), drawn
+with seaborn.
 
 Sections never import each other: a colour two notebooks share, or one a notebook's figures share, lives here."""
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
@@ -14,8 +17,9 @@ import pandas as pd
 import seaborn as sns
 
 from .bands import BAND_HIGH
+from .claims import METRIC_NAMES as METRIC_LABELS, interval_text
 from .sscore.depth import DepthProfile
-from .vocab import DATASET_LABELS
+from .vocab import DATASET_LABELS, DETECTOR_LABELS, SCOPE_LABELS
 
 # The project's colours, one place: every figure draws these concepts in these colours.
 #: s-score distributions over neurons or units.
@@ -44,6 +48,8 @@ GROUP_COLOURS = ("#8c510a", "#35978f", "#dfc27d", "#01665e")
 ATTRIBUTE_COLOURS = ("#bf812d", "#35978f")
 #: Class y = 0, 1.
 CLASS_COLOURS = ("#1b9e77", "#d95f02")
+#: Neurons by their counterfactual ground truth: spurious (the attribute moves them more than the core) or not.
+TRUTH_COLOURS = {"spurious": "tab:red", "core": "tab:blue"}
 
 
 def sscore_histogram(ax, scores: np.ndarray | Sequence[float] | Mapping[str, np.ndarray | Sequence[float]],
@@ -118,3 +124,113 @@ def depth_frame(profiles: Mapping[str, DepthProfile]) -> pd.DataFrame:
     return pd.DataFrame([{"dataset": DATASET_LABELS.get(name, name),
                           **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}}
                          for name, prof in profiles.items() for r in prof.rows])
+
+
+def _label(key: str) -> str:
+    return DETECTOR_LABELS.get(key, key)
+
+
+def detector_order(keys) -> list[str]:
+    """Detector keys in the project's order (:data:`~shortcut_nb.vocab.DETECTOR_LABELS`, then any other): a
+    recorded JSON sorts its keys, the tables should not."""
+    known = list(DETECTOR_LABELS)
+    return sorted(keys, key=lambda k: (known.index(k) if k in known else len(known), k))
+
+
+def indexed_frame(rows: Sequence[Mapping], index: Sequence[str], empty: str) -> pd.DataFrame:
+    """``rows`` as a frame indexed by ``index``; without rows, one row whose ``note`` says ``empty`` (so a notebook
+    shows a sentence, not an empty table)."""
+    if not rows:
+        return pd.DataFrame([{**{k: "—" for k in index}, "note": empty}]).set_index(list(index))
+    return pd.DataFrame(rows).set_index(list(index))
+
+
+def detector_frame(entries: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per dataset and detector: Spearman, AUROC and precision@k against the ground truth with their 95 %
+    intervals over neurons (bootstrap), and, where several seeds were evaluated, the mean over seeds with its
+    t-interval. ``entries``: ``{dataset: recorded entry}`` (a dataset without a ground truth gets one row, its
+    reason)."""
+    rows = []
+    for name, entry in entries.items():
+        dataset = DATASET_LABELS.get(name, name)
+        if not entry.get("available", True):
+            rows.append({"dataset": dataset, "detector": "—", "note": entry.get("reason", "")})
+            continue
+        for key in detector_order(entry["table"]):
+            m = entry["table"][key]
+            row = {"dataset": dataset, "detector": _label(key)}
+            row.update({METRIC_LABELS[metric]: interval_text(m[metric]) for metric in METRIC_LABELS})
+            row.update({"k": m["k"], "chance p@k": round(m["chance"]["precision_at_k"], 2), "neurons": m["n"]})
+            seeds = (entry.get("seeds") or {}).get(key)
+            if seeds:
+                n = entry["n_seeds"]
+                row.update({f"{METRIC_LABELS[metric]} ({n} seeds)": interval_text(seeds[metric])
+                            for metric in ("spearman", "auroc")})
+            rows.append(row)
+    return indexed_frame(rows, ("dataset", "detector"), "no dataset analysed")
+
+
+def randomisation_frame(entries: Mapping[str, Mapping], metrics: Sequence[str] = ("spearman", "auroc")) -> pd.DataFrame:
+    """The randomisation check: each detector's metrics on the trained model and on its randomised copies, all
+    against the trained model's ground truth; ``survives`` names the copies whose interval stays off chance
+    (Spearman 0, AUROC 0.5), where the detector reads the data or the architecture rather than the trained weights."""
+    rows = []
+    for name, entry in entries.items():
+        if not entry.get("available", True):
+            continue
+        for key in detector_order(entry["table"]):
+            m = entry["table"][key]
+            row = {"dataset": DATASET_LABELS.get(name, name), "detector": _label(key)}
+            row.update({f"{METRIC_LABELS[metric]}, trained": interval_text(m[metric]) for metric in metrics})
+            kept = []
+            for scope, table in entry["randomised"].items():
+                r = table[key]
+                row.update({f"{METRIC_LABELS[metric]}, {SCOPE_LABELS.get(scope, scope)}": interval_text(r[metric])
+                            for metric in metrics})
+                if any(r["survives"][metric] for metric in metrics if metric in r["survives"]):
+                    kept.append(SCOPE_LABELS.get(scope, scope))
+            row["survives randomisation"] = ", ".join(kept) or "no"
+            rows.append(row)
+    return indexed_frame(rows, ("dataset", "detector"), "no dataset has a counterfactual ground truth")
+
+
+def plot_detector_scatter(entries: Mapping[str, Mapping], *, key: str = "sscore", tau: float | None = None,
+                          model: str = "", width: float = 4.6):
+    """Per dataset, each neuron's detector score (x; default the s-score) against its ground-truth spurious share
+    (y), with the chance level of the s-score (the mean mask area ``entry["area"]``, dashed), τ (dotted red) and the
+    spurious line (share = threshold). Points are coloured by the ground truth. A dataset without a truth gets a
+    panel saying why."""
+    if not entries:
+        raise ValueError("entries is empty: pass {dataset: recorded detectors entry}")
+    fig, axes = plt.subplots(1, len(entries), figsize=(width * len(entries), 4.0), squeeze=False, layout="constrained")
+    for ax, (name, entry) in zip(axes[0], entries.items()):
+        if not entry.get("available", True):
+            ax.axis("off")
+            why = f"{DATASET_LABELS.get(name, name)}: no ground truth. {entry['reason']}"
+            ax.text(0.5, 0.5, textwrap.fill(why, 48), ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            continue
+        share = np.array([np.nan if v is None else v for v in entry["truth"]["spurious_share"]], dtype=np.float64)
+        score = np.array([np.nan if v is None else v for v in entry["scores"][key]], dtype=np.float64)
+        names = {"spurious": f"spurious (share > {entry['threshold']:g})",
+                 "core": f"not spurious (share ≤ {entry['threshold']:g})"}
+        kind = np.where(share > entry["threshold"], names["spurious"], names["core"])
+        sns.scatterplot(x=score, y=share, hue=kind, palette={names[k]: c for k, c in TRUTH_COLOURS.items()},
+                        hue_order=[names[k] for k in TRUTH_COLOURS], s=18, alpha=0.75, ax=ax, legend=True)
+        if key.startswith("sscore") and entry.get("area") is not None:
+            ax.axvline(entry["area"], **CHANCE_STYLE, label=f"chance = mask area {entry['area']:.2f}")
+        if tau is not None and key.startswith("sscore"):
+            ax.axvline(tau, color=THRESHOLD_COLOUR, ls=":", lw=1.2, label=f"τ = {tau:g}")
+        ax.axhline(entry["threshold"], color="grey", lw=0.8)
+        m = entry["table"][key]
+        unmoved = int(np.isnan(share).sum())
+        ax.set_title(f"{DATASET_LABELS.get(name, name)}{' ' + model if model else ''}: Spearman "
+                     f"{interval_text(m['spearman'])}, AUROC {interval_text(m['auroc'])}"
+                     + (f"\n({unmoved} neurons neither flip moves: no share, not shown)" if unmoved else ""),
+                     fontsize=8)
+        ax.set_xlabel(f"{_label(key)} (α = {entry['alpha']:g})" if key.startswith("sscore") else _label(key))
+        ax.set_ylabel("spurious share (counterfactual ground truth)")
+        ax.set_ylim(-0.02, 1.02)
+        if key.startswith("sscore"):
+            ax.set_xlim(0, 1)
+        ax.legend(fontsize=7, loc="best")
+    return fig

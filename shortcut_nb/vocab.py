@@ -33,3 +33,12 @@ ATTRIBUTE_NAMES: dict[str, tuple[str, str]] = {"waterbirds": ("land", "water"), 
 def group_names(dataset: str) -> tuple[str, ...]:
     """The four group labels of ``dataset`` (``G0``..``G3`` for a dataset of another name)."""
     return GROUP_NAMES.get(dataset, ("G0", "G1", "G2", "G3"))
+
+#: Neuron detectors scored against the counterfactual ground truth (notebooks 03 and 06): record key -> label.
+DETECTOR_LABELS: dict[str, str] = {
+    "truth": "ground truth (spurious share)", "sscore": "s-score (hard)", "sscore_soft": "s-score (soft)",
+    "sscore_iou": "s-score (IoU)", "group_gap": "group gap", "spuriosity": "spuriosity",
+}
+#: The model a detector was computed on: trained, or re-initialised (Adebayo et al.'s randomisation check).
+SCOPE_LABELS: dict[str, str] = {"trained": "trained", "last_block": "last block randomised",
+                                "all": "whole model randomised"}

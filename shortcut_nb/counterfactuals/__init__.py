@@ -14,8 +14,11 @@ s-score (heatmaps on masks) nor a mask-free detector reads, so detectors can be 
 * :mod:`.scoring` — Spearman, AUROC, precision@k of a detector against the truth, with bootstrap intervals over
   neurons (:func:`detector_metrics`, :func:`detector_table`) and over seeds (:func:`seed_interval`).
 * :mod:`.randomise` — Adebayo et al.'s sanity check: :func:`randomised_copy` (last block, or all weights).
+* :mod:`.evaluation` — all of it on one model: :func:`evaluate_detectors` (truth, the mask-free detectors from the
+  same forward passes, any mask-based scorers such as the s-score, metrics, randomisation), :func:`seed_table`
+  over seeds, :func:`top_neurons` (a detector's pick).
 """
-from .detectors import group_gap, mask_free_detectors, spuriosity
+from .detectors import detectors_from_activations, group_gap, mask_free_detectors, spuriosity
 from .effects import (
     GroundTruth,
     activations,
@@ -24,14 +27,29 @@ from .effects import (
     neuron_effects,
     spurious_share,
     standardised_change,
+    truth_from_activations,
 )
-from .pairs import Flipped, Pairs, composite_region, pairs
+from .evaluation import (
+    MASK_FREE,
+    DatasetDetectors,
+    DetectorEvaluation,
+    Scorer,
+    evaluate_detectors,
+    seed_table,
+    seeds_record,
+    sscore_key,
+    survives,
+    top_neurons,
+)
+from .pairs import Flipped, Pairs, composite_region, core_flip_unavailable, pairs
 from .randomise import last_block, randomised_copy
 from .scoring import Interval, auroc, detector_metrics, detector_table, precision_at_k, seed_interval, spearman
 
 __all__ = [
-    "Flipped", "GroundTruth", "Interval", "Pairs", "activations", "auroc", "composite_region", "detector_metrics",
-    "detector_table", "ground_truth", "group_gap", "last_block", "logit_effects", "mask_free_detectors",
-    "neuron_effects", "pairs", "precision_at_k", "randomised_copy", "seed_interval", "spearman", "spuriosity",
-    "spurious_share", "standardised_change",
+    "activations", "auroc", "composite_region", "core_flip_unavailable", "DatasetDetectors", "detector_metrics",
+    "detector_table", "DetectorEvaluation", "detectors_from_activations", "evaluate_detectors", "Flipped",
+    "ground_truth", "GroundTruth", "group_gap", "Interval", "last_block", "logit_effects", "MASK_FREE",
+    "mask_free_detectors", "neuron_effects", "Pairs", "pairs", "precision_at_k", "randomised_copy", "Scorer",
+    "seed_interval", "seed_table", "seeds_record", "spearman", "spuriosity", "spurious_share", "sscore_key",
+    "standardised_change", "survives", "top_neurons", "truth_from_activations",
 ]

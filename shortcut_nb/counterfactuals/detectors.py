@@ -13,7 +13,8 @@ Neither needs a spurious mask or a heatmap (unlike the s-score):
   model leans on as a shortcut splits a class into the majority group it gets right and the minority it gets
   wrong. A neuron constant within a class (or with ``W_ck = 0``) scores 0 there.
 
-:func:`mask_free_detectors` computes both for a model on labelled images (one forward pass).
+:func:`mask_free_detectors` computes both for a model on labelled images (one forward pass);
+:func:`detectors_from_activations` from activations already at hand.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .effects import activations
 
 Reduce = Literal["max", "std"]
 
-__all__ = ["group_gap", "mask_free_detectors", "spuriosity"]
+__all__ = ["detectors_from_activations", "group_gap", "mask_free_detectors", "spuriosity"]
 
 
 def _labels(v: Tensor, n: int, name: str) -> Tensor:
@@ -124,9 +125,19 @@ def mask_free_detectors(model: nn.Module, images: Tensor, y: Tensor, a: Tensor, 
         ``{"group_gap": (K,), "spuriosity": (K,)}``.
     """
     z = activations(model, images, batch_size=batch_size)
-    head = model.head
+    return detectors_from_activations(z, model.head, y, a, fraction=fraction, reduce=reduce)
+
+
+def detectors_from_activations(z: Tensor, head: nn.Module, y: Tensor, a: Tensor, *, fraction: float = 0.25,
+                               reduce: Reduce = "max") -> dict[str, Tensor]:
+    """Both detectors from penultimate activations ``z`` (N, K) already computed, the linear ``head`` (whose
+    predictions on ``z`` say which images the model gets right) and the labels ``y``, ``a`` (N,).
+
+    Returns:
+        ``{"group_gap": (K,), "spuriosity": (K,)}``.
+    """
     with torch.no_grad():
-        logits = head(z.to(head.weight.device, head.weight.dtype)).float().cpu()
+        logits = head(_activations(z).to(head.weight.device, head.weight.dtype)).float().cpu()
     correct = logits.argmax(1) == torch.as_tensor(y).long().cpu()
     return {"group_gap": group_gap(z, y, a, reduce=reduce),
             "spuriosity": spuriosity(z, head.weight, y, correct, fraction=fraction)}

@@ -27,7 +27,7 @@ from ..sscore.layers import _check_images, _encoder, _EvalMode, _geometry, _prob
 from .pairs import Pairs
 
 __all__ = ["GroundTruth", "activations", "ground_truth", "logit_effects", "neuron_effects", "spurious_share",
-           "standardised_change"]
+           "standardised_change", "truth_from_activations"]
 
 
 def activations(model: nn.Module, images: Tensor, *, layer: nn.Module | None = None, batch_size: int = 64) -> Tensor:
@@ -175,7 +175,14 @@ def ground_truth(model: nn.Module, attribute_pairs: Pairs, core_pairs: Pairs, *,
     z = activations(model, attribute_pairs.images, batch_size=batch_size)
     z_attr = activations(model, attribute_pairs.counterfactuals, batch_size=batch_size)
     z_core = activations(model, core_pairs.counterfactuals, batch_size=batch_size)
-    attribute, core = standardised_change(z, z_attr), standardised_change(z, z_core)
-    weight = model.head.weight
-    return GroundTruth(attribute, core, spurious_share(attribute, core), logit_effects(z, z_attr, weight).amax(0),
-                       logit_effects(z, z_core, weight).amax(0))
+    return truth_from_activations(z, z_attr, z_core, model.head.weight)
+
+
+def truth_from_activations(z: Tensor, z_attribute: Tensor, z_core: Tensor, head_weight: Tensor) -> GroundTruth:
+    """:class:`GroundTruth` from penultimate activations (N, K) of the images and of their attribute- and
+    core-flipped counterfactuals, and the head's weight (C, K) (what :func:`ground_truth` computes after its
+    forward passes; a caller that needs ``z`` for more, e.g. the mask-free detectors, passes it here)."""
+    attribute, core = standardised_change(z, z_attribute), standardised_change(z, z_core)
+    return GroundTruth(attribute, core, spurious_share(attribute, core),
+                       logit_effects(z, z_attribute, head_weight).amax(0),
+                       logit_effects(z, z_core, head_weight).amax(0))

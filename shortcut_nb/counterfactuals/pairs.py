@@ -38,7 +38,7 @@ METHODS: tuple[str, ...] = ("auto", "render", "composite")
 #: partners drawn per image when compositing; the one overlapping its spurious region most is used
 PARTNER_CANDIDATES = 16
 
-__all__ = ["FLIPS", "METHODS", "PARTNER_CANDIDATES", "Flipped", "Pairs", "pairs"]
+__all__ = ["FLIPS", "METHODS", "PARTNER_CANDIDATES", "Flipped", "Pairs", "core_flip_unavailable", "pairs"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,19 @@ def pairs(dataset: ShortcutDataset, n: int, seed: int, flip: Flip = "attribute",
     flipped = Flipped(flip, "render", dataset.y[index], dataset.a[index], torch.tensor(y_cf), torch.tensor(a_cf),
                       torch.stack(regions), torch.full((n,), -1, dtype=torch.long), torch.ones(n))
     return Pairs(torch.stack(images), torch.stack(cfs), index, flipped)
+
+
+def core_flip_unavailable(dataset: ShortcutDataset) -> str | None:
+    """Why ``dataset`` cannot flip its core (the ground truth needs it), or None when it can (the synthetic benchmark).
+
+    Raises:
+        FileNotFoundError: a synthetic folder generated before items were recorded (regenerate it).
+    """
+    if render_record(dataset.root) is not None:
+        return None
+    return (f"{dataset.root} is not the synthetic benchmark: only its renderer can flip the class-defining object "
+            "(the core) with everything else equal, so the counterfactual ground truth (attribute and core flips) "
+            "cannot be measured here")
 
 
 def composite_region(mask: Tensor, partner_mask: Tensor) -> Tensor:

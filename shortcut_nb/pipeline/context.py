@@ -25,6 +25,7 @@ from ..data import ShortcutDataset, read_metadata
 from ..data.samples import MaskedSamples, draw_masked_samples
 from ..data.transforms import normalization
 from ..artifacts import file_hash, weights_hash
+from ..counterfactuals import Pairs, pairs
 from ..models import SplitModel, checkpoint_arch, model_kind
 from ..vocab import DATASETS, Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
@@ -237,6 +238,21 @@ class Context:
         ``seed`` scores every model of a dataset on the same images.
         """
         return draw_masked_samples(self.split(spec, "train"), n or self.settings.sscore_samples, seed)
+
+    def counterfactual_pairs(self, spec: RunSpec | DataSpec, *, seed: int = 0, n: int | None = None,
+                             split: str = "val") -> tuple[Pairs, Pairs]:
+        """The counterfactual pairs of a run: ``n`` (default: the profile's ``counterfactual_pairs``, at most the
+        split's size) images of ``split`` with the spurious attribute flipped and, the same images, with the core
+        flipped (:func:`~shortcut_nb.counterfactuals.pairs`). The one draw: the same ``seed`` gives every model of a
+        dataset the same pairs.
+
+        Raises:
+            ValueError: the folder is not the synthetic benchmark (only it flips the core; see
+                :func:`~shortcut_nb.counterfactuals.core_flip_unavailable`).
+        """
+        data = self.split(spec, split)
+        size = min(n or self.settings.counterfactual_pairs, len(data))
+        return pairs(data, size, seed, "attribute"), pairs(data, size, seed, "core")
 
     def features(self, model: nn.Module, dataset: ShortcutDataset, **kwargs: Any) -> FeatureSet:
         """Penultimate features of ``dataset`` under ``model``, from the feature cache of this root."""

@@ -51,7 +51,8 @@ def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
                 continue
             try:
                 v = as_verdict(c.check(rec))
-                row.update({"ours": v.ours, "holds": v.holds, "verdict": v.label, "per_seed": list(v.per_seed),
+                row.update({"ours": v.ours, "holds": v.holds if v.decided else None, "verdict": v.label,
+                            "per_seed": list(v.per_seed),
                             "seeds": len(v.per_seed) or 1, "margin": v.margin, "profile": rec.get("profile")})
             except KeyError as missing:
                 row.update({"ours": f"not recorded: {missing}", "holds": None, "profile": rec.get("profile")})
@@ -79,7 +80,9 @@ def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
              "At the `smoke` profile the numbers are sanity checks only; read verdicts at `cpu` or `paper`.", "",
              "`holds` checks the paper's statement on the mean over seeds; `mixed (k of n seeds)` says the same criterion",
              "held on only k of the n seeds alone; `margin` is the distance of the deciding number to its threshold",
-             "(positive: holds with room); `seeds` is how many trained seeds the row was decided on (1: one run).", "",
+             "(positive: holds with room); `seeds` is how many trained seeds the row was decided on (1: one run).",
+             "A claim on an effect with an interval holds when the interval lies above its threshold and is `undecided`",
+             "(holds: null) when the interval covers it.", "",
              "| claim | paper | ours | holds | margin | seeds | profile |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict_text(r)} | {margin_text(r)} | "

@@ -120,3 +120,18 @@ def test_by_seed_builds_every_seed_but_the_notebooks_own(tmp_path):
                                                                                2: "waterbirds2"}}
     assert ("isic", 1) not in built and len(built) == 5
     assert ctx.by_seed(["isic"], lambda ds, seed: seed, [4]) == {"isic": {0: 0, 4: 4}}
+
+
+def test_counterfactual_pairs_are_the_one_draw_of_the_validation_split(tiny_isic, tmp_path):
+    """The profile's number of pairs (capped at the split's size), the same images flipped two ways, seeded."""
+    ctx = Context.build("smoke", root=tmp_path, folders={"isic": str(tiny_isic)}, image_size=16, progress=False)
+    spec = ctx.run_spec("isic")
+    val = ctx.split(spec, "val")
+    assert ctx.settings.counterfactual_pairs == 32 > len(val)
+    attribute, core = ctx.counterfactual_pairs(spec)
+    assert len(attribute.indices) == len(val) and torch.equal(attribute.indices, core.indices)
+    assert (attribute.flipped.flip, core.flipped.flip) == ("attribute", "core")
+    a6, _ = ctx.counterfactual_pairs(spec, n=6, seed=1)
+    assert len(a6.indices) == 6 and torch.equal(a6.indices, ctx.counterfactual_pairs(spec, n=6, seed=1)[0].indices)
+    assert profile_settings("cpu").counterfactual_pairs == 200 and profile_settings("paper").counterfactual_pairs == 300
+    assert profile_settings("cpu", dry_run=True).counterfactual_pairs == 8

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shortcut_nb.report.claims import evaluate_claims, write_claims_report
 from shortcut_nb.report.html import write_index
 
@@ -60,3 +62,17 @@ def test_the_index_shows_each_rows_verdict_margin_and_seeds(tmp_path):
     index = write_index(tmp_path, results=[], profile="cpu").read_text()
     assert f"<td>yes</td><td>{gap['margin']:+.3f}</td><td>1</td>" in index
     assert "<td>—</td><td></td><td></td>" in index  # a notebook that did not run
+
+
+def test_an_undecided_claim_is_recorded_with_holds_null(tmp_path):
+    """A detector claim whose interval covers 0.5 (issue 29): verdict 'undecided', holds None, in JSON and table."""
+    auroc = {"value": 0.55, "low": 0.45, "high": 0.65}
+    entry = {"available": True, "n_seeds": 1, "n_spurious": 5, "n_neurons": 16, "n_pairs": 8,
+             "table": {k: {"auroc": auroc} for k in ("sscore", "group_gap", "spuriosity")}}
+    (tmp_path / "03_cnn_neurons.json").write_text(json.dumps({"profile": "smoke", "detectors": {"isic": entry}}))
+    json_path, md_path = write_claims_report(tmp_path)
+    rows = {r["id"]: r for r in json.loads(json_path.read_text())["claims"]}
+    row = rows["detectors.sscore"]
+    assert row["holds"] is None and row["verdict"] == "undecided" and row["margin"] == pytest.approx(-0.05)
+    assert row["paper"].startswith("not in the paper")
+    assert "| undecided | -0.050 | 1 | smoke |" in md_path.read_text()

@@ -5,9 +5,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...claims import Verdict, claim, decide
+from ...claims import NO_PAPER_VALUE, Verdict, claim, decide, detector_lines, detector_verdict
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
-from ...vocab import DATASET_LABELS
+from ...vocab import DATASET_LABELS, DETECTOR_LABELS
 from .record import NAME, ROWS, wgas
 
 SPREAD_MIN = 0.5  # "a wide range": max - min at least half the scale (paper 0.0-0.8)
@@ -16,7 +16,7 @@ _P = {row: PAPER_TABLE4[row][WGA] for row in ROWS}
 PAPER_TABLE4_TEXT = f"{_P['baseline']:.2f} → {_P['pruned']:.2f}; {_P['refit']:.2f}, {_P['refit_pruned']:.2f}"
 PAPER_RANGE_TEXT = f"{PAPER_SSCORE_RANGE[0]:.1f}–{PAPER_SSCORE_RANGE[1]:.1f}"
 
-__all__ = ["SPREAD_MIN", "chance_remark", "takeaways"]
+__all__ = ["DETECTOR_DATASET", "SPREAD_MIN", "chance_remark", "detector_takeaways", "takeaways"]
 
 
 def _fmt(x: float | None) -> str:
@@ -75,6 +75,7 @@ def takeaways(recorded: Mapping[str, Any]) -> str:
         n = len(_seeds(recorded, "isic")) or 1
         lines.append(f"- The paper's readings on the ISIC-like set, decided on the mean over {n} seed(s) and per seed: "
                      f"s-score spread {_spread(recorded).summary()}; Table 4 {_prune_refit(recorded).summary()}.")
+    lines.extend(detector_takeaways(recorded))
     lines.append(f"- Refit set: {recorded['refit_set']}; accuracies on the {recorded['accuracy_split']} split.")
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
     return "\n".join(lines)
@@ -154,3 +155,52 @@ def _prune_refit(rec: dict):
     zeroed = any(e["n_pruned"] > 0 for e in seeds) if seeds else n > 0
     return Verdict(ours=ours, holds=zeroed and margin > 0, per_seed=per_seed,
                    margin=None if math.isinf(margin) else margin)
+
+
+# --------------------------------------------------------------------------- detectors against the ground truth (issue 29)
+
+#: The dataset the detector claims are decided on (the paper's Table 4 set); the others are reported beside it.
+DETECTOR_DATASET = "isic"
+
+
+def _detector_claim(key: str, text: str):
+    @claim(f"detectors.{key}", NAME, text, NO_PAPER_VALUE)
+    def check(rec: dict) -> Verdict:
+        return detector_verdict(rec["detectors"], key, dataset=DETECTOR_DATASET)
+
+    return check
+
+
+_sscore_auroc = _detector_claim(
+    "sscore", "The CNN's s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above "
+              "the rest: AUROC > 0.5 (95 % interval above 0.5)")
+_group_gap_auroc = _detector_claim(
+    "group_gap", "The mask-free group gap (attribute labels, no masks) ranks the spurious neurons above the rest: "
+                 "AUROC > 0.5")
+_spuriosity_auroc = _detector_claim(
+    "spuriosity", "The mask-free spuriosity gap (class labels only) ranks the spurious neurons above the rest: "
+                  "AUROC > 0.5")
+
+
+def _wga_text(row: Mapping[str, Any] | None) -> str:
+    return "n/a" if row is None else f"{row['wga']:.2f}"
+
+
+def detector_takeaways(recorded: Mapping[str, Any]) -> list[str]:
+    """The detector section's lines of the takeaways: each dataset's table and randomisation
+    (:func:`~shortcut_nb.claims.detector_lines`), the pruning with each detector's neurons, the data without masks."""
+    entries = recorded.get("detectors") or {}
+    lines = detector_lines(entries, "CNN")
+    for name, e in entries.items():
+        p = e.get("pruning")
+        if p:
+            lines.append(f"- Pruning with each detector's neurons, {DATASET_LABELS.get(name, name)} ({p['rule']}): WGA "
+                         "zeroed / refit " + "; ".join(
+                             f"{DETECTOR_LABELS.get(k, k)} {_wga_text(r['pruned'])} / {_wga_text(r['refit_pruned'])}"
+                             for k, r in p["rows"].items())
+                         + f" (trained head {_wga_text(p['baseline'])}, refit with all {_wga_text(p['refit'])}).")
+    for name, m in (recorded.get("mask_free") or {}).items():
+        lines.append(f"- {DATASET_LABELS.get(name, name)} has no masks: no s-score; the mask-free detectors rank its "
+                     f"neurons (top by group gap: {', '.join(f'n{i}' for i in m['top']['group_gap'][:5])}; the two "
+                     f"rankings agree at Spearman {m['agreement']:.2f}).")
+    return lines

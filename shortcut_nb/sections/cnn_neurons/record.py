@@ -17,6 +17,7 @@ from ...sscore.depth import ROW_KEYS
 from ...sscore.grid import ALPHA_GRID
 
 if TYPE_CHECKING:
+    from .detector_study import DetectorStudy, MaskFreeRanking
     from .study import NeuronStudy
 
 NAME = "03_cnn_neurons"
@@ -38,7 +39,17 @@ DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau",
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
         "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
-        "runs", "weights", "depth_profile", "method_bands", "dilation_example", "per_seed")
+        "runs", "weights", "depth_profile", "method_bands", "dilation_example", "per_seed", "detectors", "mask_free")
+#: One dataset's entry under ``detectors`` (:func:`detector_record`); without a ground truth only the first five,
+#: ``tau`` and ``pruning``.
+DETECTOR_KEYS = ("dataset", "model", "available", "reason", "split", "pair_seed", "alpha", "area", "n_pairs",
+                 "threshold", "n_neurons", "n_spurious", "table", "randomised", "truth", "scores", "seconds", "n_seeds",
+                 "seeds", "per_seed", "tau", "pruning")
+#: ``detectors.<dataset>.pruning`` (:func:`~.detector_study.detector_pruning`) and one of its ``rows``.
+PRUNING_KEYS = ("k", "rule", "baseline", "refit", "rows")
+PRUNING_ROW_KEYS = ("neurons", "overlap_truth", "pruned", "refit_pruned", "errors")
+#: One dataset's entry under ``mask_free`` (:func:`mask_free_record`): a dataset without masks.
+MASK_FREE_KEYS = ("dataset", "model", "reason", "split", "n_images", "scores", "top", "agreement")
 #: One seed's entry under ``per_seed.<dataset>`` (:func:`seed_entry`): what the claims are decided on per seed.
 SEED_KEYS = ("seed", "min", "max", "mean", "area", "n_high", "n_high_above_chance", "n_pruned", "wga")
 #: One row of ``method_bands`` (:func:`~.study.method_variant_bands`).
@@ -49,9 +60,10 @@ DEPTH_ROW_KEYS = ROW_KEYS
 #: ``dilation_example`` (:func:`~.study.dilation_example`, the ISIC-like headline).
 DILATION_KEYS = ("neuron", "dilation", "s", "s_dilated", "gain", "chance", "chance_dilated")
 
-__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "SEED_KEYS", "seed_entry", "seed_record", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "DILATION_KEYS", "KEYS",
-           "METHOD_BAND_KEYS", "NAME", "REFIT_SET", "ROWS", "SAMPLE_CHOICE",
-           "SENSITIVITY_ALPHAS", "dataset_record", "record_payload", "wgas"]
+__all__ = ["ACCURACY_SPLIT", "DATASET_KEYS", "DETECTOR_KEYS", "MASK_FREE_KEYS", "PRUNING_KEYS", "PRUNING_ROW_KEYS",
+           "SEED_KEYS", "seed_entry", "seed_record", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "DILATION_KEYS", "KEYS",
+           "METHOD_BAND_KEYS", "NAME", "REFIT_SET", "ROWS", "SAMPLE_CHOICE", "SENSITIVITY_ALPHAS", "dataset_record",
+           "detector_record", "mask_free_record", "record_payload", "wgas"]
 
 
 def wgas(entry: Mapping[str, Any]) -> dict[str, float | None]:
@@ -105,6 +117,19 @@ def seed_record(by_seed: Mapping[str, Mapping[int, NeuronStudy]], *, alpha: floa
             for name, seeds in by_seed.items()}
 
 
+def detector_record(study: DetectorStudy) -> dict[str, Any]:
+    """One dataset's detectors against the ground truth (keys: :data:`DETECTOR_KEYS`; a dataset without a ground
+    truth records ``dataset``, ``model``, ``available`` False, ``reason``, ``split``, ``tau`` and ``pruning`` None)."""
+    return study.record()
+
+
+def mask_free_record(ranking: MaskFreeRanking) -> dict[str, Any]:
+    """A dataset without masks: its neurons' mask-free scores and top neurons (keys: :data:`MASK_FREE_KEYS`)."""
+    return {"dataset": ranking.dataset, "model": ranking.model_name, "reason": ranking.reason, "split": "val",
+            "n_images": ranking.n_images, "scores": {k: [float(v) for v in s] for k, s in ranking.scores.items()},
+            "top": {k: ranking.top(k) for k in ranking.scores}, "agreement": float(ranking.agreement)}
+
+
 def headline_dataset(per_dataset: Mapping[str, Any]) -> str:
     """The dataset notebook 03 leads with: the ISIC-like set (the paper's Table 4) when present, else the first."""
     return "isic" if "isic" in per_dataset else next(iter(per_dataset))
@@ -115,7 +140,9 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
                    depth: Mapping[str, Mapping[str, Any]] | None = None,
                    method_bands: Sequence[Mapping[str, Any]] | None = None,
                    dilation: Mapping[str, Any] | None = None,
-                   per_seed: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> dict:
+                   per_seed: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+                   detectors: Mapping[str, Mapping[str, Any]] | None = None,
+                   mask_free: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
     """The numbers notebook 03 records (keys: :data:`KEYS`).
 
     Args:
@@ -129,6 +156,8 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         method_bands: :func:`~.study.method_variant_bands` of the headline dataset.
         dilation: :func:`~.study.dilation_example` of the headline dataset.
         per_seed: ``{dataset: [seed_entry(...), ...]}``, one per trained seed (the claims are decided on each).
+        detectors: ``{dataset: detector_record(...)}`` (the detectors against the counterfactual ground truth).
+        mask_free: ``{dataset: mask_free_record(...)}`` (datasets without masks, ranked by the mask-free detectors).
     """
     headline = headline_dataset(results)
     h = results[headline]
@@ -145,4 +174,6 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         "method_bands": [dict(r) for r in (method_bands or [])],
         "dilation_example": None if dilation is None else dict(dilation),
         "per_seed": {name: [dict(e) for e in entries] for name, entries in (per_seed or {}).items()},
+        "detectors": {name: dict(e) for name, e in (detectors or {}).items()},
+        "mask_free": {name: dict(e) for name, e in (mask_free or {}).items()},
     }

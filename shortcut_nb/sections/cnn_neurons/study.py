@@ -169,6 +169,15 @@ class NeuronStudy:
         return prune_and_refit(self.head, self.scores(self.grid_alpha(alpha)), tau=tau, test=self.test,
                                val=self.val, seed=seed, train_group_counts=self.train_group_counts, memo=self._memo)
 
+    def table4_neurons(self, neurons: Sequence[int], seed: int = 0) -> dict[str, Any]:
+        """Table 4 with ``neurons`` pruned instead of those with s > τ (another detector's pick): the same
+        :func:`~shortcut_nb.lastlayer.table4.prune_and_refit`, on a 0/1 score that is 1 for ``neurons`` (τ = 0.5),
+        refits memoised with :meth:`table4`'s."""
+        picked = np.zeros(self.d)
+        picked[[int(i) for i in neurons]] = 1.0
+        return prune_and_refit(self.head, picked, tau=0.5, test=self.test, val=self.val, seed=seed,
+                               train_group_counts=self.train_group_counts, memo=self._memo)
+
     @property
     def blocks(self) -> list[str]:
         """The model's blocks by name, input to output (:func:`~shortcut_nb.sscore.depth.model_blocks`)."""

@@ -17,7 +17,7 @@ from ...bands import BAND_HIGH, BAND_LOW, BANDS, band_counts, band_representativ
 from ...data.transforms import denormalize
 from ...lastlayer.table4 import DEFAULT_TAU, ROWS
 from ...paper import PAPER_TABLE4
-from ...vocab import DATASET_LABELS, GROUP_NAMES
+from ...vocab import DATASET_LABELS, DETECTOR_LABELS, GROUP_NAMES
 from ...sscore.depth import DepthProfile
 from ...sscore.variants import dilate_masks
 from .study import DEFAULT_ALPHA, N_SHOW, NeuronStudy
@@ -298,3 +298,66 @@ def plot_dilation_example(study: NeuronStudy, example: Mapping[str, Any], *, alp
                  f"{example['chance']:.2f} → {example['chance_dilated']:.2f}); white: mask, cyan: grown mask",
                  fontsize=9)
     return fig
+
+
+# --------------------------------------------------------------------------- detectors against the ground truth (issue 29)
+
+detector_frame = figures.detector_frame
+randomisation_frame = figures.randomisation_frame
+
+
+def plot_detector_scatter(entries: Mapping[str, Mapping[str, Any]], *, tau: float = DEFAULT_TAU):
+    """Each CNN neuron's s-score against its spurious share (recorded ``detectors`` entries), chance and τ marked."""
+    return figures.plot_detector_scatter(entries, key="sscore", tau=tau, model="CNN")
+
+
+def _wga(row: Mapping[str, Any] | None) -> float | None:
+    return None if row is None else round(row["wga"], 3)
+
+
+def _avg(row: Mapping[str, Any] | None) -> float | None:
+    return None if row is None else round(row["avg"], 3)
+
+
+def detector_pruning_frame(entries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Table 4's pruning with each detector's top-k neurons (recorded ``detectors.<dataset>.pruning``): WGA and
+    AVG with the k neurons zeroed (no retraining) and after the group-balanced refit without them; the first rows
+    are the trained head and the refit with every neuron."""
+    rows = []
+    for name, entry in entries.items():
+        p = entry.get("pruning")
+        if not p:
+            continue
+        dataset = DATASET_LABELS.get(name, name)
+        rows.append({"dataset": dataset, "neurons picked by": "none (trained head; refit with all)", "k": 0,
+                     "shared with truth": None, "WGA zeroed": _wga(p["baseline"]), "AVG zeroed": _avg(p["baseline"]),
+                     "WGA refit": _wga(p["refit"]), "AVG refit": _avg(p["refit"])})
+        for key in figures.detector_order(p["rows"]):
+            r = p["rows"][key]
+            rows.append({"dataset": dataset, "neurons picked by": DETECTOR_LABELS.get(key, key), "k": p["k"],
+                         "shared with truth": r["overlap_truth"], "WGA zeroed": _wga(r["pruned"]),
+                         "AVG zeroed": _avg(r["pruned"]), "WGA refit": _wga(r["refit_pruned"]),
+                         "AVG refit": _avg(r["refit_pruned"])})
+    return figures.indexed_frame(rows, ("dataset", "neurons picked by"), "no dataset has a counterfactual ground truth")
+
+
+def mask_free_frame(entries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Datasets without masks (recorded ``mask_free`` entries): the top neurons of each mask-free detector, with
+    their scores, and how far the two rankings agree."""
+    rows = []
+    for name, e in entries.items():
+        for key, top in e["top"].items():
+            scores = e["scores"][key]
+            rows.append({"dataset": DATASET_LABELS.get(name, name), "detector": DETECTOR_LABELS.get(key, key),
+                         "top neurons": ", ".join(f"n{i} ({scores[i]:.2f})" for i in top),
+                         "Spearman of the two rankings": round(e["agreement"], 2), "images": e["n_images"]})
+    return figures.indexed_frame(rows, ("dataset", "detector"), "every dataset has masks: nothing to rank without them")
+
+
+def mask_free_caption(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """What the mask-free ranking below covers: the datasets without masks and why, or that there is none."""
+    if not entries:
+        return "Every dataset analysed has spurious masks: none is ranked by the mask-free detectors alone."
+    return "\n".join(f"{DATASET_LABELS.get(name, name)}: {e['reason']}. The s-score needs that mask; its "
+                     f"{len(e['scores']['group_gap'])} neurons are ranked by the mask-free detectors on {e['n_images']} "
+                     "validation images instead." for name, e in entries.items())

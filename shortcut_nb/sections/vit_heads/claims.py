@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...claims import Verdict, claim
+from ...claims import NO_PAPER_VALUE, Verdict, claim, detector_lines, detector_verdict
 from ...paper import PAPER_MEAN_S
 from ...vocab import STANDIN_WEIGHTS
 from .record import NAME
@@ -50,6 +50,7 @@ def takeaways(recorded: Mapping) -> str:
     if any("vit" in r and "cnn" in r for r in recorded["sscore"].values()):
         lines.append(f"- The paper's reading (ViT s-scores lower), decided on the mean over seeds and per seed: "
                      f"{_sscore_claim(recorded).summary()}.")
+    lines.extend(detector_lines(recorded.get("detectors") or {}, "ViT"))
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s, α = {recorded['alpha']}.")
     return "\n".join(lines)
 
@@ -105,3 +106,26 @@ def _heads_claim(rec: dict):
     verdict_on = "isic" if "isic" in att_rec else next(iter(att_rec))
     holds = len(att_rec[verdict_on]["core"]["heads_beyond_area"]) > 0
     return "; ".join(parts) + f" [verdict on {verdict_on}]", holds
+
+
+# --------------------------------------------------------------------------- detectors against the ground truth (issue 29)
+
+#: The dataset the ViT detector claims are decided on; the others are reported beside it.
+DETECTOR_DATASET = "isic"
+
+
+def _detector_claim(key: str, text: str):
+    @claim(f"vit_detectors.{key}", NAME, text, NO_PAPER_VALUE)
+    def check(rec: dict) -> Verdict:
+        return detector_verdict(rec["detectors"], key, dataset=DETECTOR_DATASET)
+
+    return check
+
+
+_sscore_auroc = _detector_claim(
+    "sscore", "The ViT's s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above "
+              "the rest: AUROC > 0.5 (95 % interval above 0.5)")
+_group_gap_auroc = _detector_claim(
+    "group_gap", "The mask-free group gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5")
+_spuriosity_auroc = _detector_claim(
+    "spuriosity", "The mask-free spuriosity gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5")

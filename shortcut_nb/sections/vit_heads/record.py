@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 NAME = "06_vit_heads"
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "sscore", "mean_s", "attention", "runs", "weights", "depth_profile",
-        "sscore_per_seed")
+        "sscore_per_seed", "detectors")
+#: One dataset's entry under ``detectors``: the ViT's detectors against the counterfactual ground truth
+#: (:meth:`shortcut_nb.counterfactuals.DatasetDetectors.record`; without a ground truth only the first five).
+DETECTOR_KEYS = ("dataset", "model", "available", "reason", "split", "pair_seed", "alpha", "area", "n_pairs",
+                 "threshold", "n_neurons", "n_spurious", "table", "randomised", "truth", "scores", "seconds", "n_seeds",
+                 "seeds", "per_seed")
 #: One seed's entry under ``sscore_per_seed.<dataset>`` (:func:`seed_record`): each model's mean s-score.
 SEED_KEYS = ("seed", "area", "cnn", "vit")
 #: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``DEPTH_ROW_KEYS``.
@@ -38,7 +43,8 @@ TARGET_KEYS = ("image", "dataset_index", "row", "col", "is_spurious", "layer", "
 CORE_KEYS = ("n_images", "share", "area", "lift", "excess", "excess_lower", "lift_min", "heads_beyond_area",
              "max_lift")
 
-__all__ = ["ATTENTION_KEYS", "CORE_KEYS", "DEPTH_KEYS", "DEPTH_ROW_KEYS", "KEYS", "NAME", "SEED_KEYS", "SSCORE_KEYS",
+__all__ = ["ATTENTION_KEYS", "CORE_KEYS", "DEPTH_KEYS", "DETECTOR_KEYS", "DEPTH_ROW_KEYS", "KEYS", "NAME", "SEED_KEYS",
+           "SSCORE_KEYS",
            "TARGET_KEYS", "attention_record", "record_payload", "seed_record"]
 
 
@@ -103,6 +109,7 @@ def record_payload(
     weights: str | Mapping[str, str] | None = None,
     depth: Mapping[str, Mapping[str, Any]] | None = None,
     per_seed: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    detectors: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
     """The numbers notebook 06 records (keys: :data:`KEYS`).
 
@@ -116,11 +123,12 @@ def record_payload(
         weights: ``ctx.run_log.weights_record()`` (what the models started from).
         depth: ``{dataset: DepthProfile.record()}`` of the ViT (:func:`~.neuron_study.vit_depth_profiles`).
         per_seed: :func:`seed_record` of every trained seed (the s-score claim is decided on each).
+        detectors: ``{dataset: DatasetDetectors.record()}`` of the ViT (:func:`~.detector_study.detector_studies`).
 
     Returns:
         ``{"profile", "seconds", "alpha", "sscore": {dataset: ModelScores.summary()},
         "mean_s": {"<dataset>/<arch>": mean}, "attention": {dataset: {..., "target": {...},
-        "core": {...}}}, "runs", "weights", "depth_profile", "sscore_per_seed"}``.
+        "core": {...}}}, "runs", "weights", "depth_profile", "sscore_per_seed", "detectors"}``.
     """
     if not neuron_studies:
         raise ValueError("neuron_studies must hold at least one ModelScores")
@@ -136,4 +144,5 @@ def record_payload(
         "weights": weights if isinstance(weights, str) or weights is None else dict(weights),
         "depth_profile": {ds: dict(d) for ds, d in (depth or {}).items()},
         "sscore_per_seed": {ds: [dict(e) for e in entries] for ds, entries in (per_seed or {}).items()},
+        "detectors": {ds: dict(e) for ds, e in (detectors or {}).items()},
     }

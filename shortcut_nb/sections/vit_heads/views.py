@@ -25,7 +25,8 @@ from ...vocab import ARCH_LABELS
 from .attention_study import AttentionStudy, target_values
 from .neuron_study import ModelScores, example_heatmaps
 
-__all__ = ["ATTN_CMAP", "depth_frame", "plot_depth_profile", "plot_fig8", "sscore_frame", "plot_neuron_view", "plot_fig9", "head_table", "target_table",
+__all__ = ["ATTN_CMAP", "depth_frame", "detector_frame", "plot_depth_profile", "plot_detector_scatter", "plot_fig8",
+           "sscore_frame", "plot_neuron_view", "plot_fig9", "head_table", "randomisation_frame", "target_table",
            "plot_head_tables"]
 
 ATTN_CMAP = "inferno"  # attention maps: 0 dark, the map's maximum bright
@@ -301,3 +302,14 @@ def plot_depth_profile(profiles: Mapping[str, Any], *, model: str = "ViT"):
 
 
 depth_frame = figures.depth_frame
+
+
+# =========================================================================== detectors against the ground truth (issue 29)
+
+detector_frame = figures.detector_frame
+randomisation_frame = figures.randomisation_frame
+
+
+def plot_detector_scatter(entries: Mapping[str, Mapping[str, Any]]):
+    """Each ViT neuron's s-score against its spurious share (recorded ``detectors`` entries), chance marked."""
+    return figures.plot_detector_scatter(entries, key="sscore", model="ViT")

@@ -7,6 +7,7 @@ from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.cnn_neurons import claims as C
 from shortcut_nb.sections.cnn_neurons.record import REFIT_SET, ROWS
 from support.claims import as_verdict, astuple_verdict
+from support.detector_records import detector_entry, unavailable_entry
 
 
 def _rec(isic: dict, waterbirds: dict | None = None) -> dict:
@@ -92,3 +93,40 @@ def test_claims_are_decided_on_the_mean_over_seeds_and_on_each_seed():
     assert C._spread(one).per_seed == () and C._spread(one).margin == pytest.approx(0.8 - 0.7)
     text = C.takeaways(rec)
     assert "decided on the mean over 3 seed(s) and per seed: s-score spread mixed (2 of 3 seeds), margin +0.07" in text
+
+
+# --------------------------------------------------------------------------- detectors against the ground truth
+
+
+def test_detector_claims_are_effects_with_intervals_and_no_paper_value(tiny_isic):
+    checks = {c.id: c for c in CLAIMS if c.id.startswith("detectors.")}
+    assert set(checks) == {"detectors.sscore", "detectors.group_gap", "detectors.spuriosity"}
+    assert all(c.notebook == "03_cnn_neurons" and c.paper.startswith("not in the paper (no paper value)")
+               for c in checks.values())
+    entry = detector_entry(tiny_isic, seeds=(0, 1, 2))
+    rec = {**_rec({}), "detectors": {"isic": entry, "mine": unavailable_entry()}}
+    for key, c in checks.items():
+        v = c.check(rec)
+        interval = entry["seeds"][key.split(".")[1]]["auroc"]
+        assert v.holds == (interval["low"] is not None and interval["low"] > 0.5)
+        assert v.decided == (v.holds or (interval["high"] is not None and interval["high"] < 0.5))
+        assert len(v.per_seed) == 3 and "mean over 3 seeds" in v.ours and "mine" not in v.ours
+    rec["detectors"]["isic"] = unavailable_entry("isic")
+    assert checks["detectors.sscore"].check(rec).label == "undecided"
+
+
+def test_detector_takeaways_name_the_table_randomisation_pruning_and_the_data_without_masks(tiny_isic):
+    entry = detector_entry(tiny_isic)
+    entry.update(tau=0.7, pruning={"k": 2, "rule": "top 2 of each detector", "baseline": {"wga": 0.2},
+                                   "refit": {"wga": 0.5}, "rows": {"truth": {"pruned": {"wga": 0.3},
+                                                                             "refit_pruned": None}}})
+    rec = {**_rec({}), "detectors": {"isic": entry},
+           "mask_free": {"bare": {"top": {"group_gap": [4, 2, 9, 1, 0, 7]}, "agreement": 0.41}}}
+    lines = C.detector_takeaways(rec)
+    assert lines[0].startswith("- CNN detectors vs the counterfactual ground truth, ISIC-like (8 validation pairs")
+    assert lines[1].startswith("  Randomisation check:")
+    assert "top 2 of each detector" in lines[2] and "ground truth (spurious share) 0.30 / n/a" in lines[2]
+    assert lines[3] == ("- bare has no masks: no s-score; the mask-free detectors rank its neurons (top by group gap: "
+                        "n4, n2, n9, n1, n0; the two rankings agree at Spearman 0.41).")
+    assert "\n".join(lines) in C.takeaways(rec)
+    assert C.detector_takeaways(_rec({})) == []  # a record made before the detectors: nothing to say

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shortcut_nb.sections.cnn_neurons.record import DATASET_KEYS, KEYS, NAME, ROWS, SEED_KEYS
+from shortcut_nb.sections.cnn_neurons.record import DATASET_KEYS, DETECTOR_KEYS, KEYS, NAME, ROWS, SEED_KEYS
 from support.notebook_runs import recorded, unit
 
 
@@ -89,3 +89,23 @@ def test_03_records_table4_and_claims(smoke_run):
     for cid in ("neurons.spread", "neurons.prune_refit"):
         assert claims[cid]["holds"] in (True, False) and claims[cid]["profile"] == "smoke"
     assert "chance" in claims["neurons.spread"]["ours"] and "ISIC-like" in claims["neurons.prune_refit"]["ours"]
+
+
+@pytest.mark.notebook
+def test_03_scores_the_detectors_against_the_counterfactual_ground_truth(smoke_run):
+    rec = recorded(smoke_run, NAME)
+    assert set(rec["detectors"]) == {"waterbirds", "isic"} and rec["mask_free"] == {}
+    for name, e in rec["detectors"].items():
+        assert set(e) == set(DETECTOR_KEYS) and e["available"] and e["n_pairs"] == 32 and e["n_seeds"] == 1
+        assert set(e["table"]) == {"sscore", "sscore_soft", "sscore_iou", "group_gap", "spuriosity"}  # JSON: sorted
+        assert e["scores"]["sscore"] == pytest.approx(rec["datasets"][name]["scores"], abs=1e-6)
+        assert set(e["randomised"]) == {"last_block", "all"} and e["area"] == rec["datasets"][name]["area"]
+        assert all(unit(v) for v in e["truth"]["spurious_share"] if v is not None)
+        p = e["pruning"]
+        assert set(p["rows"]) == {"truth", *e["table"]} and all(len(r["neurons"]) == p["k"] for r in p["rows"].values())
+        pruned = rec["datasets"][name]["pruned_neurons"]
+        if pruned:  # the s-score's top k is Table 4's own pruning
+            assert sorted(p["rows"]["sscore"]["neurons"]) == sorted(pruned)
+    executed = (smoke_run[0] / f"{NAME}.ipynb").read_text()
+    assert "Every dataset analysed has spurious masks" in executed
+    assert (smoke_run[0] / "figures" / "03_detector_scatter.png").is_file()

@@ -75,3 +75,15 @@ def test_seed_entries_are_each_seeds_summary_and_table4(study):
                                                                            ("min", "max", "mean", "area", "n_high")}
     assert e["wga"] == R.wgas(full) and e["n_pruned"] == len(full["pruned_neurons"])
     json.dumps(entries)
+
+
+def test_record_payload_holds_the_detectors_and_the_mask_free_rankings(study):
+    res = R.dataset_record(study, alpha=0.5, tau=0.7, seed=0)
+    detectors = {"isic": {"dataset": "isic", "available": False, "reason": "why"}}
+    mask_free = {"bare": {"dataset": "bare", "top": {"group_gap": [1]}}}
+    rec = R.record_payload({"isic": res}, profile="smoke", seconds=1.0, alpha=0.5, tau=0.7, detectors=detectors,
+                           mask_free=mask_free)
+    assert tuple(rec) == R.KEYS and rec["detectors"] == detectors and rec["mask_free"] == mask_free
+    assert rec["detectors"] is not detectors  # copies, not the caller's dicts
+    plain = R.record_payload({"isic": res}, profile="smoke", seconds=1.0, alpha=0.5, tau=0.7)
+    assert plain["detectors"] == {} and plain["mask_free"] == {}
