@@ -120,7 +120,7 @@ class ProfileSettings:
 
     def as_dry_run(self) -> "ProfileSettings":
         """This profile with only the sizes capped: a few dozen images per split, one epoch, one seed, two
-        s-score samples, two mask steps. Everything else (architectures, image size, optimiser settings, batch
+        s-score samples, two mask steps, four counterfactual pairs. Everything else (architectures, image size, optimiser settings, batch
         size, initialisation) is the profile's own, so a dry run executes the code a full run executes."""
         vit_train = None if self.vit_train is None else replace(self.vit_train, epochs=1)
         return replace(self, seeds=(0,), train=replace(self.train, epochs=1), vit_train=vit_train,
@@ -128,11 +128,13 @@ class ProfileSettings:
                        vit_pretrain_epochs=None if self.vit_pretrain_epochs is None else min(self.vit_pretrain_epochs, 1),
                        pretrain_images=min(self.pretrain_images, 64), n_train=DRY_RUN_SIZES[0],
                        n_val=DRY_RUN_SIZES[1], n_test=DRY_RUN_SIZES[2], sscore_samples=2, mask_steps=2,
-                       counterfactual_pairs=min(self.counterfactual_pairs, DRY_RUN_SIZES[1] // 2), dry_run=True)
+                       counterfactual_pairs=min(self.counterfactual_pairs, DRY_RUN_PAIRS), dry_run=True)
 
 
 # images per split of a dry run ("a few dozen"): val and test hold every group, a quarter each
 DRY_RUN_SIZES = (16, 16, 16)
+# counterfactual pairs of a dry run: the detectors' forward passes are most of their cost (ViT-B/16 on a CPU)
+DRY_RUN_PAIRS = 4
 
 
 PROFILE_SETTINGS: dict[Profile, ProfileSettings] = {

@@ -105,8 +105,9 @@ def _spread(value: float, std: float | None, n: int | None) -> str:
 
 def measured_on_own_data(out_dir: str | os.PathLike) -> list[dict]:
     """The measured quantities of the notebooks that ran on a researcher's data or model (their JSON's
-    ``inputs.user_run``): worst group and gap (01), spurious neurons and what pruning changes (03), what DFR changes
-    (04). One row per quantity: ``notebook``, ``what``, ``measured``."""
+    ``inputs.user_run``): worst group and gap (01), spurious neurons and what pruning changes (03; a dataset without
+    masks: its neurons ranked by the mask-free detectors), what DFR changes (04). One row per quantity: ``notebook``,
+    ``what``, ``measured``."""
     out_dir = Path(out_dir)
     rows: list[dict] = []
 
@@ -131,6 +132,12 @@ def measured_on_own_data(out_dir: str | os.PathLike) -> list[dict]:
                          "measured": f"{r['n_above_tau']} of {r['d']} above τ = {r['tau']:g} (s up to {r['max']:.2f}, "
                                      f"chance {r['area']:.2f}); WGA "
                                      + " → ".join(f"{k} {v:.2f}" for k, v in wga.items() if v is not None)})
+        for name, m in (rec.get("mask_free") or {}).items():
+            top = {key: ", ".join(f"n{i}" for i in ids[:5]) for key, ids in m["top"].items()}
+            rows.append({"notebook": "03_cnn_neurons",
+                         "what": f"{name} ({m['model']}): no masks, neurons ranked by the mask-free detectors",
+                         "measured": f"top by group gap {top['group_gap']}; by spuriosity {top['spuriosity']} "
+                                     f"(the rankings agree at Spearman {m['agreement']:.2f})"})
     if (rec := user_record("04_entanglement")) is not None:
         for key, r in rec["table"].items():
             base, dfr = r["baseline"], r["dfr"]

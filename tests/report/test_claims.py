@@ -76,3 +76,13 @@ def test_an_undecided_claim_is_recorded_with_holds_null(tmp_path):
     assert row["holds"] is None and row["verdict"] == "undecided" and row["margin"] == pytest.approx(-0.05)
     assert row["paper"].startswith("not in the paper")
     assert "| undecided | -0.050 | 1 | smoke |" in md_path.read_text()
+
+
+def test_a_dataset_without_masks_is_measured_by_its_mask_free_ranking(tmp_path):
+    rec = {"profile": "smoke", "inputs": {"user_run": True}, "datasets": {},
+           "mask_free": {"bare": {"model": "resnet18", "top": {"group_gap": [3, 1, 4, 1, 5, 9], "spuriosity": [2, 7]},
+                                  "agreement": 0.42}}}
+    (tmp_path / "03_cnn_neurons.json").write_text(json.dumps(rec))
+    _, md_path = write_claims_report(tmp_path)
+    assert ("| 03_cnn_neurons | bare (resnet18): no masks, neurons ranked by the mask-free detectors | top by group gap "
+            "n3, n1, n4, n1, n5; by spuriosity n2, n7 (the rankings agree at Spearman 0.42) |") in md_path.read_text()

@@ -107,6 +107,12 @@ def test_a_timm_checkpoint_naming_its_arch_runs_notebook_03_and_says_what_it_can
     assert list(rec["datasets"]) == ["mydata"] and "mask_filename" in rec["inputs"]["skipped"]["bare"]
     executed = (out / "03_cnn_neurons.ipynb").read_text()
     assert "bare is left out of this notebook" in executed and "SmallTargetMapWarning" in executed
+    # the folder without masks: its neurons ranked by the mask-free detectors; the folder with masks has no renderer,
+    # so no counterfactual ground truth, said so
+    ranked = rec["mask_free"]["bare"]
+    assert len(ranked["scores"]["group_gap"]) == rec["datasets"]["mydata"]["d"] and "mask_filename" in ranked["reason"]
+    assert rec["detectors"]["mydata"]["available"] is False
+    assert "not the synthetic benchmark" in rec["detectors"]["mydata"]["reason"]
 
 
 def test_a_classifier_of_other_classes_is_refused_naming_the_file_and_shapes(user, tmp_path):

@@ -361,3 +361,10 @@ def mask_free_caption(entries: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(f"{DATASET_LABELS.get(name, name)}: {e['reason']}. The s-score needs that mask; its "
                      f"{len(e['scores']['group_gap'])} neurons are ranked by the mask-free detectors on {e['n_images']} "
                      "validation images instead." for name, e in entries.items())
+
+
+def detector_pruning_caption(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Which k each dataset's pruning used, and why (the rule recorded with it)."""
+    lines = [f"{DATASET_LABELS.get(name, name)}: {e['pruning']['rule']}." for name, e in entries.items()
+             if e.get("pruning")]
+    return "\n".join(lines) or "No dataset has a counterfactual ground truth: no detector's neurons to prune."

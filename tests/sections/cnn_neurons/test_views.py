@@ -159,3 +159,8 @@ def test_mask_free_frame_and_caption():
         {"bare": entry})
     assert V.mask_free_caption({}).startswith("Every dataset analysed has spurious masks")
     assert list(V.mask_free_frame({})["note"]) == ["every dataset has masks: nothing to rank without them"]
+
+
+def test_pruning_caption_says_which_k(detector_entries):
+    assert V.detector_pruning_caption(detector_entries) == "ISIC-like: top 2."
+    assert V.detector_pruning_caption({"mine": detector_entries["mine"]}).startswith("No dataset has a counterfactual")
