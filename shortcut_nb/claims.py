@@ -156,6 +156,16 @@ def detector_verdict(entries: Mapping[str, Mapping[str, Any]], key: str, *, data
     return decide_interval("; ".join(parts), _triple(deciding), threshold, seeds)
 
 
+def detector_claim(prefix: str, notebook: str, key: str, text: str, *, dataset: str):
+    """Register the claim ``<prefix>.<key>``: detector ``key`` ranks the spurious neurons above the rest
+    (:func:`detector_verdict` on ``dataset``'s entry of the record's ``detectors``); no paper value."""
+    @claim(f"{prefix}.{key}", notebook, text, NO_PAPER_VALUE)
+    def check(rec: dict) -> Verdict:
+        return detector_verdict(rec["detectors"], key, dataset=dataset)
+
+    return check
+
+
 def detector_lines(entries: Mapping[str, Mapping[str, Any]], model: str) -> list[str]:
     """Takeaway lines of the detectors against the counterfactual ground truth (notebooks 03 and 06): per dataset,
     each detector's Spearman and AUROC with their intervals, and which detectors survive randomisation."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...claims import NO_PAPER_VALUE, Verdict, claim, detector_lines, detector_verdict
+from ...claims import Verdict, claim, detector_claim, detector_lines
 from ...paper import PAPER_MEAN_S
 from ...vocab import STANDIN_WEIGHTS
 from .record import NAME
@@ -114,18 +114,14 @@ def _heads_claim(rec: dict):
 DETECTOR_DATASET = "isic"
 
 
-def _detector_claim(key: str, text: str):
-    @claim(f"vit_detectors.{key}", NAME, text, NO_PAPER_VALUE)
-    def check(rec: dict) -> Verdict:
-        return detector_verdict(rec["detectors"], key, dataset=DETECTOR_DATASET)
-
-    return check
-
-
-_sscore_auroc = _detector_claim(
-    "sscore", "The ViT's s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above "
-              "the rest: AUROC > 0.5 (95 % interval above 0.5)")
-_group_gap_auroc = _detector_claim(
-    "group_gap", "The mask-free group gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5")
-_spuriosity_auroc = _detector_claim(
-    "spuriosity", "The mask-free spuriosity gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5")
+_sscore_auroc = detector_claim(
+    "vit_detectors", NAME, "sscore",
+    "The ViT's s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above the rest: "
+    "AUROC > 0.5 (95 % interval above 0.5)", dataset=DETECTOR_DATASET)
+_group_gap_auroc = detector_claim(
+    "vit_detectors", NAME, "group_gap",
+    "The mask-free group gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5", dataset=DETECTOR_DATASET)
+_spuriosity_auroc = detector_claim(
+    "vit_detectors", NAME, "spuriosity",
+    "The mask-free spuriosity gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5",
+    dataset=DETECTOR_DATASET)
