@@ -87,6 +87,8 @@ def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, title: Callable[
     level (dashed). Right axis: the share of units significantly above chance (bootstrap, one-sided) and the
     share above the high band. ``title(dataset)`` and ``tick(block)`` label the panels.
     """
+    if not profiles:
+        return notice_figure("No dataset has a depth profile.")
     fig, axes = plt.subplots(1, len(profiles), figsize=(width * len(profiles), 4.0), squeeze=False,
                              layout="constrained")
     for ax, (name, prof) in zip(axes[0], profiles.items()):
@@ -120,10 +122,11 @@ def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, title: Callable[
 
 
 def depth_frame(profiles: Mapping[str, DepthProfile]) -> pd.DataFrame:
-    """The depth profile's numbers, one row per dataset and block."""
-    return pd.DataFrame([{"dataset": DATASET_LABELS.get(name, name),
-                          **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}}
-                         for name, prof in profiles.items() for r in prof.rows])
+    """The depth profile's numbers, one row per dataset and block (a note without any)."""
+    return indexed_frame([{"dataset": DATASET_LABELS.get(name, name),
+                           **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}}
+                          for name, prof in profiles.items() for r in prof.rows], ("dataset",),
+                         "no dataset has a depth profile").reset_index()
 
 
 def _label(key: str) -> str:
@@ -135,6 +138,15 @@ def detector_order(keys) -> list[str]:
     recorded JSON sorts its keys, the tables should not."""
     known = list(DETECTOR_LABELS)
     return sorted(keys, key=lambda k: (known.index(k) if k in known else len(known), k))
+
+
+def notice_figure(text: str, *, width: float = 6.0):
+    """A small figure that says why there is nothing to draw (a view given no dataset), so an executed notebook shows
+    a sentence where the figure would be."""
+    fig, ax = plt.subplots(figsize=(width, 1.0), layout="constrained")
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(text, 90), ha="center", va="center", fontsize=9, transform=ax.transAxes)
+    return fig
 
 
 def indexed_frame(rows: Sequence[Mapping], index: Sequence[str], empty: str) -> pd.DataFrame:
@@ -201,7 +213,7 @@ def plot_detector_scatter(entries: Mapping[str, Mapping], *, key: str = "sscore"
     spurious line (share = threshold). Points are coloured by the ground truth. A dataset without a truth gets a
     panel saying why."""
     if not entries:
-        raise ValueError("entries is empty: pass {dataset: recorded detectors entry}")
+        return notice_figure("No dataset is scored against a counterfactual ground truth.")
     fig, axes = plt.subplots(1, len(entries), figsize=(width * len(entries), 4.0), squeeze=False, layout="constrained")
     for ax, (name, entry) in zip(axes[0], entries.items()):
         if not entry.get("available", True):

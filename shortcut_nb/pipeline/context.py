@@ -129,13 +129,16 @@ class Context:
         """Whether this is a researcher's own data or model (no paper verdicts, nothing synthetic)."""
         return self.checkpoint is not None or any(name not in DATASETS for name in self.folders)
 
-    def datasets(self, requested: Sequence[str] | None = None, *, needs_masks: bool = False) -> tuple[str, ...]:
+    def datasets(self, requested: Sequence[str] | None = None, *, needs_masks: bool = False,
+                 mask_free_fallback: bool = False) -> tuple[str, ...]:
         """The datasets a notebook analyses: ``requested`` (an empty list means none), else the named folders when
         any, else the paper's two (the synthetic benchmark). A name that is neither the paper's nor a folder's is an
         error naming ``DATA_FOLDERS``.
 
         ``needs_masks`` (the s-score notebooks): a folder without a ``mask_filename`` column is left out, said at
-        once (a warning, before any training) and recorded in :attr:`skipped`; when none is left, an error says so.
+        once (a warning, before any training) and recorded in :attr:`skipped`; when none is left, an error says so,
+        unless the notebook has a ``mask_free_fallback`` for them (notebook 03 ranks their neurons without masks): then
+        the s-score sections get no dataset.
         """
         chosen = tuple(requested) if requested is not None else (tuple(self.folders) or DATASETS)
         unknown = [d for d in chosen if d not in DATASETS and d not in self.folders]
@@ -152,14 +155,16 @@ class Context:
                 warnings.warn(f"{name} is left out of this notebook: {self.skipped[name]}. Notebooks 01 and 02, and "
                               "shortcut_nb.group_report / latent_purity / dfr, need no masks.", stacklevel=2)
         kept = tuple(name for name in chosen if name not in self.skipped)
-        if chosen and not kept:
+        if chosen and not kept and not mask_free_fallback:
             raise ValueError(f"no dataset to score: {'; '.join(f'{k}: {v}' for k, v in self.skipped.items())}")
         return kept
 
-    @staticmethod
-    def headline(datasets: Sequence[str], preferred: str | None) -> str:
-        """The dataset a notebook's figures and widgets open on: ``preferred`` when analysed, else the first."""
+    def headline(self, datasets: Sequence[str], preferred: str | None) -> str | None:
+        """The dataset a notebook's figures and widgets open on: ``preferred`` when analysed, else the first; None
+        when every dataset was left out for want of masks (:meth:`datasets`' ``mask_free_fallback``)."""
         if not datasets:
+            if self.skipped:
+                return None
             raise ValueError("no dataset is analysed (DATASETS is empty)")
         return preferred if preferred in datasets else datasets[0]
 

@@ -124,3 +124,26 @@ def test_a_classifier_of_other_classes_is_refused_naming_the_file_and_shapes(use
     assert rc == 1
     error = json.loads((tmp_path / "out" / "runs.json").read_text())["notebooks"][0]["error"]
     assert "five.pth" in error and "(5, 512)" in error and "(3, 512)" in error
+
+
+def test_notebook_03_on_data_without_any_masks_ranks_its_neurons_without_them(user, tmp_path):
+    """Every folder lacks masks: notebook 03 runs to the end (issue 29, item 6), its s-score views say why they are
+    empty, and its neurons are ranked by the mask-free detectors, recorded."""
+    import pandas as pd
+    import shutil
+
+    bare = tmp_path / "nomasks"
+    shutil.copytree(user["folder"], bare)
+    pd.read_csv(bare / "metadata.csv").drop(columns=["mask_filename"]).to_csv(bare / "metadata.csv", index=False)
+    out = tmp_path / "out"
+    rc = main(["run", "--profile", "smoke", "--only", "03", "--out", str(out), "--runs-root", str(tmp_path / "runs"),
+               "--data", f"bare={bare}", "--model", "torchvision:resnet18", "--checkpoint", str(user["tv"]),
+               "--image-size", "64"])
+    assert rc == 0, (out / "runs.json").read_text()
+    rec = json.loads((out / "03_cnn_neurons.json").read_text())
+    assert rec["datasets"] == {} and rec["headline"] is None and "mask_filename" in rec["inputs"]["skipped"]["bare"]
+    ranked = rec["mask_free"]["bare"]
+    assert len(ranked["scores"]["group_gap"]) == 512 == len(ranked["scores"]["spuriosity"])
+    assert ranked["top"]["group_gap"][0] == int(np.argmax(ranked["scores"]["group_gap"]))
+    executed = (out / "03_cnn_neurons.ipynb").read_text()
+    assert "No dataset analysed has spurious masks" in executed and "bare has no masks" in executed

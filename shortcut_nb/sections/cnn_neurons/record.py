@@ -130,9 +130,10 @@ def mask_free_record(ranking: MaskFreeRanking) -> dict[str, Any]:
             "top": {k: ranking.top(k) for k in ranking.scores}, "agreement": float(ranking.agreement)}
 
 
-def headline_dataset(per_dataset: Mapping[str, Any]) -> str:
-    """The dataset notebook 03 leads with: the ISIC-like set (the paper's Table 4) when present, else the first."""
-    return "isic" if "isic" in per_dataset else next(iter(per_dataset))
+def headline_dataset(per_dataset: Mapping[str, Any]) -> str | None:
+    """The dataset notebook 03 leads with: the ISIC-like set (the paper's Table 4) when present, else the first
+    (None when no dataset has masks)."""
+    return "isic" if "isic" in per_dataset else next(iter(per_dataset), None)
 
 
 def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, seconds: float, alpha: float,
@@ -160,12 +161,12 @@ def record_payload(results: Mapping[str, Mapping[str, Any]], *, profile: str, se
         mask_free: ``{dataset: mask_free_record(...)}`` (datasets without masks, ranked by the mask-free detectors).
     """
     headline = headline_dataset(results)
-    h = results[headline]
+    h = results[headline] if headline is not None else {"min": None, "max": None, "area": None}
     return {
         "profile": profile, "seconds": float(seconds), "alpha": float(alpha), "tau": float(tau),
         "band_edges": [BAND_LOW, BAND_HIGH], "alpha_grid": list(ALPHA_GRID), "sample_choice": SAMPLE_CHOICE,
         "refit_set": REFIT_SET, "accuracy_split": ACCURACY_SPLIT, "headline": headline,
-        "min": h["min"], "max": h["max"], "area": h["area"], "wga": wgas(h),
+        "min": h["min"], "max": h["max"], "area": h["area"], "wga": wgas(h) if headline is not None else {},
         "datasets": {name: dict(r) for name, r in results.items()},
         "paper_table4": PAPER_TABLE4, "paper_sscore_range": list(PAPER_SSCORE_RANGE),
         "runs": dict(runs or {}),

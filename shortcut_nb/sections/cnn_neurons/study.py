@@ -327,7 +327,7 @@ def _band_row(factor: str, method: str, variant: str, dilation: int, res: UnitSc
             "chance": res.area, "n_above_chance": int((s > res.area).sum())}
 
 
-def method_variant_bands(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, dilation: int | None = None,
+def method_variant_bands(study: NeuronStudy | None, *, alpha: float = DEFAULT_ALPHA, dilation: int | None = None,
                          methods: Sequence[str] = CAM_METHODS, low: float = BAND_LOW,
                          high: float = BAND_HIGH) -> list[dict[str, Any]]:
     """How the penultimate neurons' bands move with the CAM method (hard score) and the variant (Grad-CAM).
@@ -336,8 +336,10 @@ def method_variant_bands(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, di
     (``factor="variant"``: hard, soft, iou, and hard against the mask dilated by ``dilation`` pixels,
     default :func:`default_dilation`), each ``{"factor", "method", "variant", "dilation", "band_counts",
     "mean", "max", "chance", "n_above_chance"}``. The chance level of hard/soft is the (dilated) mask area,
-    of IoU that of a random region of the same size.
+    of IoU that of a random region of the same size. No rows without a study (no dataset has masks).
     """
+    if study is None:
+        return []
     r = default_dilation(study.images.shape[-1]) if dilation is None else int(dilation)
     rows = [_band_row("method", m, "hard", 0, study.unit_scores(alpha=alpha, method=m), low=low, high=high)
             for m in methods]
@@ -347,12 +349,16 @@ def method_variant_bands(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, di
     return rows
 
 
-def dilation_example(study: NeuronStudy, *, alpha: float = DEFAULT_ALPHA, dilation: int | None = None) -> dict:
+def dilation_example(study: NeuronStudy | None, *, alpha: float = DEFAULT_ALPHA,
+                     dilation: int | None = None) -> dict | None:
     """The penultimate neuron whose hard s-score rises most when the mask is dilated (Appendix A's edge neuron).
 
     Returns:
-        ``{"neuron", "dilation", "s", "s_dilated", "gain", "chance", "chance_dilated"}``.
+        ``{"neuron", "dilation", "s", "s_dilated", "gain", "chance", "chance_dilated"}``; None without a study (no
+        dataset has masks).
     """
+    if study is None:
+        return None
     r = default_dilation(study.images.shape[-1]) if dilation is None else int(dilation)
     plain, grown = study.unit_scores(alpha=alpha), study.unit_scores(alpha=alpha, dilation=r)
     gain = grown.scores - plain.scores

@@ -22,6 +22,10 @@ from ...sscore.depth import DepthProfile
 from ...sscore.variants import dilate_masks
 from .study import DEFAULT_ALPHA, N_SHOW, NeuronStudy
 
+#: What the s-score views say when no dataset has masks (notebook 03 then ranks neurons without them).
+NO_MASKED_DATASET = ("No dataset analysed has spurious masks: the s-score needs a mask of the spurious region per "
+                     "image, so this s-score view is empty (the mask-free ranking near the end covers such data).")
+
 ROW_LABELS: dict[str, str] = {
     "baseline": "CNN (trained head)",
     "pruned": "Pruning (s-score > τ)",
@@ -56,6 +60,8 @@ def table4_frame(table: Mapping[str, Any], dataset: str, *, tau: float,
 
 def seed_frame(per_seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
     """One row per dataset and seed: the s-score range, high neurons and Table 4's WGAs (``record.seed_entry``)."""
+    if not per_seed:
+        return figures.indexed_frame([], ("dataset",), NO_MASKED_DATASET)
     rows = [{"dataset": name, "seed": e["seed"], "min s": round(e["min"], 3), "max s": round(e["max"], 3),
              "mean s": round(e["mean"], 3), "chance": round(e["area"], 3), "high": e["n_high"],
              "zeroed": e["n_pruned"],
@@ -67,6 +73,8 @@ def seed_frame(per_seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFr
 
 def alpha_sensitivity_frame(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """How the bands move with alpha (the paper does not state it): per dataset and alpha, counts and mean s."""
+    if not results:
+        return figures.indexed_frame([], ("dataset",), NO_MASKED_DATASET)
     rows = []
     for name, res in results.items():
         for a, st in res["alpha_sensitivity"].items():
@@ -113,6 +121,8 @@ def plot_sscore_derivation(studies: Mapping[str, NeuronStudy], *, alpha: float =
         neurons: neuron per dataset (default: its highest s-score at ``alpha``).
         sample: which s-score sample to show.
     """
+    if not studies:
+        return figures.notice_figure(NO_MASKED_DATASET)
     fig, axes = plt.subplots(len(studies), 4, figsize=(12, 3.3 * len(studies)), squeeze=False, layout="constrained")
     for row, (name, st) in zip(axes, studies.items()):
         s = st.scores(alpha)
@@ -218,6 +228,8 @@ def plot_histogram(scores: np.ndarray | Sequence[float], area: float, *, alpha: 
 
 def plot_histograms(studies: Mapping[str, NeuronStudy], *, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU):
     """The s-score histogram of every dataset, side by side."""
+    if not studies:
+        return figures.notice_figure(NO_MASKED_DATASET)
     fig, axes = plt.subplots(1, len(studies), figsize=(6.2 * len(studies), 4.0), squeeze=False, layout="constrained")
     for ax, (name, st) in zip(axes[0], studies.items()):
         plot_histogram(st.scores(alpha), st.area, alpha=alpha, tau=tau, ax=ax,
@@ -227,6 +239,8 @@ def plot_histograms(studies: Mapping[str, NeuronStudy], *, alpha: float = DEFAUL
 
 def plot_table4(results: Mapping[str, Mapping[str, Any]]):
     """Table 4 as bars: per dataset, the accuracy of each head on each test group; paper values as ticks (ISIC)."""
+    if not results:
+        return figures.notice_figure(NO_MASKED_DATASET)
     fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 3.8), squeeze=False, layout="constrained")
     colours = ("tab:gray", "tab:red", "tab:blue", "tab:purple")
     for ax, (name, res) in zip(axes[0], results.items()):
@@ -258,16 +272,30 @@ def plot_table4(results: Mapping[str, Mapping[str, Any]]):
 
 def plot_depth_profile(profiles: Mapping[str, DepthProfile], *, high: float = BAND_HIGH):
     """The CNN's depth profile: per dataset, every block's unit s-scores, their chance level and the shares."""
+    if not profiles:
+        return figures.notice_figure(NO_MASKED_DATASET)
     return figures.plot_depth_profile(
         profiles, high=high,
         title=lambda name: f"{DATASET_LABELS.get(name, name)}: where the shortcut lives, block by block")
 
 
-depth_frame = figures.depth_frame
+def depth_frame(profiles: Mapping[str, DepthProfile]) -> pd.DataFrame:
+    """The depth profile's numbers, one row per dataset and block (:func:`~shortcut_nb.figures.depth_frame`)."""
+    return figures.depth_frame(profiles) if profiles else figures.indexed_frame([], ("dataset",), NO_MASKED_DATASET)
+
+
+def dilation_caption(dataset: str | None, example: Mapping[str, Any] | None) -> str:
+    """One line on Appendix A's edge neuron (:func:`~.study.dilation_example` of ``dataset``)."""
+    if example is None:
+        return NO_MASKED_DATASET
+    return (f"{dataset}: neuron {example['neuron']}: s {example['s']:.3f} -> {example['s_dilated']:.3f} with the mask "
+            f"grown by {example['dilation']} px (chance {example['chance']:.3f} -> {example['chance_dilated']:.3f})")
 
 
 def method_variant_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """How the bands move with the CAM method and the score variant (rows of :func:`~.study.method_variant_bands`)."""
+    if not rows:
+        return figures.indexed_frame([], ("dataset",), NO_MASKED_DATASET)
     out = []
     for r in rows:
         c = r["band_counts"]
@@ -278,9 +306,12 @@ def method_variant_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def plot_dilation_example(study: NeuronStudy, example: Mapping[str, Any], *, alpha: float = DEFAULT_ALPHA,
+def plot_dilation_example(study: NeuronStudy | None, example: Mapping[str, Any] | None, *, alpha: float = DEFAULT_ALPHA,
                           samples: Sequence[int] | None = None):
-    """Appendix A: the neuron whose score rises most under dilation, with the exact (white) and grown (cyan) masks."""
+    """Appendix A: the neuron whose score rises most under dilation, with the exact (white) and grown (cyan) masks
+    (``example`` None: no dataset has masks, said in the figure)."""
+    if not example:
+        return figures.notice_figure(NO_MASKED_DATASET)
     samples = list(range(min(N_SHOW, study.n_samples))) if samples is None else [int(j) for j in samples]
     neuron, r = int(example["neuron"]), int(example["dilation"])
     cams = study.heatmaps(neuron, samples)
@@ -308,6 +339,8 @@ randomisation_frame = figures.randomisation_frame
 
 def plot_detector_scatter(entries: Mapping[str, Mapping[str, Any]], *, tau: float = DEFAULT_TAU):
     """Each CNN neuron's s-score against its spurious share (recorded ``detectors`` entries), chance and τ marked."""
+    if not entries:
+        return figures.notice_figure(NO_MASKED_DATASET)
     return figures.plot_detector_scatter(entries, key="sscore", tau=tau, model="CNN")
 
 

@@ -16,6 +16,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from ... import figures
 from ...bands import BAND_HIGH, BAND_LOW, PickBy, band_counts, bands, neurons_in_band, pick_neuron
 from ...display import show_in
 from ...lastlayer.table4 import DEFAULT_TAU, ROWS
@@ -24,7 +25,7 @@ from ...sscore.units import CAM_METHODS
 from ...sscore.variants import VARIANTS
 from ...sscore.uncertainty import chance_test
 from .study import DEFAULT_ALPHA, NeuronStudy, default_dilation
-from .views import plot_histogram, plot_neuron_rows, table4_frame
+from .views import NO_MASKED_DATASET, plot_histogram, plot_neuron_rows, table4_frame
 
 PICK_OPTIONS: list[tuple[str, str]] = [
     ("neuron index", "index"),
@@ -152,10 +153,11 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
 
     Returns:
         ``ipywidgets.VBox`` with ``.controls`` (dict of the controls), ``.bands``, ``.pruning``,
-        ``.neuron``, ``.units`` (HTML) and ``.outputs`` (``{"histogram", "table", "heatmaps", "units"}``).
+        ``.neuron``, ``.units`` (HTML) and ``.outputs`` (``{"histogram", "table", "heatmaps", "units"}``); without
+        studies (no dataset has masks) an ``ipywidgets.HTML`` saying so.
     """
-    if not studies:
-        raise ValueError("studies is empty: build at least one NeuronStudy")
+    if not studies:  # no dataset has masks: the explorer says so, the notebook goes on to the mask-free ranking
+        return w.HTML(html.escape(NO_MASKED_DATASET))
     dataset = dataset or next(iter(studies))
     if dataset not in studies:
         raise ValueError(f"dataset must be one of {list(studies)}, got {dataset!r}")
@@ -239,6 +241,19 @@ def neuron_explorer(studies: Mapping[str, NeuronStudy], *, dataset: str | None =
     return box
 
 
-__all__ = ["METHOD_OPTIONS", "PICK_OPTIONS", "VARIANT_OPTIONS", "accuracy_frame", "unit_histogram_figure",
+def default_view(studies: Mapping[str, NeuronStudy], dataset: str | None, *, alpha: float = DEFAULT_ALPHA,
+                 tau: float = DEFAULT_TAU, seed: int = 0):
+    """What the explorer opens on, as plain output for a headless run: its text lines (bands, pruning, the neuron
+    with the highest s-score) and that neuron's figure; without studies, a note and a figure saying why."""
+    if not studies or dataset is None:
+        return NO_MASKED_DATASET, figures.notice_figure(NO_MASKED_DATASET)
+    shown = studies[dataset]
+    neuron = top_neuron(shown, alpha)
+    text = "\n".join([band_summary(shown, alpha), pruning_summary(shown, alpha, tau, seed=seed),
+                      neuron_summary(shown, alpha, "index", neuron)[1]])
+    return text, neuron_figure(shown, neuron, alpha)
+
+
+__all__ = ["METHOD_OPTIONS", "PICK_OPTIONS", "VARIANT_OPTIONS", "accuracy_frame", "default_view", "unit_histogram_figure",
            "unit_summary", "variant_spec", "band_summary", "histogram_figure", "neuron_explorer", "neuron_figure",
            "neuron_summary", "pruning_summary", "top_neuron"]

@@ -123,6 +123,12 @@ def test_a_dataset_without_masks_is_ranked_by_the_mask_free_detectors(ctx, monke
     with pytest.warns(UserWarning, match="bare is left out"):
         kept = ctx.datasets(["isic", "bare"], needs_masks=True)
     assert kept == ("isic",) and "bare" in ctx.skipped
+    # only folders without masks: an error, unless the notebook ranks them without masks (notebook 03)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no dataset to score: bare"):
+        ctx.datasets(["bare"], needs_masks=True)
+    with pytest.warns(UserWarning):
+        assert ctx.datasets(["bare"], needs_masks=True, mask_free_fallback=True) == ()
+    assert ctx.headline((), "isic") is None
     model = tiny_model()
     monkeypatch.setattr(Context, "train_or_load", lambda self, spec: (model, {"trained_now": False}))
     ranking = D.mask_free_ranking(ctx, "bare")

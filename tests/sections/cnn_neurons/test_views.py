@@ -164,3 +164,17 @@ def test_mask_free_frame_and_caption():
 def test_pruning_caption_says_which_k(detector_entries):
     assert V.detector_pruning_caption(detector_entries) == "ISIC-like: top 2."
     assert V.detector_pruning_caption({"mine": detector_entries["mine"]}).startswith("No dataset has a counterfactual")
+
+
+def test_every_sscore_view_of_no_dataset_says_why_instead_of_failing():
+    """Notebook 03 on data without any masks (issue 29, item 6): each s-score view gets no dataset and shows the
+    reason (a figure with the sentence, a frame whose note is it), never an error."""
+    figures = [V.plot_sscore_derivation({}), V.plot_histograms({}), V.plot_table4({}), V.plot_depth_profile({}),
+               V.plot_dilation_example(None, None), V.plot_detector_scatter({})]
+    for fig in figures:
+        text = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+        assert "masks" in text or "ground truth" in text, text
+    for frame in (V.seed_frame({}), V.alpha_sensitivity_frame({}), V.method_variant_frame([]), V.depth_frame({})):
+        assert frame["note"].str.contains("spurious masks").all()
+    assert S.method_variant_bands(None) == [] and S.dilation_example(None) is None
+    assert V.dilation_caption(None, None) == V.NO_MASKED_DATASET
