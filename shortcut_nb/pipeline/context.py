@@ -26,7 +26,7 @@ from ..data.samples import MaskedSamples, draw_masked_samples
 from ..data.transforms import normalization
 from ..artifacts import file_hash, weights_hash
 from ..counterfactuals import Pairs, pairs
-from ..models import SplitModel, checkpoint_arch, model_kind
+from ..models import SplitModel, cached_timm_weights, checkpoint_arch, model_kind
 from ..vocab import DATASETS, Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
 from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load, weights_note
@@ -114,6 +114,10 @@ class Context:
             kind = model_kind(str(model))
             settings = replace(settings, table2_models=(str(model),),
                                **({"vit": str(model)} if kind == "vit" else {"cnn": str(model)}))
+        if checkpoint is not None and image_size is None:
+            warnings.warn(f"IMAGE_SIZE is not given: {checkpoint} is analysed at the {settings.profile} profile's "
+                          f"{settings.image_size} px; pass the size the model was trained at (IMAGE_SIZE, "
+                          "--image-size)", stacklevel=2)
         if checkpoint is not None:  # one trained model: one seed, nothing to pretrain, no synthetic sweep
             settings = replace(settings, seeds=(0,), minority_ratios=())
         if any(name not in DATASETS for name in frozen):
@@ -216,9 +220,26 @@ class Context:
         model = overrides.get("model") or (self.settings.cnn if arch == "cnn" else self.settings.vit)
         if self.checkpoint is not None and model == self.model:
             overrides.setdefault("checkpoint", self.checkpoint)
+        if (self.settings.pretrain == "standin" and overrides["folder"] is not None
+                and not {"init", "pretrain", "checkpoint"} & set(overrides)):
+            overrides["init"] = self._folder_init(dataset, model)
         spec = run_spec(self.settings, dataset, arch=arch, **overrides)
         self.run_log.weights[spec.model] = weights_note(spec)
         return spec
+
+    def _folder_init(self, dataset: str, model: str) -> str:
+        """How a model trained on a dataset folder starts where the profile prescribes the stand-in pretraining: that
+        pretraining is made for the synthetic benchmark, so a folder's model starts from ImageNet weights cached here
+        (timm), else from random weights; said in a warning."""
+        init = "timm" if cached_timm_weights(model) is not None else "none"
+        how = ("timm's ImageNet weights (cached here)" if init == "timm" else
+               "random weights (no ImageNet weights of it are cached here; pass CHECKPOINT to analyse a trained "
+               "model, or use the paper profile with cached timm weights)")
+        # one warning per message: Python shows a repeated warning once
+        warnings.warn(f"{dataset} ({self.folders[dataset]}) is not the synthetic benchmark: the "
+                      f"{self.settings.profile} profile's stand-in pretraining is made for that benchmark, so "
+                      f"{model} is trained on it from {how}", stacklevel=3)
+        return init
 
     def train_or_load(self, spec: RunSpec) -> tuple[SplitModel, dict]:
         """The trained model of ``spec`` (see :func:`~.runs.train_or_load`); noted in :attr:`run_log`."""

@@ -53,6 +53,30 @@ def test_a_checkpoint_is_one_model_analysed_as_it_is(tmp_path):
         Context.build("smoke", model="resnet18", checkpoint=tmp_path / "missing.pth")
 
 
+def test_a_checkpoint_without_its_image_size_is_said(tmp_path):
+    (tmp_path / "w.pth").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"IMAGE_SIZE is not given: .*w.pth is analysed at the smoke profile's 32 px"):
+        Context.build("smoke", root=tmp_path, model="torchvision:resnet18", checkpoint=tmp_path / "w.pth")
+
+
+def test_a_folder_is_not_trained_from_the_synthetic_stand_in_pretraining(tmp_path, monkeypatch):
+    """The cpu profile pretrains its models on synthetic textures made for the synthetic benchmark; a model trained on
+    a dataset folder starts from cached ImageNet weights, else random weights, said in a warning and in the weights
+    record; the synthetic datasets keep the stand-in."""
+    import shortcut_nb.pipeline.context as C
+
+    ctx = Context.build("cpu", root=tmp_path, folders={"mine": tmp_path}, progress=False)
+    monkeypatch.setattr(C, "cached_timm_weights", lambda name: None)
+    with pytest.warns(UserWarning, match=r"mine .* is not the synthetic benchmark: .* from random weights"):
+        spec = ctx.run_spec("mine", arch="cnn")
+    assert spec.init == "none" and spec.pretrain is None and ctx.run_log.weights[spec.model] == "none (random init)"
+    monkeypatch.setattr(C, "cached_timm_weights", lambda name: tmp_path / "weights.safetensors")
+    with pytest.warns(UserWarning, match="from timm's ImageNet weights"):
+        assert ctx.run_spec("mine", arch="vit").init == "timm"
+    assert ctx.run_spec("isic").init == "standin" and ctx.run_spec("isic").pretrain is not None
+    assert ctx.run_spec("mine", init="standin").init == "standin"  # asked for explicitly: kept
+
+
 def test_root_and_profile_resolve(tmp_path, monkeypatch):
     monkeypatch.setenv("SHORTCUT_NB_RUNS", str(tmp_path / "from_env"))
     assert Context.build("smoke").root == tmp_path / "from_env"
