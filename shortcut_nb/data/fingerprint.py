@@ -4,9 +4,10 @@ Every cache over a folder's pixels (decoded splits, trained runs of a researcher
 it, so editing an image, a mask or a row, or replacing a file, gives a new key. It hashes ``metadata.csv`` and
 ``metadata.json`` and the *content* (SHA-256) of every image and mask file ``metadata.csv`` names, not the
 folder's path or the files' mtimes: a folder copied to another machine, or the synthetic benchmark generated
-again, keeps its fingerprint. Content costs little next to decoding (``benchmarks/bench_fingerprint.py``,
-10,000 files: see the README there); within a process each file is hashed once per (size, mtime_ns, inode),
-so asking again costs one ``stat`` per file.
+again, keeps its fingerprint. Content costs little next to decoding (``benchmarks/bench_fingerprint.py``, 10,000
+files, 546 MB, page cache warm, 2 shared cores: stat only 0.35 s, sha256 of every file 2.3 s, decoding them 34 s);
+within a process each file is hashed once per (size, mtime_ns, inode), so asking again costs one ``stat`` per
+file (an in-place rewrite of the same size that also restores the mtime would go unseen within that process).
 """
 from __future__ import annotations
 
