@@ -5,7 +5,7 @@ import pytest
 import timm
 import torch
 
-from shortcut_nb.models import PAPER_MODELS, build_model
+from shortcut_nb.models import PAPER_MODELS, build_model, load_classifier
 
 
 @pytest.mark.parametrize("name,size,d", [("resnet_mini", 32, 256), ("vit_mini", 32, 128), ("deit_mini", 32, 128), ("resnet18", 64, 512),
@@ -56,6 +56,16 @@ def test_weights_file_errors(tmp_path):
     torch.save(build_model("vit_mini").state_dict(), tmp_path / "vit.pth")
     with pytest.raises(ValueError, match="do not fit 'resnet_mini'"):
         build_model("resnet_mini", weights_file=tmp_path / "vit.pth")
+
+
+def test_a_torch_file_named_safetensors_is_named_as_not_safetensors(tmp_path):
+    """A torch.save file under a .safetensors name: the file named and what it is not (was a bare SafetensorError)."""
+    path = tmp_path / "model.safetensors"
+    torch.save(build_model("resnet_mini").state_dict(), path)
+    with pytest.raises(ValueError, match=f"{path}: not a safetensors file .*named .pt or .pth"):
+        build_model("resnet_mini", weights_file=path)
+    with pytest.raises(ValueError, match=f"{path}: not a safetensors file"):
+        load_classifier("resnet_mini", path)
 
 
 def test_pickled_code_in_a_weights_file_is_refused(tmp_path):

@@ -2,8 +2,10 @@
 
 A real Waterbirds folder holds about 11,800 JPEGs of varying size; 100 epochs would decode and resize each
 one 100 times. :func:`decoded_split` decodes a split once into ``<cache dir>/<key>.pt`` and loads it from
-there afterwards. The key covers what decides the pixels: the folder, the bytes of ``metadata.csv``, the
-split, the size, the segmentation folder and the transform; change any and the split is decoded again.
+there afterwards. The key covers what decides the pixels: the folder's content fingerprint (``metadata.csv`` and
+every image and mask file's bytes, :func:`~.fingerprint.folder_fingerprint`), the split, the size, the
+segmentation folder and the transform; change any (an image edited in place included) and the split is decoded
+again.
 Items built from it are bit for bit those of decoding the files (:func:`~.transforms.normalise_uint8`).
 """
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..artifacts import atomic_torch_save, file_hash, load_checkpoint
+from ..artifacts import atomic_torch_save, load_checkpoint
+from .fingerprint import folder_fingerprint
 from .transforms import TRANSFORM_ID
 
 if TYPE_CHECKING:
@@ -36,8 +39,8 @@ class DecodedSplit:
 
 def decoded_key(dataset: "ShortcutDataset") -> str:
     """What decides a split's decoded pixels, hashed."""
-    parts = [f"v{DECODED_FORMAT}", str(Path(dataset.root).resolve()), file_hash(Path(dataset.root) / "metadata.csv",
-             length=64), dataset.split, str(dataset.image_size), str(dataset.segmentation_dir), TRANSFORM_ID]
+    parts = [f"v{DECODED_FORMAT}", "content", folder_fingerprint(dataset.root), dataset.split, str(dataset.image_size),
+             str(dataset.segmentation_dir), TRANSFORM_ID]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 

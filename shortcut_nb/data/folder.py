@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from ..vocab import Split
 from .decoded import DecodedSplit, decoded_split
 from .groups import GroupScheme, GroupSchemeError, attribute_column, binary_only, group_counts, scheme_of
+from .images import open_mask, open_rgb
 from .transforms import Normalization, image_to_uint8, mask_to_tensor, normalise_uint8, normalization
 
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -70,13 +70,14 @@ def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
             f"{meta_path} not found: a dataset folder needs a metadata.csv with columns "
             "img_filename, y, split and place (Waterbirds), patch (ISIC) or a (any other spurious attribute)"
         )
+    not_utf8 = utf8_problem(meta_path)
+    if not_utf8:
+        raise DatasetFormatError(f"{meta_path} {not_utf8}")
     try:
-        df = pd.read_csv(meta_path)
+        df = pd.read_csv(meta_path, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise DatasetFormatError(f"{meta_path} is empty: expected a header line (img_filename, y, split, place or "
                                  "patch) and one row per image") from None
-    except UnicodeDecodeError as err:
-        raise DatasetFormatError(f"{meta_path} is not UTF-8 text ({err}): save it as UTF-8") from None
     try:
         attribute = attribute_column(df.columns, meta_path)
     except GroupSchemeError as err:
@@ -104,6 +105,20 @@ def read_metadata(root: str | os.PathLike) -> tuple[pd.DataFrame, FolderInfo]:
         raise DatasetFormatError(str(err)) from None
     has_masks = "mask_filename" in df.columns and df["mask_filename"].notna().any()
     return df, FolderInfo(root=root, kind=kind, attribute=attribute, has_masks=bool(has_masks), groups=groups)
+
+
+def utf8_problem(path: Path) -> str | None:
+    """Where ``path`` stops being UTF-8 text (line, byte offset, the byte), or None when it is UTF-8 throughout.
+
+    pandas' own error gives an offset within one of its read buffers, not the file's."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return (f"is not UTF-8 text: line {line} (byte offset {err.start}) holds byte {data[err.start]:#04x} "
+                f"({err.reason}); save the file as UTF-8 (e.g. from a latin-1 file: iconv -f latin1 -t utf-8)")
+    return None
 
 
 def _valid_values(values: pd.Series, column: str, binary: bool) -> pd.Series:
@@ -237,14 +252,13 @@ class ShortcutDataset(Dataset):
         path = self.mask_paths[i]
         if path is None:
             return None
-        with Image.open(path) as m:
-            m = m.convert("L")
-            if m.size != image_size_wh:
-                raise DatasetFormatError(
-                    f"mask {path} is {m.size[0]}x{m.size[1]} but its image {self.image_paths[i].name} is "
-                    f"{image_size_wh[0]}x{image_size_wh[1]}: a mask must have its image's size"
-                )
-            mask = mask_to_tensor(m, self.image_size)
+        m = open_mask(path)
+        if m.size != image_size_wh:
+            raise DatasetFormatError(
+                f"mask {path} is {m.size[0]}x{m.size[1]} but its image {self.image_paths[i].name} is "
+                f"{image_size_wh[0]}x{image_size_wh[1]}: a mask must have its image's size"
+            )
+        mask = mask_to_tensor(m, self.image_size)
         if self.segmentation_dir is not None:
             mask = ~mask  # CUB segmentations mark the bird; the spurious region is the background
         return mask
@@ -252,10 +266,9 @@ class ShortcutDataset(Dataset):
     def decode(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Row ``i``'s pixels from its files: uint8 image (3, S, S) and bool mask (S, S) or None (no mask)."""
         try:
-            with Image.open(self.image_paths[i]) as im:
-                im = im.convert("RGB")
-                size_wh = im.size
-                image = image_to_uint8(im, self.image_size)
+            im = open_rgb(self.image_paths[i])  # as a viewer shows it: upright, 16-bit scaled, alpha over white
+            size_wh = im.size
+            image = image_to_uint8(im, self.image_size)
         except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for truncated or foreign files
             raise DatasetFormatError(f"{self.root / 'metadata.csv'}, row {int(self.meta['row'].iloc[i]) + 2}: image "
                                      f"{self.image_paths[i]} cannot be decoded ({type(err).__name__}: {err}); "

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import huggingface_hub
 import timm
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 PAPER_MODELS = (
@@ -293,9 +295,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
+        try:
+            state = load_safetensors(str(path))
+        except SafetensorError as err:
+            raise ValueError(f"{path}: not a safetensors file ({err}); a .safetensors name needs a file written by "
+                             "safetensors.torch.save_file (a torch.save file should be named .pt or .pth)") from err
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -29,6 +29,7 @@ from ..counterfactuals import Pairs, pairs
 from ..models import SplitModel, cached_timm_weights, checkpoint_arch, model_kind
 from ..vocab import DATASETS, Arch, DatasetName
 from .feature_cache import FeatureSet, extract_features
+from .preflight import check_inputs, check_masks
 from .runs import DataSpec, RunSpec, get_split, run_spec, train_or_load, weights_note
 from .train import predict
 
@@ -86,6 +87,8 @@ class Context:
     run_log: RunLog = field(default_factory=RunLog, compare=False)
     #: datasets left out of an analysis, with the reason (e.g. no masks for s-scores); recorded in :meth:`record`
     skipped: dict[str, str] = field(default_factory=dict, compare=False)
+    #: the data folders :meth:`datasets` has checked (each once per notebook)
+    checked: set[str] = field(default_factory=set, compare=False)
 
     @classmethod
     def build(cls, profile: Profile | str, *, root: str | os.PathLike | None = None,
@@ -143,12 +146,20 @@ class Context:
         once (a warning, before any training) and recorded in :attr:`skipped`; when none is left, an error says so,
         unless the notebook has a ``mask_free_fallback`` for them (notebook 03 ranks their neurons without masks): then
         the s-score sections get no dataset.
+
+        Every data folder among them is checked first (:func:`~.preflight.check_inputs`: all splits, every file,
+        groups, duplicates; masks in training for ``needs_masks``): one error lists every problem, before anything
+        trains. The synthetic benchmark is not checked (generated here, checked by the tests).
         """
         chosen = tuple(requested) if requested is not None else (tuple(self.folders) or DATASETS)
         unknown = [d for d in chosen if d not in DATASETS and d not in self.folders]
         if unknown:
             raise ValueError(f"datasets {unknown} have no folder: name them in DATA_FOLDERS (--data NAME=PATH); the "
                              f"synthetic benchmark has only {list(DATASETS)}")
+        # every problem of every folder the notebook reads, in one error, before anything trains (issue 28)
+        user = {name: self.folder(name) for name in chosen if self.folder(name) is not None}
+        check_inputs({name: folder for name, folder in user.items() if folder not in self.checked}, root=self.root)
+        self.checked.update(user.values())
         if not needs_masks:
             return chosen
         for name in chosen:
@@ -161,6 +172,7 @@ class Context:
         kept = tuple(name for name in chosen if name not in self.skipped)
         if chosen and not kept and not mask_free_fallback:
             raise ValueError(f"no dataset to score: {'; '.join(f'{k}: {v}' for k, v in self.skipped.items())}")
+        check_masks({name: user[name] for name in kept if name in user})
         return kept
 
     def headline(self, datasets: Sequence[str], preferred: str | None) -> str | None:

@@ -18,12 +18,12 @@ The cache key
   ``forward`` methods are not part of a state dict: callers who change the
   encoder that way pass ``key_extra`` (or ``cache=False``).
 * **Data**: :func:`dataset_fingerprint` uses the dataset folder (resolved path),
-  the SHA-256 of its ``metadata.csv``, the split, the image size and the
+  its content fingerprint (``metadata.csv`` and the bytes of every image and
+  mask it names: :func:`~shortcut_nb.data.fingerprint.folder_fingerprint`, a
+  few % of one decoding pass), the split, the image size and the
   transform's identity (:data:`TRANSFORM_ID`, or a dataset's own
   ``transform_id`` attribute), plus the indices of a ``torch.utils.data.Subset``.
-  Image *files* are not hashed (that would cost as much as extracting): if you
-  overwrite images in place, keep ``metadata.csv`` unchanged and want fresh
-  features, pass ``cache=False`` or delete the cache folder.
+  An image overwritten in place gives new features.
 
 A hash collision aside, any change of these inputs gives a new key and the
 features are recomputed; nothing is ever served stale for a changed model.
@@ -43,7 +43,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..artifacts import atomic_write_bytes, atomic_write_json, file_hash, stable_key
+from ..artifacts import atomic_write_bytes, atomic_write_json, stable_key
+from ..data.fingerprint import folder_fingerprint
 from ..config import model_device, runs_root
 from ..data import ShortcutDataset
 from ..data.transforms import TRANSFORM_ID
@@ -142,7 +143,7 @@ def dataset_fingerprint(dataset: Dataset, *, dataset_key: str | None = None) -> 
         dataset_key: a caller-chosen identity for datasets that are not folders (or to add to a folder's).
 
     Returns:
-        ``{"folder", "metadata_sha256", "split", "image_size", "transform", "n", "subset", "extra"}``.
+        ``{"folder", "content", "split", "image_size", "transform", "n", "subset", "extra"}``.
 
     Raises:
         TypeError: a dataset that is not a ShortcutDataset (or Subset of one) and no ``dataset_key``.
@@ -152,7 +153,7 @@ def dataset_fingerprint(dataset: Dataset, *, dataset_key: str | None = None) -> 
     if isinstance(base, ShortcutDataset):
         return {
             "folder": str(Path(base.root).resolve()),
-            "metadata_sha256": file_hash(Path(base.root) / "metadata.csv", length=64),
+            "content": folder_fingerprint(base.root),
             "split": base.split,
             "image_size": int(base.image_size),
             "transform": getattr(base, "transform_id", TRANSFORM_ID),
@@ -166,7 +167,7 @@ def dataset_fingerprint(dataset: Dataset, *, dataset_key: str | None = None) -> 
             f"feature cache can key it by folder, split and image size; for a {type(base).__name__}, pass "
             f"dataset_key='<what identifies its images and transform>' or cache=False"
         )
-    return {"folder": None, "metadata_sha256": None, "split": None, "image_size": None,
+    return {"folder": None, "content": None, "split": None, "image_size": None,
             "transform": getattr(base, "transform_id", None), "n": len(dataset), "subset": subset, "extra": dataset_key}
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 from ..artifacts import atomic_torch_save, atomic_write_json, file_hash, read_json, stable_key
 from ..config import Profile, ProfileSettings, TrainSettings, profile_settings, runs_root, seed_everything
 from ..data import ShortcutDataset, ensure_synthetic, load_dataset, synthetic_settings
+from ..data.fingerprint import folder_fingerprint
 from ..vocab import STANDIN_WEIGHTS, Arch, DatasetName
 from ..models import SplitModel, arch_version, build_model, cached_timm_weights, load_classifier, model_kind
 from ..locks import run_lock
@@ -180,6 +181,10 @@ def run_dir(spec: RunSpec, *, root: str | os.PathLike | None = None) -> Path:
               "data": spec.data.key_fields(), "pretrain": key_fields(spec.pretrain) if spec.pretrain is not None else None}
     if fields["checkpoint"] is None:  # left out at its default: earlier keys unchanged
         del fields["checkpoint"]
+    if spec.data.folder is not None:
+        # a researcher's folder is keyed by its content: an edited image, mask or row trains anew. The synthetic
+        # benchmark is keyed by its generator's settings (the same files on every machine), as before.
+        fields["data_fingerprint"] = folder_fingerprint(spec.data.folder)
     key = stable_key(fields, {"arch_version": arch_version(spec.model)})
     return runs_root(root) / "models" / spec.profile / f"{spec.data.name}-{ratio}" / spec.model / f"seed{spec.seed}-{key}"
 

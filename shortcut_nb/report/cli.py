@@ -29,7 +29,7 @@ import yaml
 from papermill.iorw import NoDatesSafeLoader
 
 from ..config import PROFILES
-from ..data.check import check_folder
+from ..data.check import check_folder, report
 from .claims import write_claims_report
 from . import sweep
 from .runner import ParameterError, checkpoint_path, data_folder_path, image_size_value, model_value, run_all
@@ -222,13 +222,8 @@ def check_data(folders: list[str]) -> int:
     failed = False
     for folder in folders:
         problems = check_folder(folder)
-        if problems:
-            failed = True
-            print(f"{folder}: {len(problems)} problem(s)")
-            for problem in problems:
-                print(f"  {problem}")
-        else:
-            print(f"{folder}: no problem found (metadata, every image and mask decoded, splits and groups present)")
+        failed = failed or bool(problems)
+        print(report(folder, problems))
     return 1 if failed else 0
 
 

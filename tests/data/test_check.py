@@ -1,6 +1,7 @@
 """check-data: every problem of a folder in one pass, each naming its file and line; good folders pass."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -98,3 +99,35 @@ def test_rows_without_a_mask_say_so(tmp_path):
     flags = [ds[i]["has_mask"] for i in range(len(ds))]
     assert flags == [i % 3 != 0 for i in range(len(ds))]
     assert check_folder(root) == []  # a row without a mask is allowed
+
+
+def test_duplicates_and_images_shared_between_splits_are_found(folder):
+    """The same row twice, one path on a train and a test row, the same bytes under two names in two splits."""
+    meta = pd.read_csv(folder / "metadata.csv")
+    train, test = meta.index[meta["split"] == 0], meta.index[meta["split"] == 2]
+    meta.loc[test[0], "img_filename"] = meta.loc[train[1], "img_filename"]
+    shutil.copy(folder / meta.loc[train[2], "img_filename"], folder / meta.loc[test[1], "img_filename"])
+    meta = pd.concat([meta, meta.loc[[train[0]]]], ignore_index=True)
+    meta.to_csv(folder / "metadata.csv", index=False)
+    copied = folder / meta.loc[test[1], "img_filename"]
+    assert sorted(str(p) for p in check_folder(folder)) == sorted([
+        f"{folder / 'metadata.csv'}, line {len(meta) + 1}: repeats line {train[0] + 2} (the same row twice: its "
+        "image counts twice)",
+        f"{folder / 'metadata.csv'}, line {test[0] + 2}: names {Path(meta.loc[train[1], 'img_filename']).name} as "
+        f"line {train[1] + 2} does in two splits (leakage: the same image in test and train); each image once",
+        f"{copied}, line {test[1] + 2}: has the same bytes as {Path(meta.loc[train[2], 'img_filename']).name} (line "
+        f"{train[2] + 2}) in another split (leakage: test and train share an image)",
+    ])
+    assert main(["check-data", str(folder)]) == 1
+
+
+def test_a_latin_1_metadata_file_is_named_with_its_line_and_byte(folder):
+    meta = pd.read_csv(folder / "metadata.csv")
+    meta["note"] = ""
+    meta.loc[3, "note"] = "café"
+    (folder / "metadata.csv").write_bytes(meta.to_csv(index=False).encode("latin-1"))
+    offset = (folder / "metadata.csv").read_bytes().index("é".encode("latin-1"))
+    expected = f"is not UTF-8 text: line 5 (byte offset {offset}) holds byte 0xe9"
+    with pytest.raises(DatasetFormatError, match=f"metadata.csv {re.escape(expected)}.*save the file as UTF-8"):
+        load_dataset(folder, split="train", image_size=16)
+    assert [str(p) for p in check_folder(folder)][0].startswith(f"{folder / 'metadata.csv'}: {expected}")

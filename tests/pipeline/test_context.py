@@ -2,6 +2,8 @@
 ``runs_root`` does, the run log counts trained vs loaded runs, and the s-score samples are the one draw."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -25,12 +27,14 @@ def test_folders_reach_the_run_spec_and_the_rest_stays_synthetic(tmp_path):
         ctx.folders["waterbirds"] = "/elsewhere"  # frozen: the notebook's choice, built once
 
 
-def test_any_dataset_name_with_a_folder_and_no_synthetic_fallback_for_it(tmp_path):
+def test_any_dataset_name_with_a_folder_and_no_synthetic_fallback_for_it(tmp_path, tiny_isic):
     """A folder may be named anything; the datasets analysed default to the folders given (nothing synthetic), an
     empty list means none, and a name that is neither the paper's nor a folder's is refused naming DATA_FOLDERS."""
-    ctx = Context.build("smoke", root=tmp_path, folders={"celeba": "/data/celeba"}, progress=False)
+    celeba = str(tmp_path / "celeba")
+    shutil.copytree(tiny_isic, celeba)
+    ctx = Context.build("smoke", root=tmp_path, folders={"celeba": celeba}, progress=False)
     assert ctx.datasets() == ("celeba",) and ctx.datasets([]) == () and ctx.user_run
-    assert ctx.run_spec("celeba").data.folder == "/data/celeba"
+    assert ctx.run_spec("celeba").data.folder == celeba
     assert ctx.minority_ratios() == () and ctx.minority_ratios([0.5]) == (0.5,)  # no synthetic sweep unless asked
     with pytest.raises(ValueError, match=r"datasets \['mydata'\] have no folder: name them in DATA_FOLDERS"):
         ctx.datasets(["mydata"])
