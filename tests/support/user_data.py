@@ -52,6 +52,7 @@ def write_user_folder(root: Path, *, per_split: tuple[int, int, int] = (90, 36, 
             else:
                 a = (i // 3) % 3
             image, mask = _draw(y, a, size, rng)
+            image.putpixel((size - 1, size - 1), (len(rows) % 256, len(rows) // 256, 0))  # no two images alike
             name = f"images/{split}_{i:04d}.jpg"
             image.save(root / name, quality=95)
             mask_name = None
