@@ -3,8 +3,11 @@
 Each notebook runs in its own process with a timeout, gets ``PROFILE`` and
 ``OUTPUT_DIR`` injected into its ``parameters`` cell, and writes
 ``OUTPUT_DIR/<name>.ipynb`` (executed), ``OUTPUT_DIR/<name>.json`` (its
-numbers) and ``OUTPUT_DIR/figures/*.png``. After the notebooks the claims
-report (``claims.json``, ``claims.md``) and an ``index.html`` are written.
+numbers) and ``OUTPUT_DIR/figures/*.png``. A notebook executes into a fresh
+hidden folder beside them and replaces its previous outputs only when it
+succeeded; a failed one leaves its last good outputs in ``last_good/`` and its
+claims "not run" (:mod:`.publish`). After the notebooks ``runs.json``, the
+claims report (``claims.json``, ``claims.md``) and an ``index.html`` are written.
 
 Further notebook parameters (``run_all(parameters=...)``, the CLI's ``--data``,
 ``--model``, ``--checkpoint``, ``--image-size``, ``-p``, ``-y``) are checked
