@@ -1,6 +1,7 @@
 """ImageNet weights without a network: a local timm/Hugging Face cache is used; none fails in seconds."""
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -59,3 +60,23 @@ def test_no_network_and_no_cache_fails_in_seconds_with_where_to_put_weights(tmp_
     assert time.perf_counter() - tic < 5
     assert "weights_file=" in str(err.value) and "HF_HUB_CACHE" in str(err.value)
     assert not called
+
+
+def test_a_hub_that_resolves_but_never_answers_is_given_up_within_5_s(tmp_path, monkeypatch):
+    """A socket that accepts and never answers stands for a hub endpoint behind a dead proxy or firewall."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    monkeypatch.setattr(models.huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(models.torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    monkeypatch.setattr(models.huggingface_hub.constants, "ENDPOINT", endpoint)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    tic = time.perf_counter()
+    try:
+        with pytest.raises(RuntimeError, match="could not load ImageNet weights") as err:
+            build_model("resnet18", pretrained=True)
+    finally:
+        silent.close()
+    assert time.perf_counter() - tic <= 5
+    assert f"the hub at {endpoint} did not answer within" in str(err.value) and "weights_file=" in str(err.value)

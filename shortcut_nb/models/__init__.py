@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -22,6 +24,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+# Seconds the hub may take to answer a HEAD request before pretrained weights are given up as unreachable.
+HUB_ANSWER_TIMEOUT = 3.0
 PAPER_MODELS = (
     "resnet18",
     "resnet50",
@@ -256,14 +260,21 @@ def cached_timm_weights(name: str, *, cache_dir: str | os.PathLike | None = None
 
 
 def _hub_unreachable() -> str | None:
-    """Why the Hugging Face hub cannot be reached from here (None when it may be): decided in milliseconds."""
+    """Why the Hugging Face hub cannot be reached from here (None when it may be): decided within seconds."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return "HF_HUB_OFFLINE is set"
-    host = urlparse(huggingface_hub.constants.ENDPOINT).hostname or "huggingface.co"
+    endpoint = huggingface_hub.constants.ENDPOINT
+    host = urlparse(endpoint).hostname or "huggingface.co"
     try:
         socket.getaddrinfo(host, 443)
     except OSError as err:  # no DNS: no network; the hub client would retry for about a minute
         return f"{host} does not resolve ({err})"
+    try:  # a host that resolves but never answers would hold the hub client for its timeouts and retries (~46 s)
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=HUB_ANSWER_TIMEOUT).close()
+    except urllib.error.HTTPError:
+        return None  # it answered (any status): the hub client takes it from here
+    except (OSError, ValueError) as err:  # URLError, a timeout, a refused connection, a malformed endpoint
+        return f"the hub at {endpoint} did not answer within {HUB_ANSWER_TIMEOUT:g} s ({err})"
     return None
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..config import Profile, ProfileSettings, profile_settings, runs_root
 from ..data import ShortcutDataset, read_metadata
+from ..data.fingerprint import folder_fingerprint
 from ..data.samples import MaskedSamples, draw_masked_samples
 from ..data.transforms import normalization
 from ..artifacts import file_hash, weights_hash
@@ -44,6 +45,7 @@ class RunLog:
     loaded: int = 0
     weights: dict[str, str] = field(default_factory=dict)  # model name -> what its backbone started from
     heads: dict[str, str] = field(default_factory=dict)  # a researcher's model -> weights_hash of the head analysed
+    hashes: dict[str, str] = field(default_factory=dict)  # run folder (or model) -> weights_hash of the model analysed
 
     def note(self, *, trained: bool) -> None:
         if trained:
@@ -89,6 +91,8 @@ class Context:
     skipped: dict[str, str] = field(default_factory=dict, compare=False)
     #: the data folders :meth:`datasets` has checked (each once per notebook)
     checked: set[str] = field(default_factory=set, compare=False)
+    #: every dataset :meth:`datasets` chose, in order; recorded with its source in :meth:`record`
+    chosen: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
     def build(cls, profile: Profile | str, *, root: str | os.PathLike | None = None,
@@ -160,6 +164,7 @@ class Context:
         user = {name: self.folder(name) for name in chosen if self.folder(name) is not None}
         check_inputs({name: folder for name, folder in user.items() if folder not in self.checked}, root=self.root)
         self.checked.update(user.values())
+        self.chosen.extend(name for name in chosen if name not in self.chosen)
         if not needs_masks:
             return chosen
         for name in chosen:
@@ -196,13 +201,21 @@ class Context:
         return tuple(requested) if requested is not None else tuple(self.settings.minority_ratios)
 
     def record(self) -> dict:
-        """What a notebook records about its inputs: data folders, model, checkpoint, input size and normalisation."""
+        """What a notebook records about its inputs: each dataset's source (``synthetic benchmark``, or its folder with
+        a content fingerprint), model, checkpoint, weights hashes of the models analysed, seeds, device-independent
+        settings (input size, normalisation)."""
         norm = normalization(None if self.normalize is None else tuple(self.normalize))
-        folders = {name: {"path": path, "metadata_sha256": file_hash(Path(path) / "metadata.csv")}
+        folders = {name: {"path": path, "metadata_sha256": file_hash(Path(path) / "metadata.csv"),
+                          "fingerprint": folder_fingerprint(path)}
                    for name, path in self.folders.items()}
+        sources = {name: ({"source": "folder", **folders[name]} if name in folders else
+                          {"source": "synthetic benchmark", "synthetic": True}) for name in self.chosen}
         checkpoint = None if self.checkpoint is None else {"path": self.checkpoint,
                                                            "sha256": file_hash(self.checkpoint)}
-        return {"data_folders": folders, "skipped": dict(self.skipped), "model": self.model, "checkpoint": checkpoint, "head_sha256": dict(self.run_log.heads),
+        return {"data_folders": folders, "datasets": sources, "skipped": dict(self.skipped), "model": self.model,
+                "models": {"cnn": self.settings.cnn, "vit": self.settings.vit}, "checkpoint": checkpoint,
+                "head_sha256": dict(self.run_log.heads), "weights": dict(self.run_log.weights),
+                "weights_sha256": dict(self.run_log.hashes), "seeds": list(self.settings.seeds),
                 "image_size": self.settings.image_size, "normalize": norm.as_record(), "user_run": self.user_run}
 
     @property
@@ -257,6 +270,7 @@ class Context:
         """The trained model of ``spec`` (see :func:`~.runs.train_or_load`); noted in :attr:`run_log`."""
         model, info = train_or_load(spec, root=self.root, progress_bar=self.progress)
         self.run_log.note(trained=info["trained_now"])
+        self.run_log.hashes[Path(info["run_dir"]).name if info.get("run_dir") else spec.model] = weights_hash(model)
         if spec.checkpoint is not None:
             self.run_log.heads[spec.model] = weights_hash(model.head)
         return model, info

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..artifacts import atomic_write_bytes, atomic_write_json, read_json
 from ..claims import CLAIMS, Claim, as_verdict
+from .publish import earlier_records, last_runner_call
 
 
 # Modules that register claims with @claim; each is imported before evaluation.
@@ -36,14 +37,19 @@ def load_claims() -> list[Claim]:
 def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
     """Check every registered claim against the JSON files in ``out_dir``."""
     out_dir = Path(out_dir)
+    ran, failed = last_runner_call(out_dir) or ([], [])
+    earlier = earlier_records(out_dir, ran) if ran else {}
     rows = []
     for c in load_claims():
         path = out_dir / f"{c.notebook}.json"
         row = {"id": c.id, "notebook": c.notebook, "claim": c.claim, "paper": c.paper}
         if not path.is_file():
-            row.update({"ours": "not run", "holds": None})
+            row.update({"ours": "not run" + (" (its notebook failed in this run)" if c.notebook in failed else ""),
+                        "holds": None})
         else:
             rec = read_json(path)
+            if c.notebook in earlier:  # a reused --out: this verdict is not from the last run
+                row["earlier_run"] = earlier[c.notebook]
             if (rec.get("inputs") or {}).get("user_run"):
                 row.update({"ours": "your own data or model: measured quantities in the notebook, no paper verdict",
                             "holds": None, "verdict": "not applicable", "profile": rec.get("profile")})
@@ -61,8 +67,10 @@ def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
 
 
 def verdict_text(row: dict) -> str:
-    """A report row's verdict as the tables show it: ``yes`` / ``no`` / ``mixed (k of n seeds)``, ``—`` if not run."""
-    return row.get("verdict") or {True: "yes", False: "no", None: "—"}[row["holds"]]
+    """A report row's verdict as the tables show it: ``yes`` / ``no`` / ``mixed (k of n seeds)``, ``—`` if not run;
+    a verdict from an earlier runner call than the last says so, with the time it was recorded."""
+    text = row.get("verdict") or {True: "yes", False: "no", None: "—"}[row["holds"]]
+    return text + (f" (from an earlier run, recorded {row['earlier_run']})" if row.get("earlier_run") else "")
 
 
 def margin_text(row: dict) -> str:

@@ -32,7 +32,8 @@ from ..config import PROFILES
 from ..data.check import check_folder, report
 from .claims import write_claims_report
 from . import sweep
-from .runner import ParameterError, checkpoint_path, data_folder_path, image_size_value, model_value, run_all
+from .runner import (ParameterError, ReportError, checkpoint_path, data_folder_path, image_size_value, model_value,
+                     run_all, runs_root_path)
 
 DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 # Dedicated options and the notebook parameter each one sets.
@@ -125,7 +126,8 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--profile", choices=PROFILES, default="cpu")
     run.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,03")
     run.add_argument("--out", default="runs/report", help="folder for executed notebooks, JSON, figures and reports")
-    run.add_argument("--runs-root", default=None, help="artifact root (checkpoints, data); default runs/")
+    run.add_argument("--runs-root", default=None, type=_argument_type(runs_root_path),
+                     help="artifact root (checkpoints, data); default runs/")
     run.add_argument("--timeout", type=float, default=None, help="seconds per notebook (default by profile)")
     run.add_argument("--dry-run", action="store_true",
                      help="the profile's own code path (models, image size, optimiser, data format) with only the "
@@ -197,6 +199,9 @@ def run_command(args: argparse.Namespace, run: argparse.ArgumentParser) -> int:
                           notebooks=args.notebooks)
     except ParameterError as error:
         run.error(str(error))  # exits 2 before any notebook ran
+    except ReportError as error:
+        print(f"[shortcut_nb] {error}", file=sys.stderr, flush=True)
+        return 1
     return 0 if all(r.ok for r in results) else 1
 
 

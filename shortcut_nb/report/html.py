@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from ..artifacts import atomic_write_bytes
+from ..artifacts import atomic_write_bytes, read_json
 from .claims import margin_text, verdict_text
+from .publish import LAST_GOOD, earlier_records, outputs_of, recorded_time
 
 
 def notebook_to_html(ipynb: Path) -> Path | None:
@@ -21,6 +22,37 @@ def notebook_to_html(ipynb: Path) -> Path | None:
         print(f"[shortcut_nb] could not render {ipynb.name} to HTML: {err}")
         return None
     return atomic_write_bytes(ipynb.with_suffix(".html"), body.encode())
+
+
+def provenance_html(rec: dict) -> str:
+    """What produced a notebook's numbers, in one paragraph: its data (synthetic said first), model, seeds,
+    parameters, package, commit, threads, device."""
+    inputs, prov = rec.get("inputs") or {}, rec.get("provenance") or {}
+    sources = inputs.get("datasets") or {}
+    synthetic = [name for name, d in sources.items() if d.get("synthetic")]
+    folders = [f"{name}: {d['path']} (fingerprint {d.get('fingerprint', '?')})" for name, d in sources.items()
+               if not d.get("synthetic")]
+    data = ([f"<b>synthetic benchmark</b> ({html.escape(', '.join(synthetic))}): these numbers are not from real "
+             "data"] if synthetic else []) + [html.escape(folder) for folder in folders]
+    params = ", ".join(f"{k}={v!r}" for k, v in (prov.get("parameters") or {}).items())
+    lines = [f"data: {'; '.join(data) or 'not recorded'}",
+             f"models: {html.escape(str(inputs.get('model') or inputs.get('models') or 'not recorded'))}; seeds "
+             f"{html.escape(str(inputs.get('seeds', 'not recorded')))}",
+             f"parameters: {html.escape(params or 'not recorded')}",
+             f"shortcut_nb {html.escape(str(prov.get('package_version', '?')))}, commit "
+             f"{html.escape(str(prov.get('git_commit', '?')))}, {prov.get('torch_threads', '?')} torch threads, "
+             f"{html.escape(str(prov.get('device', '?')))}, recorded {html.escape(str(prov.get('recorded_at', '?')))}"]
+    return "<p class='provenance'>" + "<br>".join(lines) + "</p>"
+
+
+def last_good_html(out: Path, name: str) -> str:
+    """Links to a failed notebook's last good outputs (``last_good/``), when there are some."""
+    kept = outputs_of(out / LAST_GOOD, name)
+    if not kept:
+        return ""
+    when = recorded_time(out / LAST_GOOD / f"{name}.json") if (out / LAST_GOOD / f"{name}.json").is_file() else "?"
+    return (f" The last good outputs (recorded {html.escape(when)}) are kept beside it: " + ", ".join(
+        f"<a href='{LAST_GOOD}/{rel.as_posix()}'>{html.escape(rel.as_posix())}</a>" for rel in kept) + ".")
 
 
 def write_index(out: str | os.PathLike, *, results: list[dict], profile: str) -> Path:
@@ -54,11 +86,20 @@ def write_index(out: str | os.PathLike, *, results: list[dict], profile: str) ->
         if (out / f"{name}.json").is_file():
             parts.append(f"<a href='{name}.json'>recorded numbers</a>")
         parts.append("</p>")
+        if (out / f"{name}.json").is_file():
+            parts.append(provenance_html(read_json(out / f"{name}.json")))
         if not r["ok"]:
-            parts.append(f"<pre>{html.escape(r.get('error', '')[-2000:])}</pre>")
+            parts.append(f"<p>Its claims show as not run: no number of this failed run is reported.{last_good_html(out, name)}"
+                         f"</p><pre>{html.escape(r.get('error', ''))}</pre>")
         prefix = name.split("_")[0]
         for fig in figures:
             if fig.name.startswith(prefix):
                 parts.append(f"<a href='figures/{fig.name}'><img src='figures/{fig.name}' alt='{fig.stem}'></a>")
+    earlier = earlier_records(out, [r["name"] for r in results])
+    if earlier:
+        parts.append("<h2>From an earlier run</h2><p>Recorded by an earlier runner call into this folder, not by this "
+                     "one; their claims are marked so.</p><ul>" + "".join(
+                         f"<li><a href='{stem}.json'>{html.escape(stem)}</a>, recorded {html.escape(when)}</li>"
+                         for stem, when in earlier.items()) + "</ul>")
     parts.append("</body></html>")
     return atomic_write_bytes(out / "index.html", "\n".join(parts).encode())

@@ -5,9 +5,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
-
 from ..artifacts import atomic_write_json, read_json
+from .provenance import provenance
 
 
 def output_dir(path: str | os.PathLike) -> Path:
@@ -16,21 +15,32 @@ def output_dir(path: str | os.PathLike) -> Path:
     return out
 
 
-def record(name: str, data: dict[str, Any], out: str | os.PathLike, *, inputs: Mapping[str, Any] | None = None) -> Path:
-    """Write ``out/<name>.json`` atomically (merging with what the notebook recorded before in this run).
+# The records this process wrote: a notebook may record in several cells, but never merges into a file an earlier
+# run left behind (its keys would pass for this run's numbers).
+_WRITTEN_HERE: set[Path] = set()
 
-    Every record also says how many torch threads computed it: the same seeds and thread count give the same
-    numbers, another thread count may change the last digits (and, through training, more). ``inputs``
-    (:meth:`~shortcut_nb.pipeline.context.Context.record`: data folders, model, checkpoint, input size and
-    normalisation) is recorded as ``"inputs"``.
+
+def record(name: str, data: dict[str, Any], out: str | os.PathLike, *, inputs: Mapping[str, Any] | None = None) -> Path:
+    """Write ``out/<name>.json`` atomically (merged with what this process recorded there before; a file left by an
+    earlier run is replaced, none of its keys kept).
+
+    Every record says what produced it, as ``"provenance"`` (:func:`~.provenance.provenance`: every notebook
+    parameter as applied, package version and git commit, torch threads, device, time) and ``"torch_threads"``:
+    the same seeds and thread count give the same numbers, another thread count may change the last digits (and,
+    through training, more). ``inputs`` (:meth:`~shortcut_nb.pipeline.context.Context.record`: datasets with
+    their source and fingerprint, model, checkpoint, seeds, input size and normalisation) is recorded as
+    ``"inputs"``.
     """
     path = output_dir(out) / f"{name}.json"
-    merged = read_json(path) if path.is_file() else {}
+    merged = read_json(path) if path.resolve() in _WRITTEN_HERE and path.is_file() else {}
     merged.update(data)
     if inputs is not None:
         merged["inputs"] = dict(inputs)
-    merged["torch_threads"] = torch.get_num_threads()
-    return atomic_write_json(path, merged)
+    merged["provenance"] = provenance()
+    merged["torch_threads"] = merged["provenance"]["torch_threads"]
+    atomic_write_json(path, merged)
+    _WRITTEN_HERE.add(path.resolve())
+    return path
 
 
 def save_figure(fig, name: str, out: str | os.PathLike, *, dpi: int = 110) -> Path:

@@ -3,8 +3,11 @@
 Each notebook runs in its own process with a timeout, gets ``PROFILE`` and
 ``OUTPUT_DIR`` injected into its ``parameters`` cell, and writes
 ``OUTPUT_DIR/<name>.ipynb`` (executed), ``OUTPUT_DIR/<name>.json`` (its
-numbers) and ``OUTPUT_DIR/figures/*.png``. After the notebooks the claims
-report (``claims.json``, ``claims.md``) and an ``index.html`` are written.
+numbers) and ``OUTPUT_DIR/figures/*.png``. A notebook executes into a fresh
+hidden folder beside them and replaces its previous outputs only when it
+succeeded; a failed one leaves its last good outputs in ``last_good/`` and its
+claims "not run" (:mod:`.publish`). After the notebooks ``runs.json``, the
+claims report (``claims.json``, ``claims.md``) and an ``index.html`` are written.
 
 Further notebook parameters (``run_all(parameters=...)``, the CLI's ``--data``,
 ``--model``, ``--checkpoint``, ``--image-size``, ``-p``, ``-y``) are checked
@@ -15,8 +18,7 @@ paths are made absolute and must exist (a notebook runs in ``notebooks/``).
 """
 from __future__ import annotations
 
-import ast
-import difflib
+import errno
 import json
 import os
 import subprocess
@@ -25,25 +27,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-from IPython.core.inputtransformer2 import TransformerManager
-
+from ..artifacts import atomic_write_json
 from ..config import check_profile
 from ..progress import PLAIN_ENV
 from .claims import write_claims_report
 from .html import write_index
+from .parameters import ParameterError, declared_parameters, unknown_message
+from .publish import keep_last_good, publish, stage_folder
 
 # Per-notebook timeouts (seconds) by profile; the paper profile runs on a GPU for hours.
 TIMEOUTS = {"smoke": 240, "cpu": 2400, "paper": 48 * 3600}
 DRY_RUN_TIMEOUT = 900  # a dry run of any profile: real models, capped sizes (minutes on 2 CPU cores)
 # Parameters the runner sets itself, and the option that sets them.
 RESERVED = {"PROFILE": "--profile", "OUTPUT_DIR": "--out", "DRY_RUN": "--dry-run"}
+# Characters of a failed notebook's output kept in its error (the index and the log show it).
+ERROR_TAIL_CHARS = 3000
 # File suffixes that make a MODEL value a weights file rather than a timm / torchvision name.
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
 
 
-class ParameterError(ValueError):
-    """A notebook parameter that cannot be passed: reserved, declared by no selected notebook, or a bad value."""
+class ReportError(OSError):
+    """The report (runs.json, claims, index) could not be written into the output folder."""
 
 
 @dataclass
@@ -79,37 +83,6 @@ def select_notebooks(only: str | None = None, folder: Path | None = None) -> lis
     return picked
 
 
-def _target_names(target: ast.expr) -> list[str]:
-    """The plain names an assignment target binds (``A = ...``, ``A, B = ...``); none for ``A[0] = ...``."""
-    if isinstance(target, ast.Name):
-        return [target.id]
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return [name for element in target.elts for name in _target_names(element)]
-    if isinstance(target, ast.Starred):
-        return _target_names(target.value)
-    return []
-
-
-def declared_parameters(book: Path) -> list[str]:
-    """The names a notebook's cell tagged ``parameters`` assigns at top level, in order (parsed, never run)."""
-    nb = nbformat.read(book, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
-    if cell is None:
-        return []
-    source = TransformerManager().transform_cell(cell.source)  # IPython magics become plain Python
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        raise ParameterError(f"{book.name}: its parameters cell is not valid Python (line {error.lineno}: "
-                             f"{error.msg}); expected assignments such as PROFILE = \"cpu\"") from error
-    names: list[str] = []
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) else []
-        names += [name for target in targets for name in _target_names(target)]
-    return list(dict.fromkeys(names))
-
-
 def data_folder_path(path: str | os.PathLike) -> str:
     """``path`` made absolute; a ValueError unless it is a dataset folder holding ``metadata.csv``."""
     folder = Path(path).expanduser().resolve()
@@ -118,6 +91,19 @@ def data_folder_path(path: str | os.PathLike) -> str:
     if not (folder / "metadata.csv").is_file():
         raise ValueError(f"{folder} holds no metadata.csv (expected a dataset folder holding metadata.csv, "
                          "see `python -m shortcut_nb check-data FOLDER`)")
+    return str(folder)
+
+
+def runs_root_path(path: str | os.PathLike) -> str:
+    """A runs root made absolute; a ValueError when it, or a folder above it, is a file (it is created when missing)."""
+    folder = Path(path).expanduser().resolve()
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "is a file" if place == folder else f"lies under {place}, which is a file"
+                raise ValueError(f"{folder} {what} (expected a folder for checkpoints, data and features; it is "
+                                 "created when missing)")
+            break
     return str(folder)
 
 
@@ -165,7 +151,7 @@ def _checked_value(key: str, value: object) -> object:
     return value
 
 
-def check_parameters(parameters: dict) -> dict:
+def check_values(parameters: dict) -> dict:
     """The user's parameters, checked: identifier names, none the runner sets itself, JSON-able values, paths."""
     checked = {}
     for key, value in parameters.items():
@@ -178,17 +164,6 @@ def check_parameters(parameters: dict) -> dict:
     return checked
 
 
-def _unknown_message(unknown: list[str], declared: dict[str, list[str]]) -> str:
-    """The error for parameter names no selected notebook declares: close matches and each notebook's names."""
-    known = sorted({name for names in declared.values() for name in names})
-    hints = [f"{name} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(name, known, n=2))
-             else name for name in unknown]
-    lines = [f"unknown notebook parameter(s): {', '.join(hints)}; no selected notebook declares "
-             f"{'it' if len(unknown) == 1 else 'them'} in its parameters cell. The selected notebooks' parameters:"]
-    lines += [f"  {stem}: {', '.join(names) or '(no parameters cell)'}" for stem, names in declared.items()]
-    return "\n".join(lines)
-
-
 def plan_parameters(books: list[Path], parameters: dict | None) -> dict[str, dict]:
     """Each notebook's share of the user's ``parameters``: a name goes to the notebooks that declare it.
 
@@ -197,13 +172,13 @@ def plan_parameters(books: list[Path], parameters: dict | None) -> dict[str, dic
     Raises :class:`ParameterError` (before anything runs) for a reserved name, a bad value, or a name that none of
     ``books`` declares.
     """
-    checked = check_parameters(parameters or {})
+    checked = check_values(parameters or {})
     if not checked:
         return {book.stem: {} for book in books}
     declared = {book.stem: declared_parameters(book) for book in books}
     unknown = [key for key in checked if not any(key in names for names in declared.values())]
     if unknown:
-        raise ParameterError(_unknown_message(unknown, declared))
+        raise ParameterError(unknown_message(unknown, declared))
     return {stem: {name: checked[name] for name in names if name in checked} for stem, names in declared.items()}
 
 
@@ -220,11 +195,25 @@ def describe_parameters(common: dict, plan: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def error_tail(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
+    """The end of a failed run's output, at most ``limit`` characters, starting at a line's start."""
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    newline = cut.find("\n")
+    return "[... earlier output cut]\n" + (cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut)
+
+
 def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_root: str | None = None,
                  extra_parameters: dict | None = None) -> NotebookRun:
-    """Execute one notebook with papermill in a child process, killed after ``timeout`` seconds."""
-    params = {"PROFILE": profile, "OUTPUT_DIR": str(out.resolve()), **(extra_parameters or {})}
-    cmd = [sys.executable, "-m", "papermill", str(path), str(out / path.name), "--kernel", "python3",
+    """Execute one notebook with papermill in a child process, killed after ``timeout`` seconds.
+
+    It executes into a fresh folder beside ``out`` (its ``OUTPUT_DIR``); its outputs replace the previous ones only
+    when it succeeded, else the previous good ones move to ``out/last_good/`` (:mod:`.publish`).
+    """
+    stage = stage_folder(out, path.stem)
+    params = {"PROFILE": profile, "OUTPUT_DIR": str(stage.resolve()), **(extra_parameters or {})}
+    cmd = [sys.executable, "-m", "papermill", str(path), str(stage / path.name), "--kernel", "python3",
            "--cwd", str(path.parent), "--no-progress-bar", "--log-level", "WARNING"]
     for key, value in params.items():
         cmd += ["-y", json.dumps({key: value})]
@@ -237,15 +226,20 @@ def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_ro
     tic = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        seconds = time.perf_counter() - tic
+        if proc.returncode != 0:
+            result = NotebookRun(path.stem, seconds, False, error_tail(proc.stderr or proc.stdout))
+        elif not (stage / f"{path.stem}.json").is_file():
+            result = NotebookRun(path.stem, seconds, False, f"ran, but recorded no {path.stem}.json")
+        else:
+            result = NotebookRun(path.stem, seconds, True)
     except subprocess.TimeoutExpired:
-        return NotebookRun(path.stem, time.perf_counter() - tic, False, f"timed out after {timeout:.0f} s")
-    seconds = time.perf_counter() - tic
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout)[-3000:]
-        return NotebookRun(path.stem, seconds, False, tail)
-    if not (out / f"{path.stem}.json").is_file():
-        return NotebookRun(path.stem, seconds, False, f"ran, but recorded no {path.stem}.json")
-    return NotebookRun(path.stem, seconds, True)
+        result = NotebookRun(path.stem, time.perf_counter() - tic, False, f"timed out after {timeout:.0f} s")
+    if result.ok:
+        publish(stage, out, path.stem)
+    else:
+        keep_last_good(stage, out, path.stem)
+    return result
 
 
 def run_all(*, profile: str, out: str | os.PathLike, only: str | None = None, runs_root: str | None = None,
@@ -278,10 +272,27 @@ def run_all(*, profile: str, out: str | os.PathLike, only: str | None = None, ru
         if not result.ok:
             print(result.error, file=sys.stderr, flush=True)
         results.append(result)
-    write_claims_report(out)
-    write_index(out, results=[r.__dict__ for r in results], profile=profile + (" (dry run)" if dry_run else ""))
-    (out / "runs.json").write_text(json.dumps({"profile": profile, "dry_run": dry_run, "parameters": plan,
-                                               "notebooks": [r.__dict__ for r in results]}, indent=1))
+    write_report(out, results, profile=profile, dry_run=dry_run, plan=plan)
     print(f"[shortcut_nb] executed notebooks, figures and reports are in {out.resolve()} "
           f"(open {out.resolve() / 'index.html'})", flush=True)
     return results
+
+
+def write_report(out: Path, results: list[NotebookRun], *, profile: str, dry_run: bool, plan: dict) -> None:
+    """``runs.json`` (what this call ran), the claims report and ``index.html``, each written atomically.
+
+    Raises:
+        ReportError: the folder cannot take them (a full disk, no permission): the message names the folder, the
+            file and the reason; the executed notebooks and their JSON stay as published.
+    """
+    try:
+        atomic_write_json(out / "runs.json", {"profile": profile, "dry_run": dry_run, "parameters": plan,
+                                              "notebooks": [r.__dict__ for r in results]})
+        write_claims_report(out)
+        write_index(out, results=[r.__dict__ for r in results], profile=profile + (" (dry run)" if dry_run else ""))
+    except OSError as error:
+        reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        raise ReportError(f"could not write the report into --out {out}: {reason} (writing "
+                          f"{error.filename or 'a report file'}). The notebooks' outputs are published there; free "
+                          f"space (or pick another --out) and write the report again with `python -m shortcut_nb "
+                          f"claims {out}`.") from error

@@ -2,6 +2,7 @@
 ``runs_root`` does, the run log counts trained vs loaded runs, and the s-score samples are the one draw."""
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from shortcut_nb.config import profile_settings
 from shortcut_nb.data import ISICLikeSettings, ensure_synthetic
+from shortcut_nb.data.fingerprint import folder_fingerprint
 from shortcut_nb.data.samples import draw_masked_samples
 from shortcut_nb.pipeline.context import Context
 from shortcut_nb.pipeline.runs import get_split, run_dir, run_spec
@@ -163,3 +165,29 @@ def test_counterfactual_pairs_are_the_one_draw_of_the_validation_split(tiny_isic
     assert len(a6.indices) == 6 and torch.equal(a6.indices, ctx.counterfactual_pairs(spec, n=6, seed=1)[0].indices)
     assert profile_settings("cpu").counterfactual_pairs == 200 and profile_settings("paper").counterfactual_pairs == 300
     assert profile_settings("cpu", dry_run=True).counterfactual_pairs == 4
+
+
+def test_record_names_each_datasets_source_synthetic_or_a_folder_with_its_fingerprint(tmp_path, tiny_waterbirds):
+    ctx = Context.build("smoke", root=tmp_path, folders={"waterbirds": tiny_waterbirds}, progress=False)
+    assert ctx.datasets() == ("waterbirds",)
+    assert ctx.datasets(["waterbirds", "isic"]) == ("waterbirds", "isic")
+    rec = ctx.record()
+    assert rec["datasets"]["isic"] == {"source": "synthetic benchmark", "synthetic": True}
+    mine = rec["datasets"]["waterbirds"]
+    assert mine["source"] == "folder" and mine["path"] == str(tiny_waterbirds)
+    assert mine["fingerprint"] == folder_fingerprint(tiny_waterbirds)
+    assert rec["seeds"] == list(ctx.settings.seeds) and rec["models"] == {"cnn": ctx.settings.cnn,
+                                                                          "vit": ctx.settings.vit}
+
+
+def test_folder_fingerprint_follows_an_image_edited_in_place(tmp_path, tiny_waterbirds):
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_waterbirds, folder)
+    before = folder_fingerprint(folder)
+    image = next(p for p in sorted(folder.rglob("*.png")))
+    data = image.read_bytes()
+    image.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, new content and mtime
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1_000_000_000))
+    assert folder_fingerprint(folder) != before
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}: no metadata.csv"):
+        folder_fingerprint(tmp_path)
