@@ -33,11 +33,10 @@ from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_r
 from ...pipeline.runs import RunSpec
 from ...sscore import score_neurons, summarize_scores
 from ...vocab import Arch, DatasetName
+from .record import PAPER_KEEP
 
 #: The s-score draw of notebook 03 (Fig. 5's baseline): the same training images score every model.
 SAMPLE_SEED = 0
-#: The paper's Fig. 7 masks keep 80 % of the weights.
-PAPER_KEEP = 0.8
 
 
 def mask_recipes(ctx: Context, *, steps: int | None = None, keep_grid: Sequence[float] | None = None) -> ProfileRecipes:
@@ -246,6 +245,30 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
     names = ctx.split(spec, "test").groups.names
     return RemovalResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, group_names=names,
                          train_group_counts=counts, full=full, subnetworks=tuple(subs), recipe=base)
+
+
+def seed_experiments(ctx: Context, *, prusc: PruscResult, removals: Mapping[str, RemovalResult],
+                     recipes: ProfileRecipes, remove_groups: Mapping[str, Sequence[int]], alpha: float = 0.5,
+                     seeds: Sequence[int] | None = None) -> dict[int, tuple[PruscResult, dict[str, RemovalResult]]]:
+    """Fig. 6 and Fig. 7 (80 % masks only) for every seed, to decide their claims over seeds:
+    ``{seed: (PruscResult, {dataset: RemovalResult})}``.
+
+    ``seeds``: None: the profile's (:meth:`Context.seeds`, ``prusc.seed`` first). The notebook's own results
+    (``prusc``, ``removals``, for ``prusc.seed``) are reused; another seed's model comes from the run cache and its
+    masks are trained on first use (one PruSC-style mask and one per removed group and dataset at 80 %).
+    """
+    out = {}
+    for s in ctx.seeds(prusc.seed, seeds):
+        if s == prusc.seed:
+            out[s] = (prusc, dict(removals))
+            continue
+        out[s] = (prusc_experiment(ctx, dataset=prusc.dataset, arch=prusc.arch, seed=s, recipe=recipes.prusc,
+                                   alpha=alpha),
+                  {name: group_removal_experiment(ctx, dataset=name, remove_groups=remove_groups[name],
+                                                  keep_fractions=(PAPER_KEEP,), arch=r.arch, seed=s,
+                                                  recipe=recipes.removal)
+                   for name, r in removals.items()})
+    return out
 
 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[MaskRun]:
