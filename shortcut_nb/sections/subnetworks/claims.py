@@ -5,7 +5,7 @@ from typing import Mapping
 
 from ...claims import Effect, claim, decide_effects, measured, verdict_lines
 from ...paper import PAPER_FIG6, PAPER_FIG7
-from .record import NAME, PAPER_KEEP, subnet_key
+from .record import CLAIM_DATASET, NAME, PAPER_KEEP, subnet_key
 
 
 #: Thresholds of the Fig. 7 claim: the removed group must lose at least DROP_MIN, no
@@ -66,7 +66,8 @@ def takeaways(recorded: Mapping) -> str:
             f"(a random cut of that size: about {m['keep_fraction']:.0%})" for name, m in learned) + ".")
     lines.extend(verdict_lines([("Fig. 6 (mask pruning)", _prusc_claim(recorded))]
                                + ([("Fig. 7 (group removal)", _removal_claim(recorded))]
-                                  if "isic" in recorded["removal"] and _removal_effect(recorded["removal"]["isic"], 0) else [])))
+                                  if CLAIM_DATASET in recorded["removal"]
+                                  and _removal_effect(recorded["removal"][CLAIM_DATASET], 0) else [])))
     secs = recorded["mask_seconds"]
     per_step = recorded.get("mask_seconds_per_step")
     lines.append(f"- Mask training: {len(secs)} masks, {min(secs.values()):.0f}-{max(secs.values()):.0f} s each"
@@ -114,7 +115,7 @@ def _other_drop(view: Mapping, group: int) -> float | None:
     return None if pair is None else max(f - s for k, (f, s) in enumerate(zip(*pair)) if k != group)
 
 
-def _removal_effects(rec: Mapping, dataset: str = "isic", group: int = 0) -> list[Effect]:
+def _removal_effects(rec: Mapping, dataset: str = CLAIM_DATASET, group: int = 0) -> list[Effect]:
     """Fig. 7's two effects without ``group``: its own accuracy drop and the largest drop of another group."""
     seeds = [e["removal"][dataset] for e in rec.get("per_seed") or () if dataset in e["removal"]]
     mean = rec["removal"][dataset]
@@ -133,11 +134,11 @@ def _removal_effects(rec: Mapping, dataset: str = "isic", group: int = 0) -> lis
        "Fig. 7: without BwoP, BwoP 0.92 → 0.18, others unchanged or higher; without BwP, BwP stays 0.99 "
        "and MwoP falls to about 0.49")
 def _removal_claim(rec: dict):
-    removal = rec["removal"]["isic"]
+    removal = rec["removal"][CLAIM_DATASET]
     names = removal["group_names"]
     eff = _removal_effect(removal, 0)
     if eff is None:
-        raise KeyError("isic subnetwork without BwoP at 80 %")
+        raise KeyError(f"{CLAIM_DATASET} subnetwork without BwoP at 80 %")
     ours = (f"without BwoP: BwoP {eff['full'][0]:.2f} → {eff['sub'][0]:.2f}, largest drop elsewhere "
             f"{eff['max_other_drop']:+.2f}")
     other = _removal_effect(removal, 1)
