@@ -47,8 +47,12 @@ def takeaways(recorded: Mapping) -> str:
                 lines.append(f"  Target patch ({t['row']}, {t['col']}) of image {t['image']}: strongest head L{l}H{h} "
                              f"puts {t['share'][l][h]:.2f} of its attention on spurious patches (area {t['area']:.2f}, "
                              f"lift {v:.2f}×).")
-    if any("vit" in r and "cnn" in r for r in recorded["sscore"].values()):
-        lines.extend(verdict_lines([("ViT s-scores lower", _sscore_claim(recorded))]))
+    checks = [("ViT s-scores lower", _sscore_claim(recorded))] \
+        if any("vit" in r and "cnn" in r for r in recorded["sscore"].values()) else []
+    if recorded["attention"]:
+        checks.append(("heads beyond their area", _heads_claim(recorded)))
+    if checks:
+        lines.extend(verdict_lines(checks))
     lines.extend(detector_lines(recorded.get("detectors") or {}, "ViT"))
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s, α = {recorded['alpha']}.")
     return "\n".join(lines)
