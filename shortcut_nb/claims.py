@@ -184,11 +184,15 @@ class Verdict:
     @property
     def label(self) -> str:
         """With effects: ``holds`` / ``fails`` / ``undecided`` (``undecided (one seed, no interval)`` when the
-        deciding effect has no interval). Without: ``yes`` / ``no``, ``mixed (k of n seeds)`` when a seed disagrees."""
+        deciding effect has no interval, ``undecided (not measured)`` when no seed measured it). Without: ``yes`` /
+        ``no``, ``mixed (k of n seeds)`` when a seed disagrees."""
         if self.effects:
             if self.decided:
                 return "holds" if self.holds else "fails"
-            return NO_INTERVAL if self.effects[0].interval_kind is None else "undecided"
+            first = self.effects[0]
+            if first.n_seeds == 0:
+                return "undecided (not measured)"
+            return NO_INTERVAL if first.interval_kind is None else "undecided"
         if not self.decided:
             return "undecided"
         base = "yes" if self.holds else "no"

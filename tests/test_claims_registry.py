@@ -75,7 +75,8 @@ def test_one_seed_uses_its_bootstrap_interval_and_without_one_is_undecided():
     assert many.interval_kind == "t over 2 seeds" and many.low == pytest.approx(t_interval([0.3, 0.32])[1])
     with pytest.raises(ValueError, match="within has 1 intervals for 2 seeds"):
         Effect("x", "u", 0.0, (0.1, 0.2), within=((0.0, 1.0),))
-    assert Effect("x", "u", 0.0, (None,)).outcome == "undecided"  # not measured
+    unmeasured = Effect("x", "u", 0.0, (None,))
+    assert unmeasured.outcome == "undecided" and decide_effects("o", [unmeasured]).label == "undecided (not measured)"
 
 
 def test_a_failing_effect_decides_a_claim_and_comes_first():
