@@ -229,9 +229,10 @@ def model_spec(ctx: Context, dataset: str, arch: str, seed: int) -> RunSpec:
 
 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
-    """What notebook 02 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
+    """What notebook 02 trains with these parameters (its ``parameters`` cell), for ``sweep plan``: its own seed's
+    models, then every other profile seed's (:func:`seed_neighbourhoods` measures each)."""
     seed = int(parameters.get("SEED", 0))
-    return [model_spec(ctx, ds, arch, seed) for ds in ctx.datasets(parameters.get("DATASETS"))
+    return [model_spec(ctx, ds, arch, s) for s in ctx.seeds(seed) for ds in ctx.datasets(parameters.get("DATASETS"))
             for arch in ctx.archs(parameters.get("ARCHS", ARCHS))]
 
 

@@ -274,14 +274,22 @@ def seed_experiments(ctx: Context, *, prusc: PruscResult, removals: Mapping[str,
 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[MaskRun]:
     """The masks notebook 05 trains with these parameters (its ``parameters`` cell), for ``sweep plan``: the
-    Fig. 6 mask and every Fig. 7 mask (a sweep adds the fine-tunings they mask as their dependencies)."""
+    Fig. 6 mask and every Fig. 7 mask, then each other profile seed's (:func:`seed_experiments`: its Fig. 6 mask and
+    its 80 % Fig. 7 masks on :data:`~.record.CLAIM_DATASET`); a sweep adds the fine-tunings they mask as their
+    dependencies."""
     seed = int(parameters.get("SEED", 0))
     datasets = ctx.datasets(parameters.get("DATASETS"))
     dataset = ctx.headline(datasets, parameters.get("DATASET", "isic"))
     recipes = mask_recipes(ctx, steps=parameters.get("MASK_STEPS"), keep_grid=parameters.get("KEEP_GRID"))
+    groups_out = removal_groups(parameters.get("REMOVE_GROUPS"), datasets)
     runs = [MaskRun(ctx.run_spec(dataset, arch="cnn", seed=seed), recipes.prusc)]
-    for name, groups in removal_groups(parameters.get("REMOVE_GROUPS"), datasets).items():
+    for name, groups in groups_out.items():
         spec = ctx.run_spec(name, arch="cnn", seed=seed)
         runs += [MaskRun(spec, removal_recipe(recipes.removal, g, keep, seed))
                  for g in groups for keep in removal_keeps(recipes, name, dataset)]
+    for other in ctx.seeds(seed)[1:]:
+        runs.append(MaskRun(ctx.run_spec(dataset, arch="cnn", seed=other), recipes.prusc))
+        spec = ctx.run_spec(CLAIM_DATASET, arch="cnn", seed=other)
+        runs += [MaskRun(spec, removal_recipe(recipes.removal, g, PAPER_KEEP, other))
+                 for g in groups_out.get(CLAIM_DATASET, ())]
     return runs

@@ -109,3 +109,9 @@ def test_seed_neighbourhoods_reuse_the_notebooks_own_and_measure_every_other_see
     assert set(rows[0]) == set(study.SEED_KEYS)
     assert rows[0]["lift"] == own["waterbirds/cnn/train"]["attribute"]["lift"]
     assert rows[1]["purity"] == rows[0]["purity"]  # the same toy model: the same neighbourhoods
+
+
+def test_planned_runs_name_every_seeds_models(tmp_path):
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    runs = study.planned_runs(ctx, {"SEED": 2, "DATASETS": ["isic"]})
+    assert [(r.seed, r.model) for r in runs] == [(s, m) for s in (2, 0, 1) for m in (ctx.settings.cnn, ctx.settings.vit)]
