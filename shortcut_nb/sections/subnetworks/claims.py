@@ -76,14 +76,26 @@ def takeaways(recorded: Mapping) -> str:
     return "\n".join(lines)
 
 
+def _within(name: str):
+    """A view's within-seed interval ``name`` (``intervals`` of a seed's entry, or of the headline's ``prusc`` side;
+    None where not recorded)."""
+    def read(view: Mapping) -> tuple[float, float] | None:
+        intervals = view.get("intervals") if "seed" in view else view["prusc"]["prusc"].get("intervals")
+        pair = (intervals or {}).get(name)
+        return None if pair is None or None in pair else (pair[0], pair[1])
+
+    return read
+
+
 def _prusc_effects(rec: Mapping) -> list[Effect]:
-    """Fig. 6's two effects, one value per seed (``per_seed``; the headline run when not recorded)."""
+    """Fig. 6's two effects, one value per seed (``per_seed``; the headline run when not recorded), each with its
+    within-seed bootstrap (over test images, over neurons)."""
     seeds = rec.get("per_seed") or ()
     return [measured("ΔWGA of the PruSC-style mask", "ΔWGA", WGA_RISE_MIN, lambda v: v["wga_after"] - v["wga_before"],
-                     rec, seeds, paper=_P1["wga"] - _P0["wga"]),
+                     rec, seeds, paper=_P1["wga"] - _P0["wga"], within=_within("wga_change")),
             measured("fall of the mean s-score under the mask", "Δ mean s (before − after)", S_FALL_MIN,
                      lambda v: v["mean_s_before"] - v["mean_s_after"], rec, seeds,
-                     paper=_P0["mean_s"] - _P1["mean_s"])]
+                     paper=_P0["mean_s"] - _P1["mean_s"], within=_within("mean_s_fall"))]
 
 
 @claim("components.prusc", NAME, "Mask pruning on frozen weights lowers the mean s-score and raises WGA",

@@ -37,7 +37,7 @@ HEADLINE: dict[str, tuple[str, tuple[str, ...]]] = {
 KEYS = ("profile", "seconds", *HEADLINE, "prusc", "removal", "mask_seconds", "mask_steps", "mask_seconds_per_step",
         "per_seed", "runs")
 #: One seed's entry under ``per_seed`` (:func:`seed_record`): Fig. 6's numbers and Fig. 7's groups at 80 %.
-SEED_KEYS = ("seed", "wga_before", "wga_after", "mean_s_before", "mean_s_after", "removal")
+SEED_KEYS = ("seed", "wga_before", "wga_after", "mean_s_before", "mean_s_after", "intervals", "removal")
 
 
 def subnet_key(removed_group: int, keep_fraction: float) -> str:
@@ -70,7 +70,7 @@ def removal_entry(result: "RemovalResult") -> dict:
 
 def seed_record(by_seed: Mapping[int, tuple["PruscResult", Mapping[str, "RemovalResult"]]]) -> list[dict]:
     """Each seed's claim numbers (keys :data:`SEED_KEYS`) from :func:`~.study.seed_experiments`: Fig. 6's WGA and
-    mean s-score before and after, and per dataset the full model's and each 80 % subnetwork's group accuracies
+    mean s-score before and after with their within-seed intervals (:func:`~.study.prusc_intervals`), and per dataset the full model's and each 80 % subnetwork's group accuracies
     (``removal.<dataset>``: ``{"full": [...], "subnetworks": {subnet_key: {"removed_group", "groups"}}}``)."""
     out = []
     for seed, (prusc, removals) in by_seed.items():
@@ -81,7 +81,7 @@ def seed_record(by_seed: Mapping[int, tuple["PruscResult", Mapping[str, "Removal
                    for name, r in removals.items()}
         out.append({"seed": int(seed), "wga_before": prusc.baseline["wga"], "wga_after": prusc.prusc["wga"],
                     "mean_s_before": prusc.baseline["sscore"]["mean"], "mean_s_after": prusc.prusc["sscore"]["mean"],
-                    "removal": removal})
+                    "intervals": prusc.prusc.get("intervals"), "removal": removal})
     return out
 
 

@@ -24,14 +24,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from torch import nn
 
 from ...masks import MaskResult, magnitude_overlap, undecided_share
-from ...metrics import summarize
+from ...metrics import summarize, wga_change_interval
 from ...pipeline.context import Context
 from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_recipes, train_or_load_mask
 from ...pipeline.runs import RunSpec
 from ...sscore import score_neurons, summarize_scores
+from ...sscore.uncertainty import LEVEL, bootstrap_means
 from ...vocab import Arch, DatasetName
 from .record import CLAIM_DATASET, PAPER_KEEP
 
@@ -166,13 +168,27 @@ class RemovalResult:
 
 
 def evaluate_groups(ctx: Context, model: nn.Module, spec: RunSpec, *,
-                 train_group_counts: Sequence[int] | None = None) -> dict:
+                 train_group_counts: Sequence[int] | None = None, out: Mapping[str, Any] | None = None) -> dict:
     """Per-group accuracy, AVG, WGA and GAP of ``model`` on the test split (see :func:`~shortcut_nb.metrics.summarize`),
-    plus ``pred_class1`` (the share predicted class 1: a degenerate model predicts one class)."""
-    out = ctx.evaluate(model, spec, "test")
+    plus ``pred_class1`` (the share predicted class 1: a degenerate model predicts one class). ``out``: the model's
+    ``ctx.evaluate`` output on the test split when already computed."""
+    out = out if out is not None else ctx.evaluate(model, spec, "test")
     summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=train_group_counts)
     summary["pred_class1"] = float((out["pred"] == 1).mean())
     return summary
+
+
+def prusc_intervals(before: Mapping[str, Any], after: Mapping[str, Any], scores_before: Sequence[float],
+                    scores_after: Sequence[float], *, seed: int = 0) -> dict[str, list[float]]:
+    """Fig. 6's within-seed 95 % intervals: ``wga_change`` (ΔWGA, a paired bootstrap over the test images of both
+    models' predictions ``before`` / ``after``, :func:`~shortcut_nb.metrics.wga_change_interval`) and
+    ``mean_s_fall`` (mean s-score before minus after, a paired bootstrap over the d neurons' (d,) scores)."""
+    n_groups = int(max(before["g"].max(), after["g"].max())) + 1
+    fall = np.asarray(scores_before, dtype=np.float64) - np.asarray(scores_after, dtype=np.float64)
+    means = bootstrap_means(fall, seed=seed)[:, 0]
+    return {"wga_change": list(wga_change_interval(before["pred"], after["pred"], before["y"], before["g"],
+                                                   n_groups=n_groups, seed=seed)),
+            "mean_s_fall": [float(np.quantile(means, (1 - LEVEL) / 2)), float(np.quantile(means, (1 + LEVEL) / 2))]}
 
 
 def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch = "cnn", seed: int = 0,
@@ -197,12 +213,15 @@ def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch 
     pruned = mask.apply(model)
     # the same draw as notebook 03 (Fig. 5's baseline): training images whose spurious mask is non-empty
     samples = ctx.masked_samples(spec, seed=sample_seed, n=sscore_samples)
-    sides = {}
+    sides, outs = {}, {}
     for name, net in (("baseline", model), ("prusc", pruned)):
-        summary = evaluate_groups(ctx, net, spec, train_group_counts=info["train_group_counts"])
+        outs[name] = ctx.evaluate(net, spec, "test")
+        summary = evaluate_groups(ctx, net, spec, train_group_counts=info["train_group_counts"], out=outs[name])
         summary["sscore"] = summarize_scores(score_neurons(net, samples, alpha=alpha), samples.area,
                                              head_weight=net.head.weight)
         sides[name] = summary
+    sides["prusc"]["intervals"] = prusc_intervals(outs["baseline"], outs["prusc"], sides["baseline"]["sscore"]["scores"],
+                                                  sides["prusc"]["sscore"]["scores"], seed=seed)
     return PruscResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, alpha=float(alpha),
                        sscore_samples=len(samples), recipe=recipe, baseline=sides["baseline"], prusc=sides["prusc"],
                        mask=MaskFacts.of(mask, minfo, model))

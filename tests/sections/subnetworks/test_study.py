@@ -177,6 +177,14 @@ def test_seed_experiments_record_every_seeds_figs_6_and_7_for_the_claims(tiny_ct
                                                profile="smoke", seconds=1.0, per_seed=table)))
     for verdict in (claims._prusc_claim(rec), claims._removal_claim(rec)):
         assert all(e.n_seeds == 2 and e.interval_kind == "t over 2 seeds" for e in verdict.effects)
+    # each seed's Fig. 6 carries its within-seed intervals, around its own ΔWGA and mean s-score fall
+    for entry in table:
+        (lo, hi), (s_lo, s_hi) = entry["intervals"]["wga_change"], entry["intervals"]["mean_s_fall"]
+        assert lo <= entry["wga_after"] - entry["wga_before"] <= hi
+        assert s_lo <= entry["mean_s_before"] - entry["mean_s_after"] + 1e-9 and s_lo <= s_hi
+    one = json.loads(json.dumps(record.payload(record.prusc_entry(prusc), {"isic": record.removal_entry(removal)},
+                                               profile="smoke", seconds=1.0, per_seed=table[:1])))
+    assert all(e.interval_kind == "bootstrap within the seed" for e in claims._prusc_claim(one).effects)
 
 
 def test_planned_runs_name_every_seeds_masks(tmp_path):
