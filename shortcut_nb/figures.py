@@ -246,3 +246,58 @@ def plot_detector_scatter(entries: Mapping[str, Mapping], *, key: str = "sscore"
             ax.set_xlim(0, 1)
         ax.legend(fontsize=7, loc="best")
     return fig
+
+
+#: A claim's verdict (the claims report's forest figure).
+OUTCOME_COLOURS = {"holds": "tab:green", "fails": "tab:red", "undecided": "0.45"}
+#: What the forest figure's caption says about its axes.
+FOREST_CAPTION = ("Each claim's deciding effect, as its distance to the claim's threshold in the effect's own unit, "
+                  "signed so that right is the paper's side (the dashed line at 0 is the threshold): dot the mean over "
+                  "seeds, bar its 95 % interval (Student-t over seeds, or one seed's bootstrap), hollow diamond the "
+                  "paper's value of the same effect. Effects on a 0–1 scale (accuracies, s-scores, AUROC, shares) "
+                  "share the first panel; others (counts) get a panel of their own.")
+
+
+def _toward_paper(e: Mapping, x: float | None) -> float | None:
+    """``x`` (a value in the effect's unit) as its distance to the threshold, positive on the paper's side."""
+    return None if x is None else (x - e["threshold"]) * (1 if e["side"] == "above" else -1)
+
+
+def plot_claims_forest(rows: Sequence[Mapping]) -> plt.Figure | None:
+    """A forest plot of the claims report (``claims.json``'s rows): one line per claim with an effect, coloured by
+    its verdict (:data:`OUTCOME_COLOURS`); see :data:`FOREST_CAPTION`. None when no row has a measured effect."""
+    shown = [r for r in rows if (r.get("effect") or {}).get("value") is not None]
+    if not shown:
+        return None
+
+    def on_unit_scale(e: Mapping) -> bool:
+        return all(abs(v) <= 1 for v in (e["value"], e["low"], e["high"], e["threshold"], e["paper"]) if v is not None)
+
+    panels: dict[str, list[Mapping]] = {}
+    for r in shown:
+        e = r["effect"]
+        panels.setdefault("0–1 scale" if on_unit_scale(e) else e["unit"], []).append(r)
+    heights = [max(len(v), 1) for v in panels.values()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 0.42 * sum(heights) + 1.2 * len(panels)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (unit, items) in zip(axes[:, 0], panels.items()):
+        for y, r in enumerate(reversed(items)):
+            e = r["effect"]
+            colour = OUTCOME_COLOURS.get(e["outcome"], "0.45")
+            value = _toward_paper(e, e["value"])
+            if e["low"] is not None and e["high"] is not None:
+                ends = sorted((_toward_paper(e, e["low"]), _toward_paper(e, e["high"])))
+                ax.plot(ends, [y, y], color=colour, lw=2.2)
+            ax.plot([value], [y], "o", color=colour, ms=6)
+            if e["paper"] is not None:
+                ax.plot([_toward_paper(e, e["paper"])], [y], "D", mfc="none", mec="black", ms=6)
+        ax.axvline(0, **CHANCE_STYLE)
+        ax.set_yticks(range(len(items)))
+        ax.set_yticklabels([f"{r['id']} ({r['effect']['unit']})" for r in reversed(items)], fontsize=8)
+        ax.set_xlabel(f"effect − threshold, toward the paper's side ({unit})")
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=2.2, label=k) for k, c in OUTCOME_COLOURS.items()]
+    handles.append(plt.Line2D([], [], color="black", marker="D", mfc="none", lw=0, label="paper's value"))
+    axes[0, 0].legend(handles=handles, fontsize=8, loc="best")
+    axes[0, 0].set_title("Claims: effect and 95 % interval against each claim's threshold")
+    fig.tight_layout()
+    return fig

@@ -30,6 +30,7 @@ ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
 __all__ = [
     "group_accuracies",
     "wga_interval",
+    "wga_change_interval",
     "summarize",
     "mean_std",
     "aggregate_seeds",
@@ -187,6 +188,25 @@ def summarize(
     }
 
 
+def _wga_resamples(correct: Sequence[np.ndarray], g: np.ndarray, n_groups: int, n_boot: int,
+                   seed: int) -> np.ndarray:
+    """(n_boot, S) worst-group accuracies of S prediction sets' ``correct`` (N,) 0/1 arrays on the same resamples:
+    each resample draws every present group's samples with replacement within the group (its size kept)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(g == k) for k in range(n_groups) if (g == k).any()]
+    out = np.empty((n_boot, len(correct)))
+    for b in range(n_boot):
+        picks = [idx[rng.integers(0, len(idx), len(idx))] for idx in groups]
+        out[b] = [min(c[p].mean() for p in picks) for c in correct]
+    return out
+
+
+def _check_level(level: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    return (1 - level) / 2
+
+
 def wga_interval(
     preds: ArrayLike,
     y: ArrayLike,
@@ -214,14 +234,39 @@ def wga_interval(
         ``(low, high)``.
     """
     p, yy, gg = _check_inputs(preds, y, g, n_groups)
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
-    correct = (p == yy).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    per_group = [correct[gg == k] for k in range(n_groups) if (gg == k).any()]
-    boot = np.array([min(c[rng.integers(0, len(c), len(c))].mean() for c in per_group) for _ in range(n_boot)])
-    tail = (1 - level) / 2
+    tail = _check_level(level)
+    boot = _wga_resamples([(p == yy).astype(np.float64)], gg, n_groups, n_boot, seed)[:, 0]
     low, high = np.quantile(boot, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def wga_change_interval(
+    preds_before: ArrayLike,
+    preds_after: ArrayLike,
+    y: ArrayLike,
+    g: ArrayLike,
+    *,
+    n_groups: int,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A paired percentile bootstrap interval of ΔWGA = WGA(after) − WGA(before) of two models' predictions on the
+    same test samples: both are scored on the same resamples (as :func:`wga_interval` draws them).
+
+    Args:
+        preds_before, preds_after, y, g: (N,) predictions of each model, classes and groups.
+        n_groups, level, n_boot, seed: as :func:`wga_interval`.
+
+    Returns:
+        ``(low, high)``.
+    """
+    before, yy, gg = _check_inputs(preds_before, y, g, n_groups)
+    after, _, _ = _check_inputs(preds_after, y, g, n_groups)
+    tail = _check_level(level)
+    boot = _wga_resamples([(before == yy).astype(np.float64), (after == yy).astype(np.float64)], gg, n_groups,
+                          n_boot, seed)
+    low, high = np.quantile(boot[:, 1] - boot[:, 0], [tail, 1 - tail])
     return float(low), float(high)
 
 

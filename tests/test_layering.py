@@ -18,7 +18,7 @@ import shortcut_nb
 PACKAGE = Path(shortcut_nb.__file__).resolve().parent
 
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(("vocab", "paper", "config", "artifacts", "locks", "progress", "claims"), 0),
+    **dict.fromkeys(("vocab", "paper", "config", "artifacts", "locks", "progress", "intervals", "claims"), 0),
     **dict.fromkeys(("data", "models", "metrics", "sscore", "bands", "attention", "embeddings", "lastlayer", "masks", "counterfactuals"),
                     1),
     "pipeline": 2,

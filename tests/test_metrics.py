@@ -119,3 +119,24 @@ def test_wga_interval_brackets_the_wga_and_shrinks_with_more_test_images():
         widths.append(high - low)
     assert widths[1] < widths[0] / 5
     assert abs(np.mean(widths[1:]) - 2 * 1.96 * np.sqrt(0.6 * 0.4 / 2000)) < 0.01  # the normal approximation
+
+
+def test_wga_change_interval_is_paired_and_brackets_the_change():
+    """Both models are scored on the same resamples: the same predictions change by exactly 0 on every resample; a
+    better model's ΔWGA interval holds the observed ΔWGA and is narrower than the two WGA intervals combined."""
+    from shortcut_nb.metrics import wga_change_interval, wga_interval
+
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(4), 200)
+    y = g // 2
+    before = np.where(rng.random(len(g)) < np.array([0.9, 0.6, 0.8, 0.95])[g], y, 1 - y)
+    after = np.where(rng.random(len(g)) < 0.1, 1 - before, before)  # 10 % of the predictions flipped...
+    after[(g == 1) & (before != y)] = y[(g == 1) & (before != y)]  # ...and the worst group's errors fixed
+    assert wga_change_interval(before, before, y, g, n_groups=4) == (0.0, 0.0)
+    low, high = wga_change_interval(before, after, y, g, n_groups=4, seed=1)
+    change = summarize(after, y, g)["wga"] - summarize(before, y, g)["wga"]
+    assert low <= change <= high and low > 0
+    (b0, b1), (a0, a1) = wga_interval(before, y, g, n_groups=4, seed=1), wga_interval(after, y, g, n_groups=4, seed=1)
+    assert high - low < (b1 - b0) + (a1 - a0)
+    with pytest.raises(ValueError, match="level"):
+        wga_change_interval(before, after, y, g, n_groups=4, level=1.0)

@@ -36,7 +36,12 @@ def test_runner_writes_claims_and_index(smoke_run):
     for c in claims:
         if c["notebook"] in ran:
             assert c["ours"] != "not run"
-    assert "| claim | paper | ours | holds |" in (out / "claims.md").read_text()
+    md = (out / "claims.md").read_text()
+    assert "| claim | paper | ours | effect | 95 % interval | paper's value | verdict | margin | seeds | profile |" in md
+    assert "figures/claims_forest.png" in md and (out / "figures" / "claims_forest.png").is_file()
+    for c in claims:  # every evaluated row states its effect (unit, interval, paper's value) and seeds (issue 24)
+        if c["notebook"] in ran and c.get("effect"):
+            assert {"unit", "value", "low", "high", "paper", "n_seeds"} <= set(c["effect"]) and c["seeds"] >= 1
     index = (out / "index.html").read_text()
     for name in results:
         assert name in index

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from ..metrics import mean_std
+from ..intervals import t_interval
 from ..sscore.uncertainty import LEVEL, N_BOOT, _check_level
 
 METRICS: tuple[str, ...] = ("spearman", "auroc", "precision_at_k")
@@ -154,17 +154,6 @@ def detector_table(scores: Mapping[str, object], share: object, **kwargs) -> dic
 
 
 def seed_interval(values: Sequence[float] | np.ndarray, *, level: float = LEVEL) -> Interval:
-    """Mean over seeds of a metric and its Student-t interval, ``mean ± t_{(1+level)/2, n-1} · sd / sqrt(n)``
-    (sd the sample standard deviation; NaN bounds for one seed; NaN values are left out, all NaN gives NaN)."""
-    level = _check_level(level)
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if arr.size == 0:
-        raise ValueError("values is empty: pass one metric value per seed")
-    arr = arr[np.isfinite(arr)]
-    if arr.size == 0:  # undefined in every seed (e.g. AUROC where no neuron is spurious)
-        return Interval(float("nan"), float("nan"), float("nan"))
-    mean, sd = mean_std(arr)
-    if arr.size == 1:
-        return Interval(mean, float("nan"), float("nan"))
-    half = float(stats.t.ppf((1 + level) / 2, arr.size - 1)) * sd / np.sqrt(arr.size)
-    return Interval(mean, mean - half, mean + half)
+    """Mean over seeds of a metric and its Student-t interval (:func:`shortcut_nb.intervals.t_interval`: NaN
+    bounds for one seed; NaN values are left out, all NaN gives NaN)."""
+    return Interval(*t_interval(values, level=_check_level(level)))

@@ -11,8 +11,12 @@ import importlib
 import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from ..artifacts import atomic_write_bytes, atomic_write_json, read_json
 from ..claims import CLAIMS, Claim, as_verdict
+from ..figures import FOREST_CAPTION, plot_claims_forest
+from .outputs import save_figure
 from .publish import earlier_records, last_runner_call
 
 
@@ -59,7 +63,10 @@ def evaluate_claims(out_dir: str | os.PathLike) -> list[dict]:
                 v = as_verdict(c.check(rec))
                 row.update({"ours": v.ours, "holds": v.holds if v.decided else None, "verdict": v.label,
                             "per_seed": list(v.per_seed),
-                            "seeds": len(v.per_seed) or 1, "margin": v.margin, "profile": rec.get("profile")})
+                            "seeds": v.effect.n_seeds if v.effect is not None else len(v.per_seed) or 1,
+                            "margin": v.margin, "profile": rec.get("profile"),
+                            "effect": None if v.effect is None else v.effect.record(),
+                            "effects": [e.record() for e in v.effects]})
             except KeyError as missing:
                 row.update({"ours": f"not recorded: {missing}", "holds": None, "profile": rec.get("profile")})
         rows.append(row)
@@ -78,6 +85,25 @@ def margin_text(row: dict) -> str:
     return "" if row.get("margin") is None else f"{row['margin']:+.3f}"
 
 
+def _number(x: float | None, signed: bool) -> str:
+    return "n/a" if x is None else f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def effect_cells(row: dict) -> tuple[str, str, str]:
+    """A report row's deciding effect as three table cells: ``effect`` (what, value, unit, threshold), ``interval``
+    (95 %, and how it was made) and ``paper's value``; empty where the row has no effect."""
+    e = row.get("effect")
+    if not e:
+        return "", "", ""
+    signed = e["unit"].startswith("Δ") or e["threshold"] == 0
+    needs = f"{'>' if e['side'] == 'above' else '<'} {_number(e['threshold'], signed)}"
+    effect = f"{e['name']}: {_number(e['value'], signed)} {e['unit']} (needs {needs})"
+    interval = (f"[{_number(e['low'], signed)}, {_number(e['high'], signed)}] ({e['interval']})" if e["interval"]
+                else "none (one seed, no interval)" if e["value"] is not None else "not measured")
+    paper = "no paper value" if e["paper"] is None else _number(e["paper"], signed)
+    return effect, interval, paper
+
+
 def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``claims.json`` and ``claims.md`` into ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
@@ -86,15 +112,20 @@ def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     lines = ["# Claims report", "",
              "Each row: a finding of the paper, the paper's number, ours (from the notebooks' recorded JSON), and whether it holds.",
              "At the `smoke` profile the numbers are sanity checks only; read verdicts at `cpu` or `paper`.", "",
-             "`holds` checks the paper's statement on the mean over seeds; `mixed (k of n seeds)` says the same criterion",
-             "held on only k of the n seeds alone; `margin` is the distance of the deciding number to its threshold",
-             "(positive: holds with room); `seeds` is how many trained seeds the row was decided on (1: one run).",
-             "A claim on an effect with an interval holds when the interval lies above its threshold and is `undecided`",
-             "(holds: null) when the interval covers it.", "",
-             "| claim | paper | ours | holds | margin | seeds | profile |", "|---|---|---|---|---|---|---|"]
+             "Each claim is decided on its effects, each a number in a unit the paper uses, measured on every trained",
+             "seed. `effect` is the one that decides the row (a failing one, else an undecided one, else the one with",
+             "least room); its `interval` is the 95 % Student-t interval over seeds (two seeds or more), else the one",
+             "seed's bootstrap interval over samples, else none. The verdict comes from the interval: `holds` when it",
+             "lies wholly on the paper's side of the threshold, `fails` when wholly on the other side, `undecided`",
+             "(holds: null) when it covers the threshold or there is none. `margin` is the distance from the",
+             "interval's nearer end to the threshold (positive: holds with room); `seeds` how many seeds measured it.",
+             "claims.json lists every effect of a row under `effects`.", "",
+             "| claim | paper | ours | effect | 95 % interval | paper's value | verdict | margin | seeds | profile |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {verdict_text(r)} | {margin_text(r)} | "
-                     f"{r.get('seeds', '')} | {r.get('profile') or ''} |")
+        effect, interval, paper_value = effect_cells(r)
+        lines.append(f"| {r['claim']} | {r['paper']} | {r['ours']} | {effect} | {interval} | {paper_value} | "
+                     f"{verdict_text(r)} | {margin_text(r)} | {r.get('seeds', '')} | {r.get('profile') or ''} |")
     measured = measured_on_own_data(out_dir)
     if measured:
         lines += ["", "## Measured on your own data or model", "",
@@ -103,8 +134,28 @@ def write_claims_report(out_dir: str | os.PathLike) -> tuple[Path, Path]:
                   "| notebook | what | measured |", "|---|---|---|"]
         lines += [f"| {m['notebook']} | {m['what']} | {m['measured']} |" for m in measured]
         atomic_write_json(out_dir / "claims.json", {"claims": rows, "measured": measured})
+    forest = claims_forest(out_dir, rows)
+    if forest is not None:
+        lines[1:1] = ["", f"![Each claim's effect and its 95 % interval](figures/{forest.name})", "", FOREST_CAPTION]
     md_path = atomic_write_bytes(out_dir / "claims.md", ("\n".join(lines) + "\n").encode())
     return json_path, md_path
+
+
+#: The forest figure's file name under ``<out>/figures/`` (index.html shows it first).
+FOREST_NAME = "claims_forest"
+
+
+def claims_forest(out_dir: str | os.PathLike, rows: list[dict]) -> Path | None:
+    """Draw :func:`~shortcut_nb.figures.plot_claims_forest` of ``rows`` to ``<out_dir>/figures/claims_forest.png``
+    (None, and any earlier figure removed, when no row has a measured effect)."""
+    fig = plot_claims_forest(rows)
+    if fig is None:
+        (Path(out_dir) / "figures" / f"{FOREST_NAME}.png").unlink(missing_ok=True)
+        return None
+    try:
+        return save_figure(fig, FOREST_NAME, out_dir)
+    finally:
+        plt.close(fig)
 
 
 def _spread(value: float, std: float | None, n: int | None) -> str:

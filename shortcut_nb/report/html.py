@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from ..artifacts import atomic_write_bytes, read_json
-from .claims import margin_text, verdict_text
+from ..figures import FOREST_CAPTION
+from .claims import FOREST_NAME, effect_cells, margin_text, verdict_text
 from .publish import LAST_GOOD, earlier_records, outputs_of, recorded_time
 
 
@@ -65,11 +66,18 @@ def write_index(out: str | os.PathLike, *, results: list[dict], profile: str) ->
     claims_path = out / "claims.json"
     if claims_path.is_file():
         rows = json.loads(claims_path.read_text())["claims"]
-        parts.append("<h2>Claims report</h2><table><tr><th>claim</th><th>paper</th><th>ours</th><th>holds</th>"
-                     "<th>margin</th><th>seeds</th></tr>")
+        parts.append("<h2>Claims report</h2>")
+        forest = out / "figures" / f"{FOREST_NAME}.png"
+        if forest.is_file():
+            parts.append(f"<figure><a href='figures/{forest.name}'><img src='figures/{forest.name}' "
+                         f"alt='claims forest plot' style='max-width:100%'></a><figcaption>"
+                         f"{html.escape(FOREST_CAPTION)}</figcaption></figure>")
+        parts.append("<table><tr><th>claim</th><th>paper</th><th>ours</th><th>effect</th><th>95 % interval</th>"
+                     "<th>paper's value</th><th>holds</th><th>margin</th><th>seeds</th></tr>")
         for r in rows:
+            cells = "".join(f"<td>{html.escape(c)}</td>" for c in effect_cells(r))
             parts.append(f"<tr><td>{html.escape(r['claim'])}</td><td>{html.escape(r['paper'])}</td>"
-                         f"<td>{html.escape(str(r['ours']))}</td><td>{html.escape(verdict_text(r))}</td>"
+                         f"<td>{html.escape(str(r['ours']))}</td>{cells}<td>{html.escape(verdict_text(r))}</td>"
                          f"<td>{margin_text(r)}</td><td>{r.get('seeds', '')}</td></tr>")
         parts.append("</table><p><a href='claims.md'>claims.md</a> · <a href='claims.json'>claims.json</a></p>")
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []

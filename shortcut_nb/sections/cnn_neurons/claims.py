@@ -5,7 +5,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...claims import Verdict, claim, decide, detector_claim, detector_lines
+from ...claims import Effect, claim, decide_effects, detector_claim, detector_lines, measured, verdict_lines
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from ...vocab import DATASET_LABELS, DETECTOR_LABELS
 from .record import NAME, ROWS, wgas
@@ -72,9 +72,8 @@ def takeaways(recorded: Mapping[str, Any]) -> str:
                      + ("identical bands (the gradient of a unit's mean is constant in space)." if same else
                         "bands differ: " + "; ".join(f"{r['method']} {r['band_counts']}" for r in methods) + "."))
     if "isic" in recorded["datasets"]:
-        n = len(_seeds(recorded, "isic")) or 1
-        lines.append(f"- The paper's readings on the ISIC-like set, decided on the mean over {n} seed(s) and per seed: "
-                     f"s-score spread {_spread(recorded).summary()}; Table 4 {_prune_refit(recorded).summary()}.")
+        lines.extend(verdict_lines([("s-score spread (ISIC-like)", _spread(recorded)),
+                                    ("Table 4 (ISIC-like)", _prune_refit(recorded))]))
     lines.extend(detector_takeaways(recorded))
     lines.append(f"- Refit set: {recorded['refit_set']}; accuracies on the {recorded['accuracy_split']} split.")
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
@@ -87,32 +86,24 @@ def _seeds(rec: Mapping[str, Any], dataset: str) -> list[Mapping[str, Any]]:
     return entries if len(entries) > 1 else []
 
 
-def _mean(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if len(known) == len(values) and known else None
-
-
-def _mean_entry(entries: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The mean over seeds of the numbers a claim reads (a WGA unknown for one seed is unknown for the mean)."""
-    return {"min": _mean([e["min"] for e in entries]), "max": _mean([e["max"] for e in entries]),
-            "wga": {row: _mean([e["wga"][row] for e in entries]) for row in ROWS}}
-
-
-def _spread_margin(view: Mapping[str, Any], high: float) -> float:
-    """The range over SPREAD_MIN, and the top neuron over the high edge (some neuron is high)."""
-    return min(view["max"] - view["min"] - SPREAD_MIN, view["max"] - high)
-
-
-def _refit_margin(w: Mapping[str, float | None]) -> float:
-    """Pruning raises WGA, and both refits raise it further (-inf: a head could not be made)."""
-    if any(v is None for v in w.values()):
-        return -math.inf
-    return min(w["pruned"] - w["baseline"], min(w["refit"], w["refit_pruned"]) - w["pruned"])
-
-
 def _per_seed_text(entries: list[Mapping[str, Any]], text: Callable[[Mapping[str, Any]], str]) -> str:
     """``; per seed (n): a / b / c`` with ``text(entry)`` for each seed (nothing for one seed)."""
     return f"; per seed ({len(entries)}): " + " / ".join(text(e) for e in entries) if entries else ""
+
+
+def _headline_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The one run's numbers in the shape of a per-seed entry (``record.SEED_KEYS``)."""
+    return {"min": entry["min"], "max": entry["max"], "n_pruned": len(entry["pruned_neurons"]), "wga": wgas(entry)}
+
+
+def _spread_effects(rec: Mapping[str, Any]) -> list[Effect]:
+    high = rec["band_edges"][1]
+    isic, seeds = _headline_view(rec["datasets"]["isic"]), _seeds(rec, "isic")
+    lo, hi = PAPER_SSCORE_RANGE
+    return [measured("s-score range (max − min), ISIC-like CNN", "s-score", SPREAD_MIN, lambda v: v["max"] - v["min"],
+                     isic, seeds, paper=hi - lo),
+            measured("highest neuron s-score, ISIC-like CNN", "s-score", high, lambda v: v["max"], isic, seeds,
+                     paper=hi)]
 
 
 @claim("neurons.spread", NAME, "CNN s-scores spread over a wide range, some neurons high (s > 0.7)",
@@ -129,8 +120,29 @@ def _spread(rec: dict):
                      f"({chance_remark(wb, high)})")
     seeds = _seeds(rec, "isic")
     parts[0] += _per_seed_text(seeds, lambda e: f"{e['min']:.2f}–{e['max']:.2f} ({e['n_high']} high)")
-    return decide(f"α = {rec['alpha']:g}; " + "; ".join(parts), lambda view: _spread_margin(view, high),
-                  _mean_entry(seeds) if seeds else isic, seeds)
+    return decide_effects(f"α = {rec['alpha']:g}; " + "; ".join(parts), _spread_effects(rec))
+
+
+def _delta(view: Mapping[str, Any], after: str, before: str) -> float | None:
+    w = view["wga"]
+    return None if w[after] is None or w[before] is None else w[after] - w[before]
+
+
+def _prune_effects(rec: Mapping[str, Any]) -> list[Effect]:
+    """ΔWGA of zeroing the neurons with s > τ (not measured for a seed where none is above τ), and the refits'
+    further gain: the lower of the two refits' WGA minus the pruned WGA."""
+    isic, seeds = _headline_view(rec["datasets"]["isic"]), _seeds(rec, "isic")
+    tau = rec["datasets"]["isic"]["tau"]
+
+    def refit_gain(v: Mapping[str, Any]) -> float | None:
+        w = v["wga"]
+        return None if None in (w["refit"], w["refit_pruned"], w["pruned"]) else min(w["refit"], w["refit_pruned"]) - w["pruned"]
+
+    return [measured(f"ΔWGA after zeroing the neurons with s > {tau:g}, ISIC-like CNN", "ΔWGA", 0.0,
+                     lambda v: _delta(v, "pruned", "baseline") if v["n_pruned"] > 0 else None, isic, seeds,
+                     paper=_P["pruned"] - _P["baseline"]),
+            measured("ΔWGA of the group-balanced refits over pruning (the lower refit)", "ΔWGA", 0.0, refit_gain, isic,
+                     seeds, paper=min(_P["refit"], _P["refit_pruned"]) - _P["pruned"])]
 
 
 @claim("neurons.prune_refit", NAME,
@@ -149,12 +161,7 @@ def _prune_refit(rec: dict):
                                             f"({e['n_pruned']} zeroed), refit {_fmt(e['wga']['refit'])}")
     if n == 0:
         ours += "; no neuron above τ, nothing pruned"
-    # strict, and something zeroed: pruning that leaves WGA where it was does not raise it
-    per_seed = tuple(e["n_pruned"] > 0 and _refit_margin(e["wga"]) > 0 for e in seeds)
-    margin = _refit_margin(_mean_entry(seeds)["wga"] if seeds else w)
-    zeroed = any(e["n_pruned"] > 0 for e in seeds) if seeds else n > 0
-    return Verdict(ours=ours, holds=zeroed and margin > 0, per_seed=per_seed,
-                   margin=None if math.isinf(margin) else margin)
+    return decide_effects(ours, _prune_effects(rec))
 
 
 # --------------------------------------------------------------------------- detectors against the ground truth (issue 29)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...claims import Verdict, claim, decide
+from ...claims import Effect, Verdict, claim, decide_effects, measured, verdict_lines
 from ...paper import PAPER_TABLES
 from .record import NAME
 
@@ -17,33 +17,40 @@ PRUNE_MANY_MIN = 0.30  # "zeroes many weights" (per-refit Prune_h)
 S_UNCHANGED_TOL = 0.05  # "mean s-score about unchanged": |after - before| <= this
 
 
-def _margin(row: Mapping) -> float:
-    """The smallest margin of one model's row (the mean over seeds, or one seed's run): WGA gain over +0.10,
-    per-refit Prune_h over 30 %, and the s change inside ±0.05 (>= 0: the paper's reading holds)."""
-    b, d = row["baseline"], row["dfr"]
-    s0, s1 = b["mean_s"], d["mean_s_refits"]
-    s_margin = -1.0 if s0 is None or s1 is None else S_UNCHANGED_TOL - abs(s1 - s0)  # undefined s: cannot hold
-    return min(d["wga"] - b["wga"] - WGA_GAIN_MIN, d["prune_h_refits"] - PRUNE_MANY_MIN, s_margin)
+def _s_change(view: Mapping) -> float | None:
+    s0, s1 = view["baseline"]["mean_s"], view["dfr"]["mean_s_refits"]
+    return None if s0 is None or s1 is None else abs(s1 - s0)  # undefined s (no neuron kept): not measured
 
 
-def _verdict(row: Mapping) -> tuple[str, bool]:
+def _effects(key: str, row: Mapping, seeds: list[Mapping]) -> list[Effect]:
+    """One model's three effects: ΔWGA of DFR, its per-refit Prune_h, and |Δ mean s| of the used neurons."""
+    paper = PAPER_TABLES.get((row["dataset"], row["arch"]))
+    p_gain = None if paper is None else paper["dfr"]["wga"] - paper["baseline"]["wga"]
+    p_prune = None if paper is None else paper["dfr"]["prune_h"]
+    p_s = None if paper is None else abs(paper["dfr"]["mean_s"] - paper["baseline"]["mean_s"])
+    return [measured(f"ΔWGA of DFR, {key}", "ΔWGA", WGA_GAIN_MIN, lambda v: v["dfr"]["wga"] - v["baseline"]["wga"],
+                     row, seeds, paper=p_gain),
+            measured(f"per-refit Prune_h of DFR, {key}", "Prune_h", PRUNE_MANY_MIN,
+                     lambda v: v["dfr"]["prune_h_refits"], row, seeds, paper=p_prune),
+            measured(f"|Δ mean s-score| of the neurons DFR uses, {key}", "|Δ mean s|", S_UNCHANGED_TOL, _s_change, row,
+                     seeds, side="below", paper=p_s)]
+
+
+def _verdict(row: Mapping) -> str:
     b, d = row["baseline"], row["dfr"]
     s0, s1 = b["mean_s"], d["mean_s_refits"]
     s_txt = "s undefined (no neuron kept)" if s0 is None or s1 is None else f"s {s0:.2f} → {s1:.2f}"
-    text = (f"{row['dataset']}: WGA {b['wga']:.2f} → {d['wga']:.2f}, Prune_h {d['prune_h_refits']:.0%} per refit "
+    return (f"{row['dataset']}: WGA {b['wga']:.2f} → {d['wga']:.2f}, Prune_h {d['prune_h_refits']:.0%} per refit "
             f"({d['prune_h_average']:.0%} averaged head), {s_txt}")
-    return text, _margin(row) >= 0
 
 
 def _check_arch(rec: Mapping, arch: str) -> Verdict:
     keys = [k for k, r in rec["table"].items() if r["arch"] == arch]
     if not keys:
         raise KeyError(f"no {arch} model in table")
-    rows = [rec["table"][k] for k in keys]
     per_seed = rec.get("per_seed", {})
-    n = min((len(per_seed.get(k, [])) for k in keys), default=0)
-    seeds = [[per_seed[k][s] for k in keys] for s in range(n)]
-    return decide("; ".join(_verdict(r)[0] for r in rows), lambda view: min(_margin(r) for r in view), rows, seeds)
+    effects = [e for k in keys for e in _effects(k, rec["table"][k], per_seed.get(k, []))]
+    return decide_effects("; ".join(_verdict(rec["table"][k]) for k in keys), effects)
 
 
 _PAPER_NAMES = {"waterbirds": "Waterbirds", "isic": "ISIC"}
@@ -80,15 +87,15 @@ def takeaways(recorded: Mapping) -> str:
     lines = []
     for key, r in recorded["table"].items():
         b, d, e = r["baseline"], r["dfr"], r["edit"]
-        text, holds = _verdict(r)
+        text = _verdict(r)
         p = [x for x in r["dfr_p"] if x is not None]
         p_txt = f"; random-subset p {min(p):.2f}–{max(p):.2f}" if p else ""
         lines.append(f"- {key} ({r['model']}, {r['n_seeds']} seed(s)): {text.split(': ', 1)[1]}{p_txt}; "
-                     f"single-weight edit WGA {e['wga']:.2f}. Paper's reading {'holds' if holds else 'does not hold'}.")
+                     f"single-weight edit WGA {e['wga']:.2f}.")
         s0, s1 = b["mean_s"], d["mean_s_refits"]
-        if not holds and s0 is not None and s1 is not None and abs(s1 - s0) > S_UNCHANGED_TOL:
+        if s0 is not None and s1 is not None and abs(s1 - s0) > S_UNCHANGED_TOL:
             paper = PAPER_TABLES.get((r["dataset"], r["arch"]))
-            lines.append(f"  What fails is 'about unchanged': the neurons DFR keeps score {s1:.2f} against {s0:.2f} "
+            lines.append(f"  'About unchanged' is at stake: the neurons DFR keeps score {s1:.2f} against {s0:.2f} "
                          f"for all, beyond ±{S_UNCHANGED_TOL:.2f}; with Prune_h {d['prune_h_refits']:.0%} each refit "
                          "keeps few neurons, whose mean can sit far from the all-neuron mean"
                          + (f" (paper: Prune_h {paper['dfr']['prune_h']:.0%})." if paper else "."))
@@ -100,8 +107,7 @@ def takeaways(recorded: Mapping) -> str:
             lines.append(f"  Influence-weighted mean s: {b['mean_s_influence']:.2f} → {d['mean_s_influence']:.2f} "
                          f"(chance {r['area']:.2f}).")
     archs = sorted({r["arch"] for r in recorded["table"].values()})
-    lines.append("- The paper's reading, decided on the mean and per seed: "
-                 + "; ".join(f"{arch.upper()}: {_check_arch(recorded, arch).summary()}" for arch in archs) + ".")
+    lines.extend(verdict_lines([(f"DFR on the {arch.upper()}", _check_arch(recorded, arch)) for arch in archs]))
     if recorded.get("notes"):
         lines.append("- Notes: " + "; ".join(recorded["notes"]))
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")

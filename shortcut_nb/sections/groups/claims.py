@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...claims import Verdict, claim, decide
-from ...paper import PAPER_TABLE3
+from ...claims import Effect, Verdict, claim, decide_effects, measured, verdict_lines
+from ...paper import PAPER_TABLE2, PAPER_TABLE3
 from ...vocab import GROUP_NAMES
 from .record import NAME
 
@@ -44,16 +44,15 @@ def takeaways(recorded: Mapping) -> str:
     lines.append("- Every model shows a gap of at least 0.10: it relies on the spurious feature." if verdict
                  else "- Not every model shows a gap of 0.10 or more in this run (see the table).")
     checks = [("WGA well below AVG", _gap(recorded))] + ([("the minority sweep", _sweep(recorded))] if sweep else [])
-    lines.append("- The paper's readings, decided on the mean and per seed: "
-                 + "; ".join(f"{what}: {v.summary()}" for what, v in checks) + ".")
-    if sweep and _sweep(recorded).label != "yes":
+    lines.extend(verdict_lines(checks))
+    if sweep and not _sweep(recorded).holds:
         low = min((r for r in sweep if r["ratio"] < 0.5), key=lambda r: min(r["groups"][0], r["groups"][3]),
                   default=None)
         if low is not None:
             g = min((0, 3), key=low["groups"].__getitem__)
             std = (low.get("groups_std") or [None] * 4)[g]
             paper = PAPER_TABLE3.get(low["ratio"])
-            lines.append(f"  Why not a clear yes: the weakest majority group is G{g} at {low['ratio']:.0%}, "
+            lines.append(f"  The weakest majority group is G{g} at {low['ratio']:.0%}, "
                          f"{low['groups'][g]:.2f}" + (f" (± {std:.2f} over seeds)" if std is not None else "")
                          + f", against the criterion's {MAJORITY_MIN}"
                          + (f"; the paper's own G{g} there is {paper[g]:.2f} (Table 3)" if paper else "") + ".")
@@ -61,15 +60,23 @@ def takeaways(recorded: Mapping) -> str:
     return "\n".join(lines)
 
 
-def _gap_margin(rows: list[Mapping]) -> float:
-    """How far the smallest GAP lies above "well below" (>= 0: every model's WGA is well below its AVG)."""
-    return min(r["avg"] - r["wga"] - WGA_GAP_MIN for r in rows)
+def _gap_within(view: Mapping) -> tuple[float, float] | None:
+    """A seed's GAP interval from its WGA bootstrap over test images (AVG, a mean over all test images, moves far
+    less than the worst group's accuracy and is held fixed)."""
+    w = view.get("wga_interval")
+    return None if not w else (view["avg"] - w[1], view["avg"] - w[0])
 
 
-def _per_seed(per_key: Mapping[str, list]) -> list[list[Mapping]]:
-    """Seed-major views of per-seed rows: ``[[row of key 1 at seed 0, row of key 2 at seed 0, ...], ...]``."""
-    n = min((len(v) for v in per_key.values()), default=0)
-    return [[runs[s] for runs in per_key.values()] for s in range(n)]
+def _paper_gap(row: Mapping) -> float | None:
+    paper = PAPER_TABLE2.get((row.get("dataset"), row.get("arch")))
+    return None if paper is None else paper["gap"]
+
+
+def _gap_effects(rec: Mapping) -> list[Effect]:
+    per_seed = rec.get("table2_per_seed", {})
+    return [measured(f"GAP (AVG − WGA), {key}", "accuracy", WGA_GAP_MIN, lambda v: v["avg"] - v["wga"], row,
+                     per_seed.get(key, ()), paper=_paper_gap(row), within=_gap_within)
+            for key, row in rec["table2"].items()]
 
 
 @claim("groups.gap", NAME, "WGA is well below AVG for every model and dataset",
@@ -77,19 +84,44 @@ def _per_seed(per_key: Mapping[str, list]) -> list[list[Mapping]]:
 def _gap(rec: Mapping) -> Verdict:
     rows = rec["table2"]
     ours = "; ".join(f"{k}: AVG {r['avg']:.2f} / WGA {r['wga']:.2f}" for k, r in rows.items())
-    return decide(ours, _gap_margin, list(rows.values()), _per_seed(rec.get("table2_per_seed", {})))
+    return decide_effects(ours, _gap_effects(rec))
 
 
-def _sweep_margin(sweep: list[Mapping]) -> float:
-    """The smallest of the sweep's three margins: minority accuracy falls (within noise) as the ratio falls,
-    majority groups stay above 0.9 below 50 %, and 0 % stays above zero (>= 0: all three hold)."""
-    sweep = sorted(sweep, key=lambda r: -r["ratio"])
-    minority = [_minority(r) for r in sweep]
-    margins = [a + MINORITY_NOISE - b for a, b in zip(minority, minority[1:])]
-    margins += [min(r["groups"][0], r["groups"][3]) - MAJORITY_MIN for r in sweep if r["ratio"] < 0.5]
-    zero = [m for r, m in zip(sweep, minority) if r["ratio"] == 0]
-    margins.append(zero[0] - ZERO_MINORITY_MIN if zero else -1.0)  # no 0 % run: the claim cannot hold
-    return min(margins)
+def _paper_minority(ratio: float) -> float | None:
+    paper = PAPER_TABLE3.get(ratio)
+    return None if paper is None else (paper[1] + paper[2]) / 2
+
+
+def _paper_majority(ratio: float) -> float | None:
+    paper = PAPER_TABLE3.get(ratio)
+    return None if paper is None else min(paper[0], paper[3])
+
+
+def _sweep_effects(rec: Mapping) -> list[Effect]:
+    """The sweep's three criteria as effects: the minority accuracy's fall between neighbouring ratios (a rise
+    within MINORITY_NOISE tolerated), the weaker majority group below 50 %, and the minority accuracy at 0 %."""
+    points = sorted(rec["sweep"].items(), key=lambda kv: -kv[1]["ratio"])
+    runs = rec.get("sweep_per_seed", {})
+    n = min((len(runs.get(k, ())) for k, _ in points), default=0)
+    seeds = [{k: runs[k][s] for k, _ in points} for s in range(n)]
+    mean = {k: r for k, r in points}
+    effects = []
+    for (k1, r1), (k2, r2) in zip(points, points[1:]):
+        a, b = r1["ratio"], r2["ratio"]
+        pa, pb = _paper_minority(a), _paper_minority(b)
+        effects.append(measured(f"minority accuracy (G1, G2) fall {a:.0%} → {b:.0%}", "accuracy", -MINORITY_NOISE,
+                                lambda v, k1=k1, k2=k2: _minority(v[k1]) - _minority(v[k2]), mean, seeds,
+                                paper=None if pa is None or pb is None else pa - pb))
+    for k, r in points:
+        if r["ratio"] < 0.5:
+            effects.append(measured(f"weaker majority group (G0, G3) at {r['ratio']:.0%}", "accuracy", MAJORITY_MIN,
+                                    lambda v, k=k: min(v[k]["groups"][0], v[k]["groups"][3]), mean, seeds,
+                                    paper=_paper_majority(r["ratio"])))
+    zero = [k for k, r in points if r["ratio"] == 0]
+    effects.append(measured("minority accuracy (G1, G2) at 0 %", "accuracy", ZERO_MINORITY_MIN,
+                            lambda v: _minority(v[zero[0]]) if zero else None, mean, seeds,
+                            paper=_paper_minority(0.0)))  # no 0 % run: not measured, undecided
+    return effects
 
 
 @claim("groups.sweep", NAME,
@@ -101,7 +133,4 @@ def _sweep(rec: Mapping) -> Verdict:
     ours = "minority mean " + " / ".join(f"{m:.2f}" for m in minority) + " at " + \
         " / ".join(f"{r['ratio'] * 100:g}%" for r in sweep) + "; majority min " + \
         " / ".join(f"{min(r['groups'][0], r['groups'][3]):.2f}" for r in sweep)
-    runs = rec.get("sweep_per_seed", {})
-    n = min((len(v) for v in runs.values()), default=0)
-    per_seed = [[dict(runs[k][s], ratio=r["ratio"]) for k, r in rec["sweep"].items()] for s in range(n)]
-    return decide(ours, _sweep_margin, sweep, per_seed)
+    return decide_effects(ours, _sweep_effects(rec))

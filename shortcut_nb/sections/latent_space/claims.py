@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...claims import Verdict, claim
+from ...claims import Effect, Verdict, claim, decide_effects, measured, verdict_lines
 from ...vocab import CLASS_NAMES
 from .record import NAME
 
@@ -49,12 +49,25 @@ def takeaways(recorded: Mapping) -> str:
         lines.append("  Where it does not: " + ", ".join(weak) + ". A model that leans little on the attribute keeps "
                      "little of it in its features; notebook 01's WGA for the same model says whether it does (the "
                      "paper shows t-SNE pictures of ImageNet-pretrained models only, no measure to compare).")
+    if verdicts:
+        lines.extend(verdict_lines([("attribute-following neighbourhoods", within_class(recorded))]))
     feats = recorded.get("features", {})
     if feats:
         lines.append(f"- Features: {feats['n_extracted']} extracted now, {feats['n_from_cache']} loaded from the cache "
                      f"({feats['seconds']:.1f} s in all).")
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s.")
     return "\n".join(lines)
+
+
+def _lift_effects(rec: Mapping) -> list[Effect]:
+    """Each model's within-class attribute lift over the shuffled baseline on the claim split, one value per seed
+    (``neighbourhoods_per_seed``; the one run when not recorded); the paper shows pictures only, no value."""
+    split = rec.get("claim_split", "train")
+    per_seed = rec.get("neighbourhoods_per_seed") or {}
+    return [measured(f"within-class attribute purity lift, {key.rsplit('/', 1)[0]}", "purity over shuffled",
+                     LIFT_MIN, lambda v: v.get("lift"), r["attribute"], per_seed.get(key, ()))
+            for key, r in rec["neighbourhoods"].items()
+            if r["split"] == split and r["attribute"].get("purity") is not None]
 
 
 @claim("latent.within_class", NAME,
@@ -64,14 +77,15 @@ def takeaways(recorded: Mapping) -> str:
 def within_class(rec: dict):
     split = rec.get("claim_split", "train")
     rows = {k: r for k, r in rec["neighbourhoods"].items() if r["split"] == split}
-    parts, verdicts = [], []
+    parts = []
     for key, r in rows.items():
         att = r["attribute"]
         if att.get("purity") is None:
             parts.append(f"{key.rsplit('/', 1)[0]}: n/a")
             continue
-        verdicts.append(verdict(r))
         parts.append(f"{key.rsplit('/', 1)[0]}: {att['purity']:.2f} vs {att['baseline']:.2f} shuffled")
     ours = f"balanced {rec['k']}-NN attribute purity within class ({split}): " + "; ".join(parts)
-    lifts = [r["attribute"]["lift"] - LIFT_MIN for r in rows.values() if r["attribute"].get("purity") is not None]
-    return Verdict(ours=ours, holds=bool(verdicts) and all(verdicts), margin=min(lifts) if lifts else None)
+    effects = _lift_effects(rec)
+    if not effects:
+        return Verdict(ours=ours, holds=False, decided=False)
+    return decide_effects(ours, effects)

@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # the record reads the source's log only; claims import this 
 NAME = "02_latent_space"
 HEADLINE = "waterbirds/cnn"  # the headline model/dataset (its key on the claim split), else the first result
 KEYS = ("profile", "seconds", "headline", "purity", "baseline", "lift", "p_value", "claim_split", "k", "n_shuffles",
-        "tsne_backend", "neighbourhoods", "features", "projection_seconds", "feature_cache_dir", "runs", "weights")
+        "tsne_backend", "neighbourhoods", "features", "projection_seconds", "feature_cache_dir", "runs", "weights",
+        "neighbourhoods_per_seed")
 
 
 def projection_seconds(source: LatentSource) -> dict[str, dict[str, float]]:
@@ -45,13 +46,15 @@ def clean(obj):
 
 def payload(results: Mapping[str, Mapping], source: LatentSource, *, profile: str, seconds: float,
             runs: Mapping[str, int] | None = None, weights: str | Mapping[str, str] | None = None,
-            claim_split: str = "train") -> dict:
+            claim_split: str = "train", per_seed: Mapping[str, list] | None = None) -> dict:
     """The numbers notebook 02 records (keys :data:`KEYS`).
 
     Top-level ``purity``/``baseline``/``lift``/``p_value`` are the headline: within-class attribute purity of the
     CNN on the Waterbirds-like training set (or the first result present). ``features`` says what was extracted
     now vs loaded from the cache (a second run extracts nothing), ``projection_seconds`` what each projection
-    cost to compute, ``runs`` what the context trained and loaded (``ctx.run_log.as_record()``).
+    cost to compute, ``runs`` what the context trained and loaded (``ctx.run_log.as_record()``),
+    ``neighbourhoods_per_seed`` each seed's purity on the claim split (:func:`~.study.seed_neighbourhoods`; the
+    claim is decided over them).
     """
     head_key = f"{HEADLINE}/{claim_split}"
     head_key = head_key if head_key in results else next(iter(results))
@@ -79,5 +82,6 @@ def payload(results: Mapping[str, Mapping], source: LatentSource, *, profile: st
         "feature_cache_dir": str(source.cache_dir),
         "runs": dict(runs or {}),
         "weights": weights if weights is None or isinstance(weights, str) else dict(weights),
+        "neighbourhoods_per_seed": {key: [dict(e) for e in entries] for key, entries in (per_seed or {}).items()},
     }
     return clean({key: values[key] for key in KEYS})

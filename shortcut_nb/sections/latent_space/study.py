@@ -229,9 +229,10 @@ def model_spec(ctx: Context, dataset: str, arch: str, seed: int) -> RunSpec:
 
 
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[RunSpec]:
-    """What notebook 02 trains with these parameters (its ``parameters`` cell): for ``sweep plan``."""
+    """What notebook 02 trains with these parameters (its ``parameters`` cell), for ``sweep plan``: its own seed's
+    models, then every other profile seed's (:func:`seed_neighbourhoods` measures each)."""
     seed = int(parameters.get("SEED", 0))
-    return [model_spec(ctx, ds, arch, seed) for ds in ctx.datasets(parameters.get("DATASETS"))
+    return [model_spec(ctx, ds, arch, s) for s in ctx.seeds(seed) for ds in ctx.datasets(parameters.get("DATASETS"))
             for arch in ctx.archs(parameters.get("ARCHS", ARCHS))]
 
 
@@ -288,6 +289,37 @@ def neighbourhood_analysis(source: LatentSource, *, datasets: Sequence[str], arc
                             "class_names": list(groups.classes) if groups is not None else None})
                 results[result_key(dataset, arch, split)] = res
     return results
+
+
+#: What is recorded of each seed's neighbourhood result (``neighbourhoods_per_seed``): the claim's numbers.
+SEED_KEYS = ("seed", "purity", "baseline", "lift", "p_value")
+
+
+def seed_neighbourhoods(ctx: Context, results: Results, *, datasets: Sequence[str], archs: Sequence[str],
+                        split: str = "train", k: int = 10, n_shuffles: int = 200, seed: int = 0,
+                        seeds: Sequence[int] | None = None, **source_kwargs) -> dict[str, list[dict]]:
+    """The within-class attribute purity of every seed's models on ``split`` (the claim's), to decide the claim
+    over seeds: ``{"<dataset>/<arch>/<split>": [{"seed", "purity", "baseline", "lift", "p_value"}, ...]}``.
+
+    ``seeds``: None: the profile's (:meth:`Context.seeds`, ``seed`` first). ``results`` (the notebook's own, for
+    ``seed``) are reused; another seed's models come from the run cache (notebook 01 trains them) and its features
+    from the feature cache when present. Each seed's shuffles are seeded with that seed.
+    """
+    out: dict[str, list[dict]] = {}
+    for s in ctx.seeds(seed, seeds):
+        keys = [result_key(dataset, arch, split) for dataset in datasets for arch in archs]
+        if s == int(seed) and all(key in results for key in keys):
+            mine = results
+        else:
+            source = LatentSource.from_context(ctx, datasets=datasets, archs=archs, seed=s, **source_kwargs)
+            mine = neighbourhood_analysis(source, datasets=datasets, archs=archs, splits=(split,), k=k,
+                                          n_shuffles=n_shuffles, seed=s)
+        for dataset in datasets:
+            for arch in archs:
+                key = result_key(dataset, arch, split)
+                att = mine[key]["attribute"]
+                out.setdefault(key, []).append({"seed": int(s), **{name: att.get(name) for name in SEED_KEYS[1:]}})
+    return out
 
 
 def view_results(results: Mapping[str, Mapping] | None, view: LatentView) -> Mapping | None:

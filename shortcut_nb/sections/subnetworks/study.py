@@ -24,20 +24,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from torch import nn
 
 from ...masks import MaskResult, magnitude_overlap, undecided_share
-from ...metrics import summarize
+from ...metrics import summarize, wga_change_interval
 from ...pipeline.context import Context
 from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_recipes, train_or_load_mask
 from ...pipeline.runs import RunSpec
 from ...sscore import score_neurons, summarize_scores
+from ...sscore.uncertainty import LEVEL, bootstrap_means
 from ...vocab import Arch, DatasetName
+from .record import CLAIM_DATASET, PAPER_KEEP
 
 #: The s-score draw of notebook 03 (Fig. 5's baseline): the same training images score every model.
 SAMPLE_SEED = 0
-#: The paper's Fig. 7 masks keep 80 % of the weights.
-PAPER_KEEP = 0.8
 
 
 def mask_recipes(ctx: Context, *, steps: int | None = None, keep_grid: Sequence[float] | None = None) -> ProfileRecipes:
@@ -167,13 +168,27 @@ class RemovalResult:
 
 
 def evaluate_groups(ctx: Context, model: nn.Module, spec: RunSpec, *,
-                 train_group_counts: Sequence[int] | None = None) -> dict:
+                 train_group_counts: Sequence[int] | None = None, out: Mapping[str, Any] | None = None) -> dict:
     """Per-group accuracy, AVG, WGA and GAP of ``model`` on the test split (see :func:`~shortcut_nb.metrics.summarize`),
-    plus ``pred_class1`` (the share predicted class 1: a degenerate model predicts one class)."""
-    out = ctx.evaluate(model, spec, "test")
+    plus ``pred_class1`` (the share predicted class 1: a degenerate model predicts one class). ``out``: the model's
+    ``ctx.evaluate`` output on the test split when already computed."""
+    out = out if out is not None else ctx.evaluate(model, spec, "test")
     summary = summarize(out["pred"], out["y"], out["g"], train_group_counts=train_group_counts)
     summary["pred_class1"] = float((out["pred"] == 1).mean())
     return summary
+
+
+def prusc_intervals(before: Mapping[str, Any], after: Mapping[str, Any], scores_before: Sequence[float],
+                    scores_after: Sequence[float], *, seed: int = 0) -> dict[str, list[float]]:
+    """Fig. 6's within-seed 95 % intervals: ``wga_change`` (ΔWGA, a paired bootstrap over the test images of both
+    models' predictions ``before`` / ``after``, :func:`~shortcut_nb.metrics.wga_change_interval`) and
+    ``mean_s_fall`` (mean s-score before minus after, a paired bootstrap over the d neurons' (d,) scores)."""
+    n_groups = int(max(before["g"].max(), after["g"].max())) + 1
+    fall = np.asarray(scores_before, dtype=np.float64) - np.asarray(scores_after, dtype=np.float64)
+    means = bootstrap_means(fall, seed=seed)[:, 0]
+    return {"wga_change": list(wga_change_interval(before["pred"], after["pred"], before["y"], before["g"],
+                                                   n_groups=n_groups, seed=seed)),
+            "mean_s_fall": [float(np.quantile(means, (1 - LEVEL) / 2)), float(np.quantile(means, (1 + LEVEL) / 2))]}
 
 
 def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch = "cnn", seed: int = 0,
@@ -198,12 +213,15 @@ def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch 
     pruned = mask.apply(model)
     # the same draw as notebook 03 (Fig. 5's baseline): training images whose spurious mask is non-empty
     samples = ctx.masked_samples(spec, seed=sample_seed, n=sscore_samples)
-    sides = {}
+    sides, outs = {}, {}
     for name, net in (("baseline", model), ("prusc", pruned)):
-        summary = evaluate_groups(ctx, net, spec, train_group_counts=info["train_group_counts"])
+        outs[name] = ctx.evaluate(net, spec, "test")
+        summary = evaluate_groups(ctx, net, spec, train_group_counts=info["train_group_counts"], out=outs[name])
         summary["sscore"] = summarize_scores(score_neurons(net, samples, alpha=alpha), samples.area,
                                              head_weight=net.head.weight)
         sides[name] = summary
+    sides["prusc"]["intervals"] = prusc_intervals(outs["baseline"], outs["prusc"], sides["baseline"]["sscore"]["scores"],
+                                                  sides["prusc"]["sscore"]["scores"], seed=seed)
     return PruscResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, alpha=float(alpha),
                        sscore_samples=len(samples), recipe=recipe, baseline=sides["baseline"], prusc=sides["prusc"],
                        mask=MaskFacts.of(mask, minfo, model))
@@ -248,16 +266,49 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
                          train_group_counts=counts, full=full, subnetworks=tuple(subs), recipe=base)
 
 
+def seed_experiments(ctx: Context, *, prusc: PruscResult, removals: Mapping[str, RemovalResult],
+                     recipes: ProfileRecipes, remove_groups: Mapping[str, Sequence[int]], alpha: float = 0.5,
+                     seeds: Sequence[int] | None = None) -> dict[int, tuple[PruscResult, dict[str, RemovalResult]]]:
+    """Fig. 6 and Fig. 7 (80 % masks only) for every seed, to decide their claims over seeds:
+    ``{seed: (PruscResult, {dataset: RemovalResult})}``.
+
+    ``seeds``: None: the profile's (:meth:`Context.seeds`, ``prusc.seed`` first). The notebook's own results
+    (``prusc``, ``removals``, for ``prusc.seed``) are reused; another seed's model comes from the run cache and its
+    masks are trained on first use: one PruSC-style mask, and one per removed group at 80 % on the dataset Fig. 7's
+    claim is decided on (:data:`~.record.CLAIM_DATASET`, when analysed); the other datasets are not re-run.
+    """
+    out = {}
+    for s in ctx.seeds(prusc.seed, seeds):
+        if s == prusc.seed:
+            out[s] = (prusc, dict(removals))
+            continue
+        out[s] = (prusc_experiment(ctx, dataset=prusc.dataset, arch=prusc.arch, seed=s, recipe=recipes.prusc,
+                                   alpha=alpha),
+                  {name: group_removal_experiment(ctx, dataset=name, remove_groups=remove_groups[name],
+                                                  keep_fractions=(PAPER_KEEP,), arch=r.arch, seed=s,
+                                                  recipe=recipes.removal)
+                   for name, r in removals.items() if name == CLAIM_DATASET})
+    return out
+
+
 def planned_runs(ctx: Context, parameters: Mapping[str, Any]) -> list[MaskRun]:
     """The masks notebook 05 trains with these parameters (its ``parameters`` cell), for ``sweep plan``: the
-    Fig. 6 mask and every Fig. 7 mask (a sweep adds the fine-tunings they mask as their dependencies)."""
+    Fig. 6 mask and every Fig. 7 mask, then each other profile seed's (:func:`seed_experiments`: its Fig. 6 mask and
+    its 80 % Fig. 7 masks on :data:`~.record.CLAIM_DATASET`); a sweep adds the fine-tunings they mask as their
+    dependencies."""
     seed = int(parameters.get("SEED", 0))
     datasets = ctx.datasets(parameters.get("DATASETS"))
     dataset = ctx.headline(datasets, parameters.get("DATASET", "isic"))
     recipes = mask_recipes(ctx, steps=parameters.get("MASK_STEPS"), keep_grid=parameters.get("KEEP_GRID"))
+    groups_out = removal_groups(parameters.get("REMOVE_GROUPS"), datasets)
     runs = [MaskRun(ctx.run_spec(dataset, arch="cnn", seed=seed), recipes.prusc)]
-    for name, groups in removal_groups(parameters.get("REMOVE_GROUPS"), datasets).items():
+    for name, groups in groups_out.items():
         spec = ctx.run_spec(name, arch="cnn", seed=seed)
         runs += [MaskRun(spec, removal_recipe(recipes.removal, g, keep, seed))
                  for g in groups for keep in removal_keeps(recipes, name, dataset)]
+    for other in ctx.seeds(seed)[1:]:
+        runs.append(MaskRun(ctx.run_spec(dataset, arch="cnn", seed=other), recipes.prusc))
+        spec = ctx.run_spec(CLAIM_DATASET, arch="cnn", seed=other)
+        runs += [MaskRun(spec, removal_recipe(recipes.removal, g, PAPER_KEEP, other))
+                 for g in groups_out.get(CLAIM_DATASET, ())]
     return runs

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...claims import Verdict, claim, detector_claim, detector_lines
+from ...claims import Effect, claim, decide_effects, detector_claim, detector_lines, measured, verdict_lines
 from ...paper import PAPER_MEAN_S
 from ...vocab import STANDIN_WEIGHTS
 from .record import NAME
@@ -47,9 +47,12 @@ def takeaways(recorded: Mapping) -> str:
                 lines.append(f"  Target patch ({t['row']}, {t['col']}) of image {t['image']}: strongest head L{l}H{h} "
                              f"puts {t['share'][l][h]:.2f} of its attention on spurious patches (area {t['area']:.2f}, "
                              f"lift {v:.2f}×).")
-    if any("vit" in r and "cnn" in r for r in recorded["sscore"].values()):
-        lines.append(f"- The paper's reading (ViT s-scores lower), decided on the mean over seeds and per seed: "
-                     f"{_sscore_claim(recorded).summary()}.")
+    checks = [("ViT s-scores lower", _sscore_claim(recorded))] \
+        if any("vit" in r and "cnn" in r for r in recorded["sscore"].values()) else []
+    if recorded["attention"]:
+        checks.append(("heads beyond their area", _heads_claim(recorded)))
+    if checks:
+        lines.extend(verdict_lines(checks))
     lines.extend(detector_lines(recorded.get("detectors") or {}, "ViT"))
     lines.append(f"- Profile {recorded['profile']}, {recorded['seconds']:.0f} s, α = {recorded['alpha']}.")
     return "\n".join(lines)
@@ -59,6 +62,26 @@ def _started_from(recorded: Mapping, model: str) -> str | None:
     """The recorded ``weights`` note of ``model`` (one phrase for every model, or one per model)."""
     weights = recorded.get("weights")
     return weights.get(model) if isinstance(weights, Mapping) else weights
+
+
+def _diff_within(view: Mapping) -> tuple[float, float] | None:
+    d = view.get("vit_minus_cnn")
+    return None if not d or d.get("low") is None or d.get("high") is None else (d["low"], d["high"])
+
+
+def _sscore_effects(rec: Mapping, rows: Mapping[str, Mapping]) -> list[Effect]:
+    """Per dataset, the ViT's mean s-score minus the CNN's, one value per seed (``sscore_per_seed``, each with its
+    bootstrap interval over neurons; the one run's means when not recorded)."""
+    per_seed = rec.get("sscore_per_seed") or {}
+    effects = []
+    for ds, r in rows.items():
+        paper = PAPER_MEAN_S.get(ds)
+        mean = {"vit": r["vit"]["mean"], "cnn": r["cnn"]["mean"]}
+        effects.append(measured(f"mean s-score ViT minus CNN, {ds}", "Δ mean s", 0.0,
+                                lambda v: None if v["vit"] is None or v["cnn"] is None else v["vit"] - v["cnn"],
+                                mean, per_seed.get(ds, ()), side="below",
+                                paper=None if paper is None else paper["vit"] - paper["cnn"], within=_diff_within))
+    return effects
 
 
 @claim("vit_heads.sscore", NAME, "ViT s-scores are lower on average than CNN s-scores",
@@ -72,21 +95,9 @@ def _sscore_claim(rec: dict):
     per_seed = {ds: entries for ds, entries in (rec.get("sscore_per_seed") or {}).items() if ds in rows}
     n = min((len(e) for e in per_seed.values()), default=0)
     if n > 1 and set(per_seed) == set(rows):
-        seeds = [{ds: per_seed[ds][i] for ds in rows} for i in range(n)]
-        mean = {ds: {arch: sum(s[ds][arch] for s in seeds) / n for arch in ("cnn", "vit")} for ds in rows}
-        ours += (f"; mean over {n} seeds, ViT vs CNN: "
-                 + "; ".join(f"{ds} {m['vit']:.2f} vs {m['cnn']:.2f}" for ds, m in mean.items()))
         ours += "; per seed: " + "; ".join(
-            f"{ds} " + " / ".join(f"{s[ds]['vit']:.2f} vs {s[ds]['cnn']:.2f}" for s in seeds) for ds in rows)
-    else:
-        seeds, mean = [], {ds: {arch: r[arch]["mean"] for arch in ("cnn", "vit")} for ds, r in rows.items()}
-    margin = _lower_margin(mean)
-    return Verdict(ours=ours, holds=margin > 0, per_seed=tuple(_lower_margin(s) > 0 for s in seeds), margin=margin)
-
-
-def _lower_margin(view: Mapping[str, Mapping[str, float]]) -> float:
-    """How far the ViT's mean s-score lies below the CNN's on the closest dataset (strict: equal is not lower)."""
-    return min(v["cnn"] - v["vit"] for v in view.values())
+            f"{ds} " + " / ".join(f"{s['vit']:.2f} vs {s['cnn']:.2f}" for s in per_seed[ds]) for ds in rows)
+    return decide_effects(ours, _sscore_effects(rec, rows))
 
 
 @claim("vit_heads.heads", NAME,
@@ -104,8 +115,15 @@ def _heads_claim(rec: dict):
     # The paper's example is ISIC; its verdict decides (Waterbirds' background covers most of the image,
     # so its lift has little room above 1).
     verdict_on = "isic" if "isic" in att_rec else next(iter(att_rec))
-    holds = len(att_rec[verdict_on]["core"]["heads_beyond_area"]) > 0
-    return "; ".join(parts) + f" [verdict on {verdict_on}]", holds
+    core = att_rec[verdict_on]["core"]
+    # each head is already tested (lift >= lift_min and a one-sided 95 % paired bootstrap over images): the count
+    # of heads that pass carries that test's uncertainty, so it is its own interval
+    n = len(core["heads_beyond_area"])  # no image with both kinds of patch: none
+    lift_min = f"lift ≥ {core['lift_min']:g}, " if "lift_min" in core else ""
+    effect = Effect(name=f"heads beyond their area, {verdict_on} (each: {lift_min}one-sided 95 % paired bootstrap "
+                    "over images)", unit="heads", threshold=0.0, per_seed=(n,),
+                    within=((float(n), float(n)),))
+    return decide_effects("; ".join(parts) + f" [verdict on {verdict_on}]", [effect])
 
 
 # --------------------------------------------------------------------------- detectors against the ground truth (issue 29)

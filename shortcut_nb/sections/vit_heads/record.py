@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ...attention import LIFT_MIN, heads_beyond_area
 from ...sscore.depth import ROW_KEYS
+from ...sscore.uncertainty import LEVEL, bootstrap_means
 
 if TYPE_CHECKING:
     from .attention_study import AttentionStudy
@@ -28,8 +29,9 @@ KEYS = ("profile", "seconds", "alpha", "sscore", "mean_s", "attention", "runs", 
 DETECTOR_KEYS = ("dataset", "model", "available", "reason", "split", "pair_seed", "alpha", "area", "n_pairs",
                  "threshold", "n_neurons", "n_spurious", "table", "randomised", "truth", "scores", "seconds", "n_seeds",
                  "seeds", "per_seed")
-#: One seed's entry under ``sscore_per_seed.<dataset>`` (:func:`seed_record`): each model's mean s-score.
-SEED_KEYS = ("seed", "area", "cnn", "vit")
+#: One seed's entry under ``sscore_per_seed.<dataset>`` (:func:`seed_record`): each model's mean s-score, and the
+#: ViT's minus the CNN's with its bootstrap interval over neurons (:func:`mean_difference`).
+SEED_KEYS = ("seed", "area", "cnn", "vit", "vit_minus_cnn")
 #: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``DEPTH_ROW_KEYS``.
 DEPTH_KEYS = ("alpha", "variant", "dilation", "method", "blocks")
 DEPTH_ROW_KEYS = ROW_KEYS
@@ -90,11 +92,24 @@ def attention_record(study: AttentionStudy, view: Mapping, lift_min: float = LIF
     }
 
 
+def mean_difference(study: ModelScores, *, level: float = LEVEL) -> dict[str, float] | None:
+    """The ViT's mean s-score minus the CNN's, ``{"value", "low", "high"}``: a percentile bootstrap over neurons,
+    each model's (d,) s-scores resampled on their own (None unless both models were scored)."""
+    if not {"cnn", "vit"} <= set(study.archs):
+        return None
+    vit, cnn = (np.asarray(study.scores[arch], dtype=np.float64) for arch in ("vit", "cnn"))
+    diff = bootstrap_means(vit, seed=0)[:, 0] - bootstrap_means(cnn, seed=1)[:, 0]
+    low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
+    return {"value": float(vit.mean() - cnn.mean()), "low": float(low), "high": float(high)}
+
+
 def seed_record(by_seed: Mapping[str, Mapping[int, ModelScores]]) -> dict[str, list[dict[str, Any]]]:
-    """``{dataset: [{"seed", "area", "cnn", "vit"}, ...]}``: each seed's mean s-score per model (keys:
-    :data:`SEED_KEYS`; a model not scored is None), from :func:`~.neuron_study.seed_studies`."""
+    """``{dataset: [{"seed", "area", "cnn", "vit", "vit_minus_cnn"}, ...]}``: each seed's mean s-score per model
+    (keys: :data:`SEED_KEYS`; a model not scored is None) and :func:`mean_difference`, from
+    :func:`~.neuron_study.seed_studies`."""
     return {ds: [{"seed": int(seed), "area": st.area,
-                  **{arch: (st.stats(arch)["mean"] if arch in st.archs else None) for arch in SEED_KEYS[2:]}}
+                  **{arch: (st.stats(arch)["mean"] if arch in st.archs else None) for arch in ("cnn", "vit")},
+                  "vit_minus_cnn": mean_difference(st)}
                  for seed, st in seeds.items()] for ds, seeds in by_seed.items()}
 
 

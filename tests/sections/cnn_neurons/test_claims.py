@@ -6,7 +6,7 @@ import pytest
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.cnn_neurons import claims as C
 from shortcut_nb.sections.cnn_neurons.record import REFIT_SET, ROWS
-from support.claims import as_verdict, astuple_verdict
+from support.claims import astuple_verdict, point_holds
 from support.detector_records import detector_entry, unavailable_entry
 
 
@@ -32,10 +32,10 @@ def test_claims_verdicts_and_chance_text():
                                                       "lift_max": 1.08})))
     assert holds and "0.00–0.80" in ours and "no better than a heatmap ignoring the image" in ours
     assert "all 5 high neurons exceed it" in ours and "5 > 0.7" in ours
-    assert not as_verdict(checks["neurons.spread"](_rec({"max": 0.4, "n_high": 0}))).holds
-    assert as_verdict(checks["neurons.prune_refit"](_rec({}))).holds
-    assert not as_verdict(checks["neurons.prune_refit"](_rec(_table4(0.37, 0.37, 0.51, 0.56)))).holds
-    assert not as_verdict(checks["neurons.prune_refit"](_rec(_table4(0.37, 0.40, 0.39, 0.56)))).holds
+    assert not point_holds(checks["neurons.spread"](_rec({"max": 0.4, "n_high": 0})))
+    assert point_holds(checks["neurons.prune_refit"](_rec({})))
+    assert not point_holds(checks["neurons.prune_refit"](_rec(_table4(0.37, 0.37, 0.51, 0.56))))
+    assert not point_holds(checks["neurons.prune_refit"](_rec(_table4(0.37, 0.40, 0.39, 0.56))))
     ours, holds = astuple_verdict(checks["neurons.prune_refit"](_rec({"pruned_neurons": []})))
     assert not holds and "nothing pruned" in ours
     missing = _rec({})
@@ -71,28 +71,31 @@ def _seed(seed: int, lo: float, hi: float, n_high: int, *wgas: float) -> dict:
             "n_high_above_chance": n_high, "n_pruned": n_high, "wga": dict(zip(ROWS, wgas))}
 
 
-def test_claims_are_decided_on_the_mean_over_seeds_and_on_each_seed():
-    """The record's headline is one seed; the verdict reads every seed's entry, and says mixed when they differ."""
+def test_claims_are_decided_on_the_interval_over_seeds():
+    """The record's headline is one seed; the verdict reads every seed's entry and decides on the t-interval."""
     rec = _rec({})
     rec["per_seed"] = {"isic": [_seed(0, 0.0, 0.85, 3, 0.10, 0.12, 0.80, 0.82),
                                 _seed(1, 0.0, 0.65, 0, 0.10, 0.10, 0.80, 0.80),
                                 _seed(2, 0.0, 0.80, 2, 0.10, 0.15, 0.80, 0.85)]}
     spread = C._spread(rec)
-    assert spread.per_seed == (True, False, True) and spread.label == "mixed (2 of 3 seeds)"
-    assert spread.holds and spread.margin == pytest.approx((0.85 + 0.65 + 0.80) / 3 - 0.7)  # the mean's top neuron
+    # the top neuron, 0.85 / 0.65 / 0.80: mean 0.77 above 0.7, but seed 1 is below and the interval covers 0.7
+    assert spread.per_seed == (True, False, True) and spread.label == "undecided"
+    top = spread.effect
+    assert top.name == "highest neuron s-score, ISIC-like CNN" and top.value == pytest.approx(0.7667, abs=1e-4)
+    assert top.low < 0.7 < top.high and top.paper == 0.8
     assert "per seed (3): 0.00–0.85 (3 high) / 0.00–0.65 (0 high) / 0.00–0.80 (2 high)" in spread.ours
     refit = C._prune_refit(rec)
-    # seed 1 zeroes nothing: its pruned WGA equals the baseline, which does not raise it (strict)
-    assert refit.per_seed == (True, False, True) and refit.holds
-    assert refit.margin == pytest.approx(min(0.37 / 3 - 0.10, 0.80 - 0.37 / 3))
-    rec["per_seed"]["isic"][2]["wga"]["refit"] = None  # one seed's refit could not be made: the mean is unknown
-    unknown = C._prune_refit(rec)
-    assert not unknown.holds and unknown.margin is None and unknown.per_seed == (True, False, False)
+    # seed 1 zeroes nothing: its pruning effect is not measured; the two others (+0.02, +0.05) decide it
+    prune = next(e for e in refit.effects if e.name.startswith("ΔWGA after zeroing"))
+    assert prune.per_seed == (pytest.approx(0.02), None, pytest.approx(0.05)) and prune.n_seeds == 2
+    assert prune.paper == pytest.approx(0.40 - 0.37) and refit.per_seed == (True, False, True)
+    assert refit.label == "undecided" and refit.effect is prune  # (+0.02, +0.05) with two seeds: t covers 0
     one = _rec({})
     one["per_seed"] = {"isic": [_seed(0, 0.0, 0.85, 3, 0.10, 0.12, 0.80, 0.82)]}  # one seed: nothing to split
-    assert C._spread(one).per_seed == () and C._spread(one).margin == pytest.approx(0.8 - 0.7)
+    assert C._spread(one).per_seed == () and C._spread(one).label == "undecided (one seed, no interval)"
     text = C.takeaways(rec)
-    assert "decided on the mean over 3 seed(s) and per seed: s-score spread mixed (2 of 3 seeds), margin +0.07" in text
+    assert "s-score spread (ISIC-like): undecided; Table 4 (ISIC-like): undecided." in text
+    assert "s-score spread (ISIC-like) (undecided) is decided by highest neuron s-score, ISIC-like CNN: 0.77 [" in text
 
 
 # --------------------------------------------------------------------------- detectors against the ground truth

@@ -8,7 +8,7 @@ from support.entanglement_toys import as_results, run_toy
 
 from shortcut_nb.report.claims import load_claims
 from shortcut_nb.sections.entanglement import claims, record
-from support.claims import as_verdict, astuple_verdict
+from support.claims import astuple_verdict, point_holds
 
 
 def test_record_payload_and_takeaways():
@@ -48,7 +48,7 @@ def test_claims_verdicts():
                 _row("cnn", "isic", 0.3, 0.7, 0.1, 0.4, 0.4),  # dense
                 _row("cnn", "isic", 0.3, 0.7, 0.8, 0.4, 0.2),  # s drops
                 _row("cnn", "isic", 0.3, 0.7, 0.8, 0.4, None)):  # nothing kept
-        assert not as_verdict(claims._claim_cnn({"table": {"a": good["table"]["waterbirds/cnn"], "b": bad}})).holds
+        assert not point_holds(claims._claim_cnn({"table": {"a": good["table"]["waterbirds/cnn"], "b": bad}}))
     with pytest.raises(KeyError):
         claims._claim_vit(good)
     registered = {c.id: c for c in load_claims()}
@@ -61,24 +61,35 @@ def test_claims_verdicts():
                                                         "s 0.14 → 0.14; ISIC WGA 0.16 → 0.76, Prune_h 89 %, s 0.23 → 0.26")
 
 
-def test_claims_are_decided_per_seed():
-    """Each seed's run is checked on its own: the mean may hold while one seed's s-score moves too much."""
-    mean = _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.37)  # s changes by 0.03: inside ±0.05
+def test_claims_are_decided_on_the_interval_over_seeds():
+    """Each effect is measured per seed and decided on its t-interval: the s change of 0.01 / 0.07 (mean 0.04,
+    inside ±0.05) spreads over the tolerance, so the row is undecided, decided by that effect."""
+    mean = _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.37)
     seeds = [_row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.39), _row("cnn", "isic", 0.3, 0.7, 0.8, 0.40, 0.33)]
     v = claims._claim_cnn({"table": {"isic/cnn": mean}, "per_seed": {"isic/cnn": seeds}})
-    assert v.holds and v.per_seed == (True, False) and v.label == "mixed (1 of 2 seeds)"
-    assert v.margin == pytest.approx(claims.S_UNCHANGED_TOL - 0.03)  # the s change is the deciding criterion
+    assert v.label == "undecided" and v.per_seed == (True, False) and not v.holds
+    s = v.effect
+    assert s.unit == "|Δ mean s|" and s.side == "below" and s.per_seed == pytest.approx((0.01, 0.07))
+    assert s.low < claims.S_UNCHANGED_TOL < s.high and s.paper == pytest.approx(0.01)  # Table 5, ISIC: 0.40 → 0.39
+    gain = next(e for e in v.effects if e.unit == "ΔWGA")
+    assert gain.paper == pytest.approx(0.71 - 0.37) and gain.value == pytest.approx(0.4)
+    tight = [_row("cnn", "isic", 0.3, 0.7 + d, 0.8 + d, 0.40, 0.40 + d) for d in (-0.01, 0.0, 0.01)]
+    v = claims._claim_cnn({"table": {"isic/cnn": mean}, "per_seed": {"isic/cnn": tight}})
+    assert v.label == "holds" and v.effect.n_seeds == 3
 
 
 def test_takeaways_say_why_the_reading_fails_when_the_kept_neurons_score_otherwise():
     """The 'why' line appears only when 'about unchanged' fails, and reads the record and the paper's Table 5."""
     rec = json.loads(json.dumps(record.payload(as_results(run_toy()), profile="smoke", seconds=1.0, settings={}),
                                 allow_nan=False))
+    del rec["per_seed"]  # the table's row is the one run the claim reads
     row = rec["table"]["waterbirds/cnn"]
     row["baseline"].update(wga=0.40, mean_s=0.40)
     row["dfr"].update(wga=0.80, prune_h_refits=0.9, mean_s_refits=0.40)
-    assert "What fails" not in claims.takeaways(rec)  # the reading holds: no reason to give
+    assert "'About unchanged' is at stake" not in claims.takeaways(rec)  # inside the tolerance: no reason to give
     row["dfr"]["mean_s_refits"] = 0.20
     words = claims.takeaways(rec)
-    assert "What fails is 'about unchanged': the neurons DFR keeps score 0.20 against 0.40" in words
+    assert "'About unchanged' is at stake: the neurons DFR keeps score 0.20 against 0.40" in words
+    assert ("DFR on the CNN (undecided (one seed, no interval)) is decided by |Δ mean s-score| of the neurons DFR uses, "
+            "waterbirds/cnn: 0.20 |Δ mean s| (one seed, no interval; paper 0.03; needs < 0.05).") in words
     assert "Prune_h 90% each refit" in words and "(paper: Prune_h 52%)" in words

@@ -77,4 +77,5 @@ def test_04_figures_and_claims(smoke_run):
     rows = {c["id"]: c for c in claims if c["notebook"] == NAME}
     assert set(rows) == {"entanglement.dfr_cnn", "entanglement.dfr_vit"}
     for row in rows.values():
-        assert row["holds"] in (True, False) and "WGA" in row["ours"] and "Prune_h" in row["ours"]
+        assert row["holds"] in (True, False, None) and "WGA" in row["ours"] and "Prune_h" in row["ours"]
+        assert {e["unit"] for e in row["effects"]} == {"ΔWGA", "Prune_h", "|Δ mean s|"}

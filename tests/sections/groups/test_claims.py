@@ -1,9 +1,11 @@
 """Notebook 01's claims and takeaways, on hand-made records (the recorded JSON only)."""
 from __future__ import annotations
 
+import pytest
+
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.groups import claims
-from support.claims import as_verdict, astuple_verdict
+from support.claims import astuple_verdict, point_holds
 
 SWEEP = {
     "0.5": {"ratio": 0.5, "groups": [0.97, 0.96, 0.9, 0.92]},
@@ -26,7 +28,7 @@ def test_gap_holds_only_when_every_model_is_well_below():
     ours, holds = astuple_verdict(check({"table2": {"waterbirds/cnn": ROW}}))
     assert holds and ours == "waterbirds/cnn: AVG 0.83 / WGA 0.50"
     close = {**ROW, "wga": ROW["avg"] - claims.WGA_GAP_MIN / 2}
-    assert not as_verdict(check({"table2": {"waterbirds/cnn": ROW, "isic/cnn": close}})).holds
+    assert not point_holds(check({"table2": {"waterbirds/cnn": ROW, "isic/cnn": close}}))
 
 
 def test_sweep_needs_falling_minority_high_majority_and_above_zero_at_zero():
@@ -34,15 +36,15 @@ def test_sweep_needs_falling_minority_high_majority_and_above_zero_at_zero():
     ours, holds = astuple_verdict(check({"sweep": SWEEP}))
     assert holds and ours.startswith("minority mean 0.93 / 0.85 / 0.60 / 0.25 at 50% / 25% / 5% / 0%")
     noisy = {**SWEEP, "0.25": {"ratio": 0.25, "groups": [0.98, 0.95, 0.93, 0.93]}}  # +0.01: seed noise
-    assert as_verdict(check({"sweep": noisy})).holds
+    assert point_holds(check({"sweep": noisy}))
     rising = {**SWEEP, "0": {"ratio": 0.0, "groups": [0.99, 0.9, 0.9, 0.96]}}
-    assert not as_verdict(check({"sweep": rising})).holds
+    assert not point_holds(check({"sweep": rising}))
     weak_majority = {**SWEEP, "0.05": {"ratio": 0.05, "groups": [0.85, 0.7, 0.5, 0.95]}}
-    assert not as_verdict(check({"sweep": weak_majority})).holds
+    assert not point_holds(check({"sweep": weak_majority}))
     collapsed = {**SWEEP, "0": {"ratio": 0.0, "groups": [0.99, 0.05, 0.05, 0.96]}}
-    assert not as_verdict(check({"sweep": collapsed})).holds
+    assert not point_holds(check({"sweep": collapsed}))
     no_zero = {k: v for k, v in SWEEP.items() if k != "0"}
-    assert not as_verdict(check({"sweep": no_zero})).holds
+    assert not point_holds(check({"sweep": no_zero}))
 
 
 def test_takeaways_state_the_run_in_its_numbers():
@@ -51,30 +53,41 @@ def test_takeaways_state_the_run_in_its_numbers():
     assert "- waterbirds/cnn (resnet_mini): AVG 0.83, WGA 0.50 (worst group waterbird/land (G2)), GAP 0.33." in text
     assert "50% → 0.93, 25% → 0.85, 5% → 0.60, 0% → 0.25" in text
     assert "Every model shows a gap of at least 0.10" in text and text.endswith("Profile smoke, 12 s.")
-    assert "decided on the mean and per seed: WGA well below AVG: yes, margin +0.23; the minority sweep: yes" in text
-    assert "Why not a clear yes" not in text
+    # one run and no interval: both readings undecided, each with the effect that decides it
+    assert ("decided on each effect's 95 % interval: WGA well below AVG: undecided (one seed, no interval); the "
+            "minority sweep: undecided (one seed, no interval).") in text
+    assert ("WGA well below AVG (undecided (one seed, no interval)) is decided by GAP (AVG − WGA), waterbirds/cnn: "
+            "0.33 accuracy (one seed, no interval; no paper value; needs > 0.10).") in text
     weak = {**rec, "profile": "cpu", "sweep": {**SWEEP, "0.05": {"ratio": 0.05, "groups": [0.85, 0.7, 0.5, 0.95]}}}
-    assert ("Why not a clear yes: the weakest majority group is G0 at 5%, 0.85, against the criterion's 0.9; the "
+    assert ("The weakest majority group is G0 at 5%, 0.85, against the criterion's 0.9; the "
             "paper's own G0 there is 0.99 (Table 3).") in claims.takeaways(weak)
     small = {**rec, "table2": {"waterbirds/cnn": {**ROW, "gap": 0.05}}}
     assert "Not every model shows a gap" in claims.takeaways(small)
 
 
-def test_verdicts_are_decided_per_seed_with_their_margin():
-    """The mean decides "yes"/"no"; a seed that disagrees makes it "mixed (k of n seeds)"; the margin is the mean's."""
+def test_verdicts_are_decided_on_the_interval_over_seeds():
+    """A GAP 0.01 above "well below" on the mean, with seeds 0.18 apart: the interval covers 0.10, undecided; the
+    same mean with tight seeds holds. With one seed, its WGA bootstrap over test images gives the interval."""
     check = _check("groups.gap")
-    knife_edge = {**ROW, "avg": 0.83, "wga": 0.83 - claims.WGA_GAP_MIN - 0.01}  # mean: holds by 0.01
-    seeds = [{**ROW, "wga": 0.60}, {**ROW, "wga": 0.78}]  # seed 1: AVG - WGA = 0.05 < 0.10
+    knife_edge = {**ROW, "avg": 0.83, "wga": 0.83 - claims.WGA_GAP_MIN - 0.01}
+    seeds = [{**ROW, "wga": 0.63}, {**ROW, "wga": 0.81}]  # GAP 0.20 and 0.02
     v = check({"table2": {"waterbirds/cnn": knife_edge}, "table2_per_seed": {"waterbirds/cnn": seeds}})
-    assert v.holds and v.per_seed == (True, False) and v.label == "mixed (1 of 2 seeds)"
-    assert abs(v.margin - 0.01) < 1e-9
-    one_seed = check({"table2": {"waterbirds/cnn": ROW}, "table2_per_seed": {"waterbirds/cnn": [ROW]}})
-    assert one_seed.per_seed == () and one_seed.label == "yes" and abs(one_seed.margin - (0.33 - 0.10)) < 1e-9
+    assert v.label == "undecided" and v.per_seed == (True, False) and not v.holds
+    assert v.effect.value == pytest.approx(0.11) and v.effect.low < 0.10 < v.effect.high
+    tight = [{**ROW, "wga": 0.50}, {**ROW, "wga": 0.52}, {**ROW, "wga": 0.48}]
+    v = check({"table2": {"waterbirds/cnn": ROW}, "table2_per_seed": {"waterbirds/cnn": tight}})
+    assert v.label == "holds" and v.effect.n_seeds == 3 and v.margin == pytest.approx(v.effect.low - 0.10)
+    # Table 2's ResNet-18 on Waterbirds has GAP 0.37: the paper's value of this effect
+    paper_row = {**ROW, "arch": "cnn", "dataset": "waterbirds"}
+    one = check({"table2": {"waterbirds/cnn": paper_row},
+                 "table2_per_seed": {"waterbirds/cnn": [{**paper_row, "wga_interval": [0.45, 0.55]}]}})
+    assert one.effect.paper == 0.37 and one.effect.interval_kind == "bootstrap within the seed"
+    assert (one.effect.low, one.effect.high) == pytest.approx((0.83 - 0.55, 0.83 - 0.45)) and one.label == "holds"
 
     sweep = _check("groups.sweep")
     rising_in_one_seed = {**SWEEP["0"], "groups": [0.99, 0.95, 0.95, 0.96]}  # 0 %: minority 0.95 > 0.60 at 5 %
     per_seed = {k: [r, r, rising_in_one_seed if k == "0" else r] for k, r in SWEEP.items()}
     v = sweep({"sweep": SWEEP, "sweep_per_seed": per_seed})
-    assert v.holds and v.per_seed == (True, True, False) and v.label == "mixed (2 of 3 seeds)"
-    # the deciding margin, the smallest of the three criteria's: the 25 % majority groups' 0.93 over 0.9
-    assert abs(v.margin - (0.93 - claims.MAJORITY_MIN)) < 1e-9
+    assert v.per_seed == (True, True, False) and v.label == "undecided"
+    assert v.effect.name == "minority accuracy (G1, G2) fall 5% → 0%"
+    assert v.effect.paper == pytest.approx((0.78 + 0.46) / 2 - (0.34 + 0.22) / 2)  # Table 3

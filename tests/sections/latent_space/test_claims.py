@@ -7,7 +7,7 @@ import numpy as np
 
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.latent_space import claims, record, study
-from support.claims import as_verdict, astuple_verdict
+from support.claims import astuple_verdict, point_holds
 
 
 def test_payload_takeaways_and_claim(toy_source):
@@ -33,18 +33,40 @@ def test_payload_takeaways_and_claim(toy_source):
             r["attribute"].update({"purity": 0.5 + lift, "baseline": 0.5, "lift": lift, "p_value": p})
         return fake
 
-    assert as_verdict(check(with_lift(0.3, 0.005))).holds is True
+    assert point_holds(check(with_lift(0.3, 0.005))) is True
     assert "Fig. 3's reading holds in numbers" in claims.takeaways(with_lift(0.3, 0.005))
-    assert as_verdict(check(with_lift(0.02, 0.005))).holds is False  # significant but tiny
+    assert point_holds(check(with_lift(0.02, 0.005))) is False  # significant but tiny
     assert "Where it does not: " in claims.takeaways(with_lift(0.02, 0.005))  # named, with why
     assert "Where it does not" not in claims.takeaways(with_lift(0.3, 0.005))
-    assert as_verdict(check(with_lift(0.3, 0.2))).holds is False  # large but within shuffle noise
+    # one run: no interval over seeds, so the claim stays undecided however large the lift
+    assert check(with_lift(0.3, 0.005)).label == "undecided (one seed, no interval)"
+    assert "Where it does not" in claims.takeaways(with_lift(0.3, 0.2))  # large but within shuffle noise
     empty = with_lift(0.3, 0.005)
     for r in empty["neighbourhoods"].values():
         r["attribute"]["purity"] = None
-    assert as_verdict(check(empty)).holds is False
+    assert point_holds(check(empty)) is False
     assert "nothing to measure" in claims.takeaways(empty)
 
 
 def test_clean_makes_strict_json():
     assert record.clean({1: [np.float32(0.5), float("nan"), np.int64(3), np.bool_(True)]}) == {"1": [0.5, None, 3, True]}
+
+
+def test_the_claim_is_decided_over_the_seeds_recorded(toy_source):
+    """``neighbourhoods_per_seed`` (one entry per trained seed) decides the claim by its t-interval: lifts of
+    0.20 / 0.25 / 0.30 hold (interval above 0.05); 0.00 / 0.10 / 0.20 cover 0.05 (undecided)."""
+    results = study.neighbourhood_analysis(toy_source, datasets=["waterbirds"], archs=["cnn"], splits=["train"],
+                                           k=5, n_shuffles=20)
+
+    def seeds(*lifts):
+        return {"waterbirds/cnn/train": [{"seed": i, "purity": 0.5 + lift, "baseline": 0.5, "lift": lift,
+                                          "p_value": 0.01} for i, lift in enumerate(lifts)]}
+
+    rec = record.payload(results, toy_source, profile="cpu", seconds=1.0, per_seed=seeds(0.2, 0.25, 0.3))
+    assert rec["neighbourhoods_per_seed"]["waterbirds/cnn/train"][1]["lift"] == 0.25
+    v = claims.within_class(json.loads(json.dumps(rec)))
+    assert v.label == "holds" and v.effect.n_seeds == 3 and v.effect.value == 0.25 and v.effect.paper is None
+    rec = record.payload(results, toy_source, profile="cpu", seconds=1.0, per_seed=seeds(0.0, 0.1, 0.2))
+    v = claims.within_class(rec)
+    assert v.label == "undecided" and v.effect.low < 0.05 < v.effect.high
+    assert "is decided by within-class attribute purity lift, waterbirds/cnn: 0.10 [" in claims.takeaways(rec)

@@ -92,3 +92,26 @@ def test_source_from_context_reads_splits_from_the_notebooks_real_data_folder(tm
     with pytest.raises(LookupError, match="routed"):
         source.model("isic", "cnn")
     assert seen == [("isic", str(real))]  # the model's run spec names the real folder too
+
+
+def test_seed_neighbourhoods_reuse_the_notebooks_own_and_measure_every_other_seed(monkeypatch, toy_source, tmp_path):
+    """Every profile seed gets a row per model on the claim split; the notebook's own seed reuses its results, the
+    others are measured on that seed's source (here the toy's, so the purities equal and the shuffles differ)."""
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    built = []
+    monkeypatch.setattr(study.LatentSource, "from_context",
+                        classmethod(lambda cls, c, **kw: built.append(kw["seed"]) or toy_source))
+    own = study.neighbourhood_analysis(toy_source, datasets=["waterbirds"], archs=["cnn"], splits=["train"], k=5,
+                                       n_shuffles=20, seed=1)
+    out = study.seed_neighbourhoods(ctx, own, datasets=["waterbirds"], archs=["cnn"], k=5, n_shuffles=20, seed=1)
+    rows = out["waterbirds/cnn/train"]
+    assert [r["seed"] for r in rows] == [1, 0, 2] and built == [0, 2]
+    assert set(rows[0]) == set(study.SEED_KEYS)
+    assert rows[0]["lift"] == own["waterbirds/cnn/train"]["attribute"]["lift"]
+    assert rows[1]["purity"] == rows[0]["purity"]  # the same toy model: the same neighbourhoods
+
+
+def test_planned_runs_name_every_seeds_models(tmp_path):
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    runs = study.planned_runs(ctx, {"SEED": 2, "DATASETS": ["isic"]})
+    assert [(r.seed, r.model) for r in runs] == [(s, m) for s in (2, 0, 1) for m in (ctx.settings.cnn, ctx.settings.vit)]

@@ -58,10 +58,13 @@ def test_05_records_fig7_grid_and_timings(smoke_run):
 
 @pytest.mark.notebook
 def test_05_claims_rows_are_evaluated(smoke_run):
-    recorded(smoke_run, NAME)
+    rec = recorded(smoke_run, NAME)
     claims = json.loads((smoke_run[0] / "claims.json").read_text())["claims"]
     rows = {c["id"]: c for c in claims if c["notebook"] == NAME}
     assert set(rows) == {"components.prusc", "components.removal"}
     for row in rows.values():
         assert row["ours"] not in ("not run",) and not row["ours"].startswith("not recorded")
-        assert row["holds"] in (True, False)
+        assert row["holds"] in (True, False, None) and row["effect"]["unit"]
+    # the per-seed table (issue 24): smoke trains one seed, its entry is the headline's numbers
+    (entry,) = rec["per_seed"]
+    assert entry["seed"] == 0 and entry["wga_before"] == rec["wga_before"] and entry["wga_after"] == rec["wga_after"]

@@ -13,7 +13,7 @@ from shortcut_nb.models import build_model
 from shortcut_nb.pipeline import context as context_module
 from shortcut_nb.pipeline.context import Context
 from shortcut_nb.pipeline.mask_runs import MaskRecipe, train_or_load_mask
-from shortcut_nb.sections.subnetworks import record, study
+from shortcut_nb.sections.subnetworks import claims, record, study
 from shortcut_nb.sscore import mask_area, s_scores, score_neurons, summarize_scores
 from shortcut_nb.data.samples import MaskedSamples
 
@@ -157,3 +157,45 @@ def test_the_loss_curve_is_the_cross_entropy_in_window_means():
     assert study.window_curve(ce, points=3) == [[1, 4.0], [2, 3.0], [4, 1.0], [6, 0.5], [7, 0.25]]
     assert study.window_curve([0.7, 0.6], points=10) == [[1, 0.7], [2, 0.6]]
     assert study.window_curve([]) == []
+
+
+def test_seed_experiments_record_every_seeds_figs_6_and_7_for_the_claims(tiny_ctx):
+    """The real path: seed 0 is the notebook's own (reused), seed 1 is trained and masked; each seed's entry holds
+    the numbers the claims read, and the claims read two seeds."""
+    ctx = tiny_ctx
+    recipes = study.mask_recipes(ctx, steps=1)
+    prusc = study.prusc_experiment(ctx, recipe=recipes.prusc, alpha=0.5, sscore_samples=4)
+    removal = study.group_removal_experiment(ctx, remove_groups=[0], keep_fractions=[0.8, 0.6], recipe=recipes.removal)
+    by_seed = study.seed_experiments(ctx, prusc=prusc, removals={"isic": removal}, recipes=recipes,
+                                     remove_groups={"isic": [0]}, alpha=0.5, seeds=[0, 1])
+    assert list(by_seed) == [0, 1] and by_seed[0][0] is prusc and by_seed[0][1]["isic"] is removal
+    assert by_seed[1][0].seed == 1 and [s.keep for s in by_seed[1][1]["isic"].subnetworks] == [0.8]
+    table = record.seed_record(by_seed)
+    assert table[0]["wga_before"] == prusc.baseline["wga"] and table[0]["mean_s_after"] == prusc.prusc["sscore"]["mean"]
+    assert set(table[1]["removal"]["isic"]["subnetworks"]) == {"g0@0.80"}
+    rec = json.loads(json.dumps(record.payload(record.prusc_entry(prusc), {"isic": record.removal_entry(removal)},
+                                               profile="smoke", seconds=1.0, per_seed=table)))
+    for verdict in (claims._prusc_claim(rec), claims._removal_claim(rec)):
+        assert all(e.n_seeds == 2 and e.interval_kind == "t over 2 seeds" for e in verdict.effects)
+    # each seed's Fig. 6 carries its within-seed intervals, around its own ΔWGA and mean s-score fall
+    for entry in table:
+        (lo, hi), (s_lo, s_hi) = entry["intervals"]["wga_change"], entry["intervals"]["mean_s_fall"]
+        assert lo <= entry["wga_after"] - entry["wga_before"] <= hi
+        assert s_lo <= entry["mean_s_before"] - entry["mean_s_after"] + 1e-9 and s_lo <= s_hi
+    one = json.loads(json.dumps(record.payload(record.prusc_entry(prusc), {"isic": record.removal_entry(removal)},
+                                               profile="smoke", seconds=1.0, per_seed=table[:1])))
+    assert all(e.interval_kind == "bootstrap within the seed" for e in claims._prusc_claim(one).effects)
+
+
+def test_planned_runs_name_every_seeds_masks(tmp_path):
+    """At cpu (three seeds) the plan holds the notebook's own masks, then each other seed's Fig. 6 mask and its 80 %
+    Fig. 7 masks on ISIC (what seed_experiments trains), so a sweep leaves the notebook nothing to train."""
+    ctx = Context.build("cpu", root=tmp_path, progress=False)
+    recipes = study.mask_recipes(ctx)
+    runs = study.planned_runs(ctx, {"SEED": 1, "REMOVE_GROUPS": {"isic": [0, 1], "waterbirds": [0]}})
+    own = [r for r in runs if r.spec.seed == 1]
+    assert len(own) == 1 + 2 * len(recipes.keep_grid) + 1  # Fig. 6, ISIC's keep grid, Waterbirds at 80 %
+    for other in (0, 2):
+        mine = [(r.spec.data.name, r.recipe) for r in runs if r.spec.seed == other]
+        assert mine == [("isic", recipes.prusc), ("isic", study.removal_recipe(recipes.removal, 0, 0.8, other)),
+                        ("isic", study.removal_recipe(recipes.removal, 1, 0.8, other))]

@@ -9,7 +9,7 @@ import torch
 from shortcut_nb.claims import CLAIMS
 from shortcut_nb.sections.vit_heads import attention_study as ast
 from shortcut_nb.sections.vit_heads import claims, record
-from support.claims import as_verdict, astuple_verdict
+from support.claims import astuple_verdict, point_holds
 
 
 def _claim(cid):
@@ -29,7 +29,7 @@ def test_claims_decide_both_ways():
     ours, holds = astuple_verdict(sscore.check(rec))
     assert holds and "isic: ViT 0.20 vs CNN 0.40" in ours
     rec["sscore"]["waterbirds"]["vit"]["mean"] = 0.7
-    assert as_verdict(sscore.check(rec)).holds is False
+    assert point_holds(sscore.check(rec)) is False
     heads = _claim("vit_heads.heads")
 
     def att_rec(beyond):
@@ -39,7 +39,7 @@ def test_claims_decide_both_ways():
     ours, holds = astuple_verdict(heads.check(rec))
     assert holds and "isic: 1/16 heads" in ours and "verdict on isic" in ours
     rec["attention"]["isic"] = att_rec([])
-    assert as_verdict(heads.check(rec)).holds is False
+    assert point_holds(heads.check(rec)) is False
 
 
 def test_takeaways_state_the_recorded_numbers(study, astudy):
@@ -67,23 +67,34 @@ def test_takeaways_and_claims_without_head_statistics(toy, study):
     rec = json.loads(json.dumps(record.record_payload([study], {"isic": (empty, ast.target_view(empty))},
                                                       profile="smoke", seconds=1.0)))
     assert "no sampled image has both core and spurious patches" in claims.takeaways(rec)
-    assert as_verdict(_claim("vit_heads.heads").check(rec)).holds is False
+    assert point_holds(_claim("vit_heads.heads").check(rec)) is False
 
 
-def test_the_sscore_claim_is_decided_on_the_mean_over_seeds_and_on_each_seed(study):
-    """The headline record is one seed; the verdict reads every seed's means and says mixed when they differ."""
+def test_the_sscore_claim_is_decided_on_the_interval_over_seeds(study):
+    """The headline record is one seed; the effect (ViT minus CNN mean s-score) is read per seed and decided on its
+    t-interval; one seed is decided on its bootstrap interval over neurons (``vit_minus_cnn``)."""
     rec = {"sscore": {"isic": {"area": 0.05, "vit": {"mean": 0.20}, "cnn": {"mean": 0.40}}},
            "sscore_per_seed": {"isic": [{"seed": 0, "area": 0.05, "vit": 0.20, "cnn": 0.40},
                                         {"seed": 1, "area": 0.05, "vit": 0.30, "cnn": 0.25},
                                         {"seed": 2, "area": 0.05, "vit": 0.10, "cnn": 0.30}]}}
     v = _claim("vit_heads.sscore").check(rec)
-    assert v.per_seed == (True, False, True) and v.label == "mixed (2 of 3 seeds)"
-    assert v.holds and v.margin == pytest.approx((0.40 + 0.25 + 0.30) / 3 - 0.20)
-    assert "mean over 3 seeds, ViT vs CNN: isic 0.20 vs 0.32" in v.ours
+    assert v.per_seed == (True, False, True) and v.label == "undecided"  # -0.20 / +0.05 / -0.20: covers 0
+    e = v.effect
+    assert e.unit == "Δ mean s" and e.side == "below" and e.value == pytest.approx(-0.35 / 3)
+    assert e.paper == pytest.approx(0.23 - 0.40) and e.low < 0 < e.high
     assert "per seed: isic 0.20 vs 0.40 / 0.30 vs 0.25 / 0.10 vs 0.30" in v.ours
-    rec["sscore_per_seed"]["isic"][2]["vit"] = 0.50  # the mean ViT (0.33) now exceeds the mean CNN (0.32)
-    assert not _claim("vit_heads.sscore").check(rec).holds
-    # the record's seed entries are each seed's study means, in the studies' order
+    for entry, d in zip(rec["sscore_per_seed"]["isic"], (0.20, 0.22, 0.18)):
+        entry.update(vit=0.1, cnn=0.1 + d)
+    assert _claim("vit_heads.sscore").check(rec).label == "holds"
+    # one seed: its bootstrap over neurons decides
+    one = {"sscore": rec["sscore"], "sscore_per_seed": {"isic": [
+        {"seed": 0, "area": 0.05, "vit": 0.2, "cnn": 0.4, "vit_minus_cnn": {"value": -0.2, "low": -0.3, "high": -0.1}}]}}
+    v = _claim("vit_heads.sscore").check(one)
+    assert v.label == "holds" and v.effect.interval_kind == "bootstrap within the seed" and v.margin == pytest.approx(0.1)
+    # the record's seed entries are each seed's study means, in the studies' order, with the bootstrap difference
     entries = record.seed_record({"isic": {3: study, 0: study}})["isic"]
     assert [e["seed"] for e in entries] == [3, 0] and tuple(entries[0]) == record.SEED_KEYS
     assert entries[0]["vit"] == study.stats("vit")["mean"] and entries[0]["area"] == study.area
+    diff = entries[0]["vit_minus_cnn"]
+    assert diff["value"] == pytest.approx(study.stats("vit")["mean"] - study.stats("cnn")["mean"], abs=1e-6)
+    assert diff["low"] <= diff["value"] <= diff["high"]
