@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..artifacts import temp_path
 from ..locks import artifact_lock
 from ..vocab import DatasetName
 from . import render
@@ -212,7 +213,7 @@ def _render_bird(rng: np.random.Generator, obj: dict, place: int, s: WaterbirdsL
 
 def _atomic_folder(root: Path):
     """Write into a sibling temp folder, then rename: a killed run leaves no half-written dataset."""
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    tmp = temp_path(root)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
