@@ -345,9 +345,15 @@ def ensure_synthetic(name: DatasetName, settings: WaterbirdsLikeSettings | ISICL
     if name not in ("waterbirds", "isic"):
         raise ValueError(f"dataset name must be 'waterbirds' or 'isic', got {name!r}")
     folder = Path(root) / "data" / f"{name}_like-{settings_key(settings)}"
+
+    def written() -> bool:
+        return (folder / "generator.json").is_file() and (folder / "metadata.csv").is_file()
+
+    if written():  # renamed into place whole: read without the lock (a read-only runs root serves it)
+        return folder
     # two processes (a notebook and a sweep job) asking at once: one writes, the other waits and reuses it
     with artifact_lock(folder):
-        if (folder / "generator.json").is_file() and (folder / "metadata.csv").is_file():
+        if written():
             return folder
         generate = generate_waterbirds_like if name == "waterbirds" else generate_isic_like
         return generate(folder, settings)  # type: ignore[arg-type]
