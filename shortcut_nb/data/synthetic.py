@@ -345,15 +345,11 @@ def ensure_synthetic(name: DatasetName, settings: WaterbirdsLikeSettings | ISICL
     if name not in ("waterbirds", "isic"):
         raise ValueError(f"dataset name must be 'waterbirds' or 'isic', got {name!r}")
     folder = Path(root) / "data" / f"{name}_like-{settings_key(settings)}"
-
-    def written() -> bool:
-        return (folder / "generator.json").is_file() and (folder / "metadata.csv").is_file()
-
-    if written():  # renamed into place whole: read without the lock (a read-only runs root serves it)
+    done = (folder / "generator.json", folder / "metadata.csv")  # written whole, renamed into place
+    if all(path.is_file() for path in done):  # read without the lock: a read-only runs root serves it
         return folder
-    # two processes (a notebook and a sweep job) asking at once: one writes, the other waits and reuses it
-    with artifact_lock(folder):
-        if written():
+    with artifact_lock(folder):  # two processes asking at once (a notebook, a sweep job): one writes, one waits
+        if all(path.is_file() for path in done):
             return folder
         generate = generate_waterbirds_like if name == "waterbirds" else generate_isic_like
         return generate(folder, settings)  # type: ignore[arg-type]
