@@ -80,6 +80,7 @@ def test_train_or_load_releases_the_lock_when_training_raises(tmp_path, monkeypa
 
 REQUEST = """
 import json, os, sys, time
+from pathlib import Path
 from shortcut_nb.pipeline import runs
 
 root, counter, ready, go = sys.argv[1:5]
@@ -126,6 +127,7 @@ def test_two_processes_asking_for_one_run_train_it_once(tmp_path):
 # last.pt inside train_or_load, a stand-in pretraining's per-epoch checkpoint, a synthetic dataset folder.
 KILLED_WRITERS = """
 import json, os, signal, sys
+from pathlib import Path
 import torch
 from shortcut_nb.data import WaterbirdsLikeSettings, ensure_synthetic, synthetic
 from shortcut_nb.locks import artifact_lock
