@@ -23,7 +23,7 @@ from shortcut_nb.pipeline.sweep import jobs as sweep_jobs
 from shortcut_nb.pipeline.runs import build_for, run_dir, run_spec, train_or_load
 from shortcut_nb.pipeline.train import FINAL, LAST, fine_tune
 from shortcut_nb.pipeline.runs import get_split
-from support.processes import alive, descendants, wait_for, wait_gone
+from support.processes import alive, descendants, end, wait_for, wait_gone
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the kill hook below travels into the job by value
 
@@ -273,11 +273,7 @@ def test_a_killed_submit_and_its_killed_job_show_as_failed_and_not_started(tmp_p
             os.kill(pid, signal.SIGKILL)
         assert not wait_gone(job, timeout=10)
     finally:
-        submitter.kill()
-        submitter.wait()
-        for pid in job:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        end(submitter, job)
     specs = [smoke(s) for s in (0, 1)]
     st = sweep.status(specs, root=root, name="k")
     killed, never = st.runs

@@ -2,7 +2,6 @@
 and the notebook's kernel too (no orphan left training)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.processes import alive, descendants, wait_for, wait_gone
+from support.processes import descendants, end, wait_for, wait_gone
 
 PARAMETERS = 'PROFILE = "cpu"\nOUTPUT_DIR = "out"\n'
 # The kernel says who it is, then works for longer than the test waits.
@@ -45,14 +44,10 @@ def test_stopping_the_runner_ends_its_papermill_and_kernel(tmp_path, stop):
         assert kernel in below and len(below) >= 2  # papermill, and the kernel below it
         runner.send_signal(stop)
         _, err = runner.communicate(timeout=30)
-        assert runner.returncode == -stop if stop == signal.SIGKILL else 128 + stop
+        assert runner.returncode == (-stop if stop == signal.SIGKILL else 128 + stop)
         left = wait_gone(below, timeout=15)
         assert not left, f"still running after the runner was stopped: {left}"
         if stop == signal.SIGTERM:
             assert "stopped by SIGTERM while running 01_busy.ipynb" in err
     finally:
-        runner.kill()
-        runner.wait()
-        for pid in below:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        end(runner, below)

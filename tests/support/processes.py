@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -48,3 +50,12 @@ def wait_gone(pids: set[int], *, timeout: float) -> set[int]:
     while (left := {pid for pid in pids if alive(pid)}) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
+
+
+def end(process: subprocess.Popen, pids: set[int]) -> None:
+    """A test's cleanup: kill ``process`` and whatever of ``pids`` still runs."""
+    process.kill()
+    process.wait()
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
