@@ -12,6 +12,9 @@ finished run. The holder writes its host, pid and start time into the lock file 
 :func:`lock_holder` (shown by ``sweep status``).
 
 Within one thread the lock is re-entrant: a thread that holds a run's lock may ask for it again.
+
+Whoever takes a run's or an artifact's lock first removes the temp files its killed writers left
+(:func:`~.artifacts.remove_stale_temps`): only the lock's holder writes them, so any other one is a dead writer's.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Iterator
+
+from .artifacts import remove_stale_temps
 
 LOCK_NAME = "run.lock"
 
@@ -142,11 +147,18 @@ def artifact_lock_path(artifact: str | os.PathLike) -> Path:
     return artifact.with_name(artifact.name + ".lock")
 
 
-def run_lock(run_directory: str | os.PathLike, *, timeout: float | None = None):
-    """The lock of the run in ``run_directory`` (see :func:`file_lock`)."""
-    return file_lock(run_lock_path(run_directory), timeout=timeout)
+@contextlib.contextmanager
+def run_lock(run_directory: str | os.PathLike, *, timeout: float | None = None) -> Iterator[Path]:
+    """The lock of the run in ``run_directory`` (see :func:`file_lock`); the temps in it are removed on taking it."""
+    with file_lock(run_lock_path(run_directory), timeout=timeout) as path:
+        remove_stale_temps(run_directory, inside=True)
+        yield path
 
 
-def artifact_lock(artifact: str | os.PathLike, *, timeout: float | None = None):
-    """The lock of the single-file artifact ``artifact`` (see :func:`file_lock`)."""
-    return file_lock(artifact_lock_path(artifact), timeout=timeout)
+@contextlib.contextmanager
+def artifact_lock(artifact: str | os.PathLike, *, timeout: float | None = None) -> Iterator[Path]:
+    """The lock of the artifact ``artifact`` (a file, or a folder written whole; see :func:`file_lock`); the temps
+    of it and its companions are removed on taking it."""
+    with file_lock(artifact_lock_path(artifact), timeout=timeout) as path:
+        remove_stale_temps(artifact)
+        yield path

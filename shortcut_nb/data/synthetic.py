@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..artifacts import temp_path
 from ..locks import artifact_lock
 from ..vocab import DatasetName
 from . import render
@@ -212,7 +213,7 @@ def _render_bird(rng: np.random.Generator, obj: dict, place: int, s: WaterbirdsL
 
 def _atomic_folder(root: Path):
     """Write into a sibling temp folder, then rename: a killed run leaves no half-written dataset."""
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    tmp = temp_path(root)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -344,9 +345,11 @@ def ensure_synthetic(name: DatasetName, settings: WaterbirdsLikeSettings | ISICL
     if name not in ("waterbirds", "isic"):
         raise ValueError(f"dataset name must be 'waterbirds' or 'isic', got {name!r}")
     folder = Path(root) / "data" / f"{name}_like-{settings_key(settings)}"
-    # two processes (a notebook and a sweep job) asking at once: one writes, the other waits and reuses it
-    with artifact_lock(folder):
-        if (folder / "generator.json").is_file() and (folder / "metadata.csv").is_file():
+    done = (folder / "generator.json", folder / "metadata.csv")  # written whole, renamed into place
+    if all(path.is_file() for path in done):  # read without the lock: a read-only runs root serves it
+        return folder
+    with artifact_lock(folder):  # two processes asking at once (a notebook, a sweep job): one writes, one waits
+        if all(path.is_file() for path in done):
             return folder
         generate = generate_waterbirds_like if name == "waterbirds" else generate_isic_like
         return generate(folder, settings)  # type: ignore[arg-type]

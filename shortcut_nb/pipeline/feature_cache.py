@@ -4,7 +4,9 @@ Every analysis after §4.1 works on the penultimate representation (t-SNE of
 §4.2, DFR and s-scores of §5, the ViT heads of §6). :func:`extract_features`
 computes it once per (model weights, dataset folder, split, image transform)
 and keeps it under ``<runs root>/features/``; later calls, later notebooks and
-widget redraws load it back.
+widget redraws load it back. A missing entry is extracted under its lock
+(:func:`~shortcut_nb.locks.artifact_lock`), so processes sharing a runs root
+extract it once.
 
 The cache key
 -------------
@@ -48,6 +50,7 @@ from ..data.fingerprint import folder_fingerprint
 from ..config import model_device, runs_root
 from ..data import ShortcutDataset
 from ..data.transforms import TRANSFORM_ID
+from ..locks import artifact_lock
 from ..progress import progress
 
 # Bump when the stored layout or the meaning of the key changes: old entries are then ignored.
@@ -251,8 +254,8 @@ def _save(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 
     buffer = io.BytesIO()
     np.savez(buffer, **{k: arrays[k] for k in _ARRAYS})
+    atomic_write_json(path.with_suffix(".json"), meta)  # first: a reader who finds the arrays finds their meta
     atomic_write_bytes(path, buffer.getvalue())
-    atomic_write_json(path.with_suffix(".json"), meta)
 
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -334,18 +337,31 @@ def extract_features(
     fingerprint = dataset_fingerprint(dataset, dataset_key=dataset_key)
     key = feature_key(model, dataset, dataset_key=dataset_key, key_extra=key_extra, _model_hash=model_hash)
     path = feature_cache_dir(cache_dir, root=root) / f"{key}.npz"
-    hit = _load(path)
-    if hit is not None and len(hit[0]["z"]) == len(dataset):
+
+    def cached() -> FeatureSet | None:
+        hit = _load(path)
+        if hit is None or len(hit[0]["z"]) != len(dataset):
+            return None
         arrays, meta = hit
         return FeatureSet(**arrays, from_cache=True, key=key, path=str(path), seconds=time.perf_counter() - tic,
                           extract_seconds=float(meta.get("extract_seconds", float("nan"))))
-    arrays = _compute(encoder, dataset, batch_size=batch_size, num_workers=num_workers, progress_bar=progress_bar,
-                      desc=desc)
-    extract_seconds = time.perf_counter() - tic
-    meta = {"format": FEATURE_FORMAT_VERSION, "key": key, "model": getattr(model, "name", type(model).__name__),
-            "model_sha256": model_hash, "dataset": fingerprint, "key_extra": key_extra, "n": len(arrays["z"]),
-            "d": int(arrays["z"].shape[1]), "extract_seconds": extract_seconds, "device": str(model_device(encoder)),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _save(path, arrays, meta)
+
+    # a cached entry loads without the lock (a read-only runs root serves it); a second process asking for a
+    # missing one waits at the lock, then loads what the first extracted, as training does
+    found = cached()
+    if found is not None:
+        return found
+    with artifact_lock(path):
+        found = cached()
+        if found is not None:
+            return found
+        arrays = _compute(encoder, dataset, batch_size=batch_size, num_workers=num_workers, progress_bar=progress_bar,
+                          desc=desc)
+        extract_seconds = time.perf_counter() - tic
+        meta = {"format": FEATURE_FORMAT_VERSION, "key": key, "model": getattr(model, "name", type(model).__name__),
+                "model_sha256": model_hash, "dataset": fingerprint, "key_extra": key_extra, "n": len(arrays["z"]),
+                "d": int(arrays["z"].shape[1]), "extract_seconds": extract_seconds,
+                "device": str(model_device(encoder)), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _save(path, arrays, meta)
     return FeatureSet(**arrays, from_cache=False, key=key, path=str(path), seconds=time.perf_counter() - tic,
                       extract_seconds=extract_seconds)

@@ -6,6 +6,7 @@ trains it, later ones (and later notebooks) load it from the run root.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -230,7 +231,9 @@ def train_or_load(spec: RunSpec, *, root: str | os.PathLike | None = None, progr
     if spec.init == "checkpoint":
         return load_checkpoint_run(spec, root=root)
     out = run_dir(spec, root=root)
-    with run_lock(out):  # a second process waits here, then loads what the first trained
+    # a finished run loads without its lock (a read-only runs root serves it); a second process asking for an
+    # unfinished one waits at the lock, then loads what the first trained
+    with contextlib.nullcontext() if (out / FINAL).is_file() else run_lock(out):
         tic = time.perf_counter()
         train_set = get_split(spec.data, "train", root=root)
         model = build_for(spec, root=root, progress_bar=progress_bar, num_classes=train_set.groups.n_classes)

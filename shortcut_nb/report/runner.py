@@ -15,17 +15,27 @@ before any notebook starts: each name must be declared in the parameters cell
 of at least one selected notebook (read with :mod:`ast`, nothing evaluated) and
 reaches only the notebooks that declare it; ``DATA_FOLDERS`` and ``CHECKPOINT``
 paths are made absolute and must exist (a notebook runs in ``notebooks/``).
+
+A notebook's papermill process dies with the runner, however the runner ends: SIGTERM and Ctrl-C stop it
+(:func:`run_notebook` kills it on the way out), and on Linux it gets SIGKILL from the kernel when the runner itself
+is killed (``PR_SET_PDEATHSIG``, even for kill -9). Its Jupyter kernel follows within a second: ipykernel polls its
+parent (papermill) and exits when it is gone.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
+import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..artifacts import atomic_write_json
 from ..config import check_profile
@@ -44,6 +54,9 @@ RESERVED = {"PROFILE": "--profile", "OUTPUT_DIR": "--out", "DRY_RUN": "--dry-run
 ERROR_TAIL_CHARS = 3000
 # File suffixes that make a MODEL value a weights file rather than a timm / torchvision name.
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# loaded here, not in the forked child (loading a library between fork and exec is not safe)
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 class ReportError(OSError):
@@ -204,9 +217,41 @@ def error_tail(text: str, limit: int = ERROR_TAIL_CHARS) -> str:
     return "[... earlier output cut]\n" + (cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut)
 
 
+def _die_with(parent: int) -> None:
+    """In the papermill child before it starts: SIGKILL when the runner (``parent``) dies, however it dies."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the runner died before the request took effect
+        os._exit(1)
+
+
+class RunnerStopped(SystemExit):
+    """The runner got SIGTERM: it exits (status 143) and its notebook's process is killed on the way out."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops(book: Path) -> Iterator[None]:
+    """SIGTERM raises :class:`RunnerStopped` in the main thread (elsewhere the handler cannot be set: no change)."""
+    def stop(signum, frame):
+        print(f"[shortcut_nb] stopped by {signal.Signals(signum).name} while running {book.name}: its papermill "
+              "process and kernel are ended", file=sys.stderr, flush=True)
+        raise RunnerStopped(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_root: str | None = None,
                  extra_parameters: dict | None = None) -> NotebookRun:
-    """Execute one notebook with papermill in a child process, killed after ``timeout`` seconds.
+    """Execute one notebook with papermill in a child process, killed after ``timeout`` seconds or when the
+    runner stops (an exception, SIGTERM, Ctrl-C, or the runner killed outright: see the module's notes).
 
     It executes into a fresh folder beside ``out`` (its ``OUTPUT_DIR``); its outputs replace the previous ones only
     when it succeeded, else the previous good ones move to ``out/last_good/`` (:mod:`.publish`).
@@ -224,17 +269,26 @@ def run_notebook(path: Path, *, profile: str, out: Path, timeout: float, runs_ro
     if runs_root:
         env["SHORTCUT_NB_RUNS"] = str(Path(runs_root).resolve())
     tic = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-        seconds = time.perf_counter() - tic
-        if proc.returncode != 0:
-            result = NotebookRun(path.stem, seconds, False, error_tail(proc.stderr or proc.stdout))
-        elif not (stage / f"{path.stem}.json").is_file():
-            result = NotebookRun(path.stem, seconds, False, f"ran, but recorded no {path.stem}.json")
-        else:
-            result = NotebookRun(path.stem, seconds, True)
-    except subprocess.TimeoutExpired:
-        result = NotebookRun(path.stem, time.perf_counter() - tic, False, f"timed out after {timeout:.0f} s")
+    with _sigterm_stops(path), subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                preexec_fn=functools.partial(_die_with, os.getpid())) as proc:
+        timed_out, stdout, stderr = False, "", ""
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            if proc.poll() is None:  # timed out or stopped: its kernel follows it (ipykernel polls its parent)
+                proc.kill()
+                proc.wait()
+    seconds = time.perf_counter() - tic
+    if timed_out:
+        result = NotebookRun(path.stem, seconds, False, f"timed out after {timeout:.0f} s")
+    elif proc.returncode != 0:
+        result = NotebookRun(path.stem, seconds, False, error_tail(stderr or stdout))
+    elif not (stage / f"{path.stem}.json").is_file():
+        result = NotebookRun(path.stem, seconds, False, f"ran, but recorded no {path.stem}.json")
+    else:
+        result = NotebookRun(path.stem, seconds, True)
     if result.ok:
         publish(stage, out, path.stem)
     else:

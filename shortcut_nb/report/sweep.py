@@ -90,5 +90,5 @@ def main(args: argparse.Namespace) -> int:
     else:
         st = status(specs, root=ctx.root, name=args.name)
         print(format_status(st))
-        return 1 if st.failures else 0
+        return 1 if st.stalled else 0  # a script waiting on the sweep stops at a failure or a gap
     return 0

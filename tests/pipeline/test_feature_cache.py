@@ -1,8 +1,11 @@
 """Feature extraction and its disk cache: values equal f_enc's output, hits compute nothing, any change of
-weights, folder, split or image size recomputes."""
+weights, folder, split or image size recomputes, two processes sharing a cache extract each entry once."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -212,3 +215,37 @@ def test_default_cache_dir_is_under_the_runs_root(cnn, train16, tmp_path, monkey
     feats = extract_features(cnn, train16, progress_bar=False)
     assert Path(feats["path"]).parent == tmp_path / "runs" / "features"
     assert Path(feats["path"]).with_suffix(".json").is_file()
+
+
+def _extract_every_split(model, folder, cache_dir, counter, start):
+    """In a forked process: wait for the start, then ask for the features of each split (a slow, counted extraction)."""
+    from shortcut_nb.pipeline import feature_cache
+
+    real = feature_cache._compute
+
+    def counted(*args, **kwargs):
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # long enough that the other process asks while this one extracts
+        return real(*args, **kwargs)
+
+    feature_cache._compute = counted
+    start.wait(timeout=60)
+    for split in ("train", "val", "test"):
+        extract_features(model, load_dataset(folder, split=split, image_size=16), cache_dir=cache_dir, progress_bar=False)
+
+
+def test_two_processes_sharing_a_root_extract_each_entry_once(cnn, tiny_waterbirds, tmp_path):
+    context = multiprocessing.get_context("fork")
+    counter, cache_dir = tmp_path / "extractions", tmp_path / "features"
+    start = context.Barrier(2)
+    workers = [context.Process(target=_extract_every_split, args=(cnn, tiny_waterbirds, cache_dir, counter, start))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    assert len(counter.read_text().split()) == 3  # one extraction per split, not one per split and process
+    for split in ("train", "val", "test"):
+        assert is_cached(cnn, load_dataset(tiny_waterbirds, split=split, image_size=16), cache_dir=cache_dir)

@@ -6,12 +6,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from shortcut_nb.artifacts import read_json
+from shortcut_nb.artifacts import read_json, weights_hash
 from shortcut_nb.models import build_model
 from shortcut_nb.pipeline import pretrain, sweep
 from shortcut_nb.pipeline.pretrain import PretrainSettings, ensure_pretrained, generate_pretraining_images
 from shortcut_nb.config import profile_settings
-from shortcut_nb.pipeline.runs import run_dir, run_spec, standin_pretraining, train_or_load
+from shortcut_nb.pipeline.feature_cache import extract_features
+from shortcut_nb.pipeline.runs import get_split, run_dir, run_spec, standin_pretraining, train_or_load
+from support.read_only import make_read_only
 
 
 def test_pretraining_images_are_uncorrelated_and_deterministic():
@@ -82,6 +84,21 @@ def test_train_or_load_reuses_the_checkpoint(tmp_path):
     assert not info2["trained_now"]
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     assert sum(info["train_group_counts"]) == 160
+
+
+def test_a_read_only_runs_root_serves_its_finished_runs(tmp_path, monkeypatch, request):
+    """Loading a finished run (and its data, decoded pixels and features) takes no lock and writes nothing."""
+    root = tmp_path / "runs"
+    spec = run_spec("smoke", "waterbirds", seed=0, epochs=1)
+    trained, _ = train_or_load(spec, root=root, progress_bar=False)
+    features = extract_features(trained, get_split(spec.data, "test", root=root), root=root, progress_bar=False)
+    how = make_read_only(root, monkeypatch, request)  # as root here: every write under it refused, not chmod
+    with pytest.raises(PermissionError):  # the root really refuses what training would do
+        train_or_load(run_spec("smoke", "waterbirds", seed=1, epochs=1), root=root, progress_bar=False)
+    loaded, info = train_or_load(spec, root=root, progress_bar=False)
+    assert not info["trained_now"] and weights_hash(loaded) == weights_hash(trained), how
+    again = extract_features(loaded, get_split(spec.data, "test", root=root), root=root, progress_bar=False)
+    assert again["from_cache"] and (again["z"] == features["z"]).all()
 
 
 def test_a_distilled_pretraining_learns_from_its_teacher(tmp_path):

@@ -1,10 +1,12 @@
 """Sweeps through submitit: planning from run specs, local jobs (real subprocesses), kill and resume,
-failures in status, and the sbatch script SLURM would get (rendered and submitted to a fake sbatch)."""
+failures in status (a kill -9'd job, a kill -9'd submit's jobs never started), and the sbatch script SLURM would
+get (rendered and submitted to a fake sbatch)."""
 from __future__ import annotations
 
 import os
 import signal
 import stat
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,12 +17,13 @@ import torch
 
 from submitit.helpers import Checkpointable
 
-from shortcut_nb.artifacts import weights_hash
+from shortcut_nb.artifacts import read_json, weights_hash
 from shortcut_nb.pipeline import sweep
 from shortcut_nb.pipeline.sweep import jobs as sweep_jobs
 from shortcut_nb.pipeline.runs import build_for, run_dir, run_spec, train_or_load
 from shortcut_nb.pipeline.train import FINAL, LAST, fine_tune
 from shortcut_nb.pipeline.runs import get_split
+from support.processes import alive, descendants, end, wait_for, wait_gone
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the kill hook below travels into the job by value
 
@@ -127,23 +130,28 @@ def test_local_sweep_finishes_and_the_notebook_loads_the_same_weights(local_swee
 def test_a_job_that_raises_is_failed_with_its_log_and_the_others_finish(local_sweep):
     root, good, bad, killed, _ = local_sweep
     st = sweep.status([good, bad, killed], root=root, name="t")
-    assert [r.state for r in st.runs] == ["done", "failed", "partial"]
-    (failure,) = st.failures
+    assert [r.state for r in st.runs] == ["done", "failed", "failed"]  # the killed job too (next test)
+    failure = st.runs[1]
     assert failure.key == run_dir(bad, root=root).relative_to(root).as_posix()
     assert Path(failure.log).is_file() and "no-such-folder" in Path(failure.log).read_text()
     assert "no-such-folder" in failure.error
     text = sweep.format_status(st)
-    assert text.startswith("sweep 't': 1 done, 0 running, 0 queued, 1 partial, 1 failed, 0 missing")
+    assert text.startswith("sweep 't': 1 done, 0 running, 0 queued, 0 partial, 2 failed, 0 missing")
     assert f"FAILED finetune {failure.key}\n  log: {failure.log}" in text
+    assert st.stalled == st.failures  # what `sweep status` exits non-zero for
 
 
 def test_a_killed_job_resumes_from_its_checkpoint_with_the_same_weights(local_sweep, tmp_path):
     root, _, _, killed, _ = local_sweep
     out = run_dir(killed, root=root)
     assert (out / LAST).is_file() and not (out / FINAL).is_file()
-    (run,) = sweep.status([killed], root=root, name="t").runs
-    assert (run.state, run.epoch) == ("partial", 1)  # the SIGKILL freed its lock: not "running"
-    assert run.log is not None
+    st = sweep.status([killed], root=root, name="t")
+    (run,) = st.runs
+    # kill -9'd: failed (not partial, not running: the SIGKILL freed its lock), with its error and log
+    assert (run.state, run.epoch) == ("failed", 1) and run in st.stalled
+    assert "killed (kill -9" in run.error and Path(run.log).is_file()
+    assert (f"FAILED finetune {run.key} (its checkpoint at epoch 1/3 stays: a new submit resumes it)\n"
+            f"  log: {run.log}\n    the job ended without a result: killed (kill -9") in sweep.format_status(st)
     first_epoch = torch.load(out / LAST, weights_only=True)["history"][0]
 
     # submitted again (in this process: the same job call a requeued SLURM job makes)
@@ -226,3 +234,56 @@ def test_slurm_submission_renders_the_options(tmp_path, monkeypatch):
     assert {r.state for r in sweep.status(planned, root=root, name="c").runs} == {"missing"}
     with pytest.raises(ValueError, match="--name=value"):
         sweep.slurm_parameters(replace(options, additional=("qos=high",)), job_name="x")
+
+
+HANGING_SUBMIT = """
+import os, sys, time
+from pathlib import Path
+from shortcut_nb.pipeline import sweep
+from shortcut_nb.pipeline.runs import run_spec
+
+root, started = Path(sys.argv[1]), Path(sys.argv[2])
+
+class SayPidAndHang:
+    def __call__(self):  # in the job's process, before training
+        Path(f"{started}.tmp").write_text(str(os.getpid()))
+        os.replace(f"{started}.tmp", started)
+        time.sleep(600)
+
+specs = [run_spec("smoke", "waterbirds", seed=s, epochs=1) for s in (0, 1)]
+sweep.submit(sweep.plan_runs(specs, root=root), root=root, name="k", executor="local", max_parallel=1, poll_s=0.1,
+             before=SayPidAndHang())
+"""
+
+
+def test_a_killed_submit_and_its_killed_job_show_as_failed_and_not_started(tmp_path):
+    """kill -9 of ``sweep submit`` while its first local job runs, then of that job (submitit's controller and its
+    task): status says the job failed (killed, with its log), the second was never started, and asks for a submit."""
+    root, started = tmp_path / "runs", tmp_path / "started"
+    submitter = subprocess.Popen([sys.executable, "-c", HANGING_SUBMIT, str(root), str(started)])
+    job: set[int] = set()
+    try:
+        task = int(wait_for(started, timeout=180).read_text())
+        job = descendants(submitter.pid)
+        assert task in job
+        os.kill(submitter.pid, signal.SIGKILL)
+        submitter.wait()
+        assert all(alive(pid) for pid in job)  # a local job outlives its submit: it is killed on its own
+        for pid in job:
+            os.kill(pid, signal.SIGKILL)
+        assert not wait_gone(job, timeout=10)
+    finally:
+        end(submitter, job)
+    specs = [smoke(s) for s in (0, 1)]
+    st = sweep.status(specs, root=root, name="k")
+    killed, never = st.runs
+    assert (killed.state, never.state) == ("failed", "unstarted") and st.stalled == st.runs
+    job_id = read_json(root / "sweeps" / "k" / "sweep.json")["attempts"][killed.key]["job_id"]
+    assert int(job_id) in job
+    assert f"killed (kill -9, out of memory, a node failure) or out of requeues (job pid {job_id})" in killed.error
+    assert Path(killed.log).is_file()
+    assert never.error == f"its `sweep submit` (pid {submitter.pid}) ended before starting this job; submit again"
+    text = sweep.format_status(st)
+    assert text.startswith("sweep 'k': 0 done, 0 running, 0 queued, 0 partial, 1 failed, 0 missing, 1 not started")
+    assert f"  not started: {never.key} ({never.error})" in text and f"FAILED finetune {killed.key}\n" in text
+    assert "2 of 2 runs are neither done nor on their way" in text

@@ -1,7 +1,10 @@
 """A sweep's job records: where each run's latest job writes, and what it says about the run.
 
 ``<runs root>/sweeps/<name>/sweep.json`` keeps, per run key, the latest job's id, executor, host and log paths
-(and, for jobs that ran here, their outcome); :func:`attempt_state` turns one into running / queued / failed.
+(and, for jobs that ran here, their outcome); :func:`attempt_state` turns one into running / queued / failed /
+unstarted. ``sweep submit`` writes a record for every run it will submit before it submits any (no job id yet:
+:func:`planned_record`) and rewrites the file as each job starts and ends, so a killed submit leaves its jobs that
+never started visible as such, and a killed job is failed, not missing.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from ...artifacts import read_json
 from ...config import runs_root
 
-State = Literal["done", "partial", "missing", "running", "queued", "failed"]
+State = Literal["done", "partial", "missing", "running", "queued", "failed", "unstarted"]
 ERROR_LINES = 12  # lines of a failure's error shown by status
 
 def sweep_dir(root: str | os.PathLike | None, name: str | None) -> Path:
@@ -30,12 +33,22 @@ def read_manifest(folder: Path) -> dict:
     return read_json(path) if path.is_file() else {"attempts": {}}
 
 
+def planned_record(executor: str, level: int) -> dict:
+    """A run this process (the ``sweep submit``) will submit but has not yet: no job id."""
+    return {"job_id": None, "executor": executor, "level": level, "host": socket.gethostname(),
+            "submitter_pid": os.getpid(), "planned": time.time()}
+
+
 def attempt_record(job, executor: str, level: int) -> dict:
     paths = job.paths if executor != "debug" else None
     return {"job_id": str(job.job_id), "executor": executor, "level": level, "host": socket.gethostname(),
-            "submitted": time.time(), "stdout": str(paths.stdout) if paths else None,
+            "submitter_pid": os.getpid(), "submitted": time.time(), "stdout": str(paths.stdout) if paths else None,
             "stderr": str(paths.stderr) if paths else None,
             "result": str(paths.result_pickle) if paths else None}
+
+
+KILLED = "the job ended without a result: killed (kill -9, out of memory, a node failure) or out of requeues"
+RESUBMIT = "submit again: training resumes from its last checkpoint"
 
 
 def job_outcome(job) -> dict:
@@ -45,7 +58,7 @@ def job_outcome(job) -> dict:
     except FailedJobError as err:  # the call raised: its traceback
         return {"outcome": "failed", "error": error_text(err)}
     except UncompletedJobError as err:  # killed (SIGKILL, out of memory) or out of requeues: no result
-        return {"outcome": "interrupted", "error": tail(str(err))}
+        return {"outcome": "interrupted", "error": f"{KILLED}; {RESUBMIT}\n{tail(str(err), ERROR_LINES - 1)}"}
     except Exception as err:  # noqa: BLE001 - the job's own error, reported by status
         return {"outcome": "failed", "error": error_text(err)}
 
@@ -60,31 +73,59 @@ def tail(text: str, n: int = ERROR_LINES) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, killed but not yet reaped by its new parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux): the signal said enough
+        return True
+    return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X")
 
 
 def attempt_state(attempt: dict) -> tuple[State | None, str | None]:
-    """What the latest job of a run says: running / queued / failed (with its error), or None."""
+    """What the latest job of a run says: running / queued / failed / unstarted (with its error), or None."""
     outcome = attempt.get("outcome")
-    if outcome == "failed":
+    if outcome in ("failed", "interrupted"):
         return "failed", attempt.get("error")
     if outcome:
         return None, None
+    here = attempt.get("host") == socket.gethostname()
+    submitter = attempt.get("submitter_pid")
+    submitter_alive = here and submitter is not None and _pid_alive(int(submitter))
+    if not attempt.get("job_id"):  # planned by a submit that never handed it to an executor
+        if not here:
+            return None, None
+        if submitter_alive:
+            return "queued", None
+        return "unstarted", f"its `sweep submit` (pid {submitter}) ended before starting this job; submit again"
+    if attempt.get("executor") == "debug":  # ran inside its submit's process, which records how it ended
+        if not here:
+            return None, None
+        if submitter_alive:
+            return "running", None
+        return "failed", f"killed while it ran inside its `sweep submit` (pid {submitter}); {RESUBMIT}"
     result = Path(attempt["result"]) if attempt.get("result") else None
     if result is not None and result.is_file():
         kind, value = submitit.core.utils.pickle_load(result)
         return ("failed", tail(str(value))) if kind == "error" else (None, None)
-    if attempt.get("executor") == "local" and attempt.get("host") == socket.gethostname():
-        return ("running", None) if _pid_alive(int(attempt["job_id"])) else (None, None)
+    if attempt.get("executor") == "local" and here:
+        if _pid_alive(int(attempt["job_id"])):
+            return "running", None
+        return "failed", f"{KILLED} (job pid {attempt['job_id']}); {RESUBMIT}" + _log_tail(attempt)
     if attempt.get("executor") == "slurm":
         return _slurm_state(attempt)
     return None, None
+
+
+def _log_tail(attempt: dict) -> str:
+    log = Path(attempt["stderr"]) if attempt.get("stderr") else None
+    text = tail(log.read_text(errors="replace"), ERROR_LINES - 1) if log is not None and log.is_file() else ""
+    return f"\n{text}" if text else ""
 
 
 def _slurm_state(attempt: dict) -> tuple[State | None, str | None]:
@@ -96,8 +137,7 @@ def _slurm_state(attempt: dict) -> tuple[State | None, str | None]:
     if state in _SLURM_QUEUED or state in ("RUNNING", "COMPLETING"):
         return ("queued" if state in _SLURM_QUEUED else "running"), None
     if state.split()[0] in _SLURM_FAILED:
-        log = Path(attempt["stderr"])
-        return "failed", f"SLURM state {state}\n" + (tail(log.read_text(errors="replace")) if log.is_file() else "")
+        return "failed", f"SLURM state {state}" + _log_tail(attempt)
     return None, None
 
 

@@ -25,7 +25,7 @@ from ...config import get_device, runs_root
 from ..mask_runs import ensure_mask
 from ..pretrain import ensure_pretrained, pretrained_weights_path
 from ..runs import train_or_load
-from .attempts import attempt_record, error_text, job_outcome, read_manifest, sweep_dir
+from .attempts import attempt_record, error_text, job_outcome, planned_record, read_manifest, sweep_dir
 from .plan import PlannedRun
 
 Executor = Literal["slurm", "local", "debug"]
@@ -156,6 +156,15 @@ def submit(planned: Iterable[PlannedRun], *, root: str | os.PathLike | None = No
     sub = Submission(name=name, folder=folder, executor=executor, runs=todo)
     manifest = read_manifest(folder)
     manifest.update(name=name, executor=executor, root=str(root))
+    for run in todo:  # before any job starts: a submit killed half way leaves the others visible as not started
+        manifest["attempts"][run.key] = planned_record(executor, run.level)
+    if todo:
+        atomic_write_json(folder / "sweep.json", manifest)
+
+    def started(call: RunJob, job: Any) -> None:  # a job on this machine: recorded as it starts (its pid)
+        manifest["attempts"][call.run.key] = attempt_record(job, executor, call.run.level)
+        atomic_write_json(folder / "sweep.json", manifest)
+
     previous: list[Any] = []
     for level in sorted({r.level for r in todo}):
         runs = [r for r in todo if r.level == level]
@@ -174,12 +183,11 @@ def submit(planned: Iterable[PlannedRun], *, root: str | os.PathLike | None = No
             ex = submitit.AutoExecutor(folder / "logs" / "%j", cluster=executor)
             gpus = 1 if get_device().type == "cuda" else 0
             ex.update_parameters(timeout_min=timeout_min or (slurm.timeout_min if slurm else 24 * 60), gpus_per_node=gpus)
-            jobs, outcomes = _run_here(ex, calls, width, poll_s)
+            jobs, outcomes = _run_here(ex, calls, width, poll_s, started=started)
         for run, job in zip(runs, jobs):
             sub.jobs[run.key] = job
-            manifest["attempts"][run.key] = attempt_record(job, executor, level)
-            if executor != "slurm":
-                manifest["attempts"][run.key].update(outcomes[run.key])
+            manifest["attempts"][run.key] = {**attempt_record(job, executor, level),
+                                             **(outcomes[run.key] if executor != "slurm" else {})}
         atomic_write_json(folder / "sweep.json", manifest)
         previous = jobs
     return sub
@@ -194,8 +202,12 @@ def _job_threads(executor: Executor, width: int, slurm: SlurmOptions | None) -> 
     return None  # debug: in this process, whose thread count is the caller's
 
 
-def _run_here(ex, calls: Sequence[RunJob], width: int, poll_s: float) -> tuple[list[Any], dict[str, dict]]:
-    """Run ``calls`` on this machine, at most ``width`` at once; their jobs and outcomes once all have ended."""
+def _run_here(ex, calls: Sequence[RunJob], width: int, poll_s: float,
+              started: Callable[[RunJob, Any], None] | None = None) -> tuple[list[Any], dict[str, dict]]:
+    """Run ``calls`` on this machine, at most ``width`` at once; their jobs and outcomes once all have ended.
+
+    ``started(call, job)`` is told of each job as it starts (a debug job: before it runs, in this process).
+    """
     jobs: list[Any] = []
     outcomes: dict[str, dict] = {}
     running: list[Any] = []
@@ -206,6 +218,8 @@ def _run_here(ex, calls: Sequence[RunJob], width: int, poll_s: float) -> tuple[l
                 time.sleep(poll_s)
         job = ex.submit(call)
         jobs.append(job)
+        if started is not None:
+            started(call, job)
         if isinstance(job, submitit.DebugJob):  # runs here, now (its done() would rerun a failed call under pdb)
             error = job.exception()
             outcomes[call.run.key] = {"outcome": "done"} if error is None else {"outcome": "failed", "error": error_text(error)}

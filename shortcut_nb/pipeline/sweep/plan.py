@@ -44,9 +44,10 @@ class PlannedRun:
         dependencies: keys of the runs it needs first.
         level: its depth in the dependency graph (0: needs nothing); a sweep submits one level after another.
         state: done / partial (``epoch`` of ``epochs`` done) / missing / running (its lock is held: ``holder``)
-            / queued (submitted, not started) / failed (``log``, ``error``).
+            / queued (submitted, not started) / failed (``log``, ``error``; a killed job too) / unstarted (its
+            ``sweep submit`` ended before starting it).
         log: the stderr log of its latest job, when it has one.
-        error: the last lines of its latest job's error (failed only).
+        error: the last lines of its latest job's error (failed), or why it never started (unstarted).
     """
 
     kind: Kind
@@ -66,6 +67,8 @@ class PlannedRun:
             return f"partial at epoch {self.epoch}/{self.epochs}"
         if self.state == "running" and self.holder:
             return f"running on {self.holder.get('host')} (pid {self.holder.get('pid')})"
+        if self.state == "unstarted":
+            return "not started"
         return self.state
 
 
@@ -152,7 +155,7 @@ def _with_state(run: PlannedRun, root: Path, attempt: dict | None) -> PlannedRun
     if holder is not None:
         return replace(run, state="running", holder=holder, epoch=epoch, log=log)
     job_state, error = attempt_state(attempt) if attempt else (None, None)
-    if job_state in ("running", "queued", "failed"):
+    if job_state is not None:
         return replace(run, state=job_state, epoch=epoch, log=log, error=error)
     return replace(run, state="partial" if epoch else "missing", epoch=epoch, log=log)
 
@@ -171,6 +174,11 @@ class SweepStatus:
     @property
     def failures(self) -> list[PlannedRun]:
         return [r for r in self.runs if r.state == "failed"]
+
+    @property
+    def stalled(self) -> list[PlannedRun]:
+        """Runs neither done nor on their way (failed, missing, partial, not started): a new submit's work."""
+        return [r for r in self.runs if r.state not in ("done", "running", "queued")]
 
 
 def status(specs: Iterable[Plannable | PlannedRun], *, root: str | os.PathLike | None = None,
@@ -210,14 +218,20 @@ def format_plan(planned: Sequence[PlannedRun], *, details: bool = True) -> str:
 
 
 def format_status(st: SweepStatus) -> str:
-    """Counts per state, then each failure with its log path and the last lines of its error."""
+    """Counts per state, the runs on their way or stopped, then each failure with its log path and the last lines of
+    its error; a closing line when some runs need a new submit."""
     counts = st.counts()
     lines = [f"sweep {st.name!r}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in
-                                                 ("done", "running", "queued", "partial", "failed", "missing"))]
+                                                 ("done", "running", "queued", "partial", "failed", "missing"))
+             + (f", {counts['unstarted']} not started" if counts.get("unstarted") else "")]
     for r in st.runs:
-        if r.state in ("running", "partial", "queued"):
-            lines.append(f"  {r.describe()}: {r.key}")
+        if r.state in ("running", "partial", "queued", "unstarted"):
+            lines.append(f"  {r.describe()}: {r.key}" + (f" ({r.error})" if r.state == "unstarted" else ""))
     for r in st.failures:
-        lines.append(f"\nFAILED {r.kind} {r.key}\n  log: {r.log}")
+        resume = f" (its checkpoint at epoch {r.epoch}/{r.epochs} stays: a new submit resumes it)" if r.epoch else ""
+        lines.append(f"\nFAILED {r.kind} {r.key}{resume}\n  log: {r.log}")
         lines.extend("    " + line for line in (r.error or "").splitlines())
+    if st.stalled:
+        lines.append(f"\n{len(st.stalled)} of {len(st.runs)} runs are neither done nor on their way (failed, missing, "
+                     "partial or not started): run `sweep submit` again (same options) to train them")
     return "\n".join(lines)
