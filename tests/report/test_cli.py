@@ -104,11 +104,13 @@ def test_run_passes_each_notebook_the_parameters_it_declares(books, dataset, tmp
                    "--data", "mydata=mydata", "--model", "resnet18", "--checkpoint", "model.pt", "--image-size", "64",
                    "-p", "TAU", "0.5", "-p", "WEIGHTS", "[0.5, 0.0]", "-y", "{OPTIONS: {a: 1}}"])
     assert status == 0
-    common = {"PROFILE": "smoke", "OUTPUT_DIR": str(out.resolve())}
-    assert received(out, "01_alpha") == {**common, "DATA_FOLDERS": {"mydata": str(dataset.resolve())},
+    common = {"PROFILE": "smoke"}
+    for name in ("01_alpha", "03_beta"):  # each executes into a fresh folder inside --out, published on success
+        assert Path(received(out, name).pop("OUTPUT_DIR")).parent == out.resolve()
+    assert {k: v for k, v in received(out, "01_alpha").items() if k != "OUTPUT_DIR"} == {**common, "DATA_FOLDERS": {"mydata": str(dataset.resolve())},
                                          "MODEL": "resnet18", "CHECKPOINT": str(checkpoint.resolve()),
                                          "IMAGE_SIZE": 64, "DRY_RUN": False}
-    assert received(out, "03_beta") == {**common, "MODEL": "resnet18", "TAU": 0.5, "WEIGHTS": [0.5, 0.0],
+    assert {k: v for k, v in received(out, "03_beta").items() if k != "OUTPUT_DIR"} == {**common, "MODEL": "resnet18", "TAU": 0.5, "WEIGHTS": [0.5, 0.0],
                                         "OPTIONS": {"a": 1}, "DRY_RUN": False}
     log = capsys.readouterr().out
     assert log.count("[shortcut_nb] parameters:") == 1

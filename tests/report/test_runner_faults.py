@@ -15,7 +15,7 @@ from support.processes import descendants, end, wait_for, wait_gone
 PARAMETERS = 'PROFILE = "cpu"\nOUTPUT_DIR = "out"\n'
 # The kernel says who it is, then works for longer than the test waits.
 BUSY = """import os, pathlib, time
-pid_file = pathlib.Path(OUTPUT_DIR, "kernel.pid")
+pid_file = pathlib.Path(OUTPUT_DIR).parent / "kernel.pid"  # OUTPUT_DIR: the runner's fresh folder inside --out
 pathlib.Path(str(pid_file) + ".tmp").write_text(str(os.getpid()))
 os.replace(str(pid_file) + ".tmp", pid_file)
 time.sleep(600)
