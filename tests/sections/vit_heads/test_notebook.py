@@ -28,7 +28,10 @@ def test_06_records_sscores_of_both_models_on_the_same_samples(smoke_run):
             assert sum(s["band_counts"].values()) == s["d"]
             assert rec["mean_s"][f"{ds}/{arch}"] == s["mean"]
         (entry,) = rec["sscore_per_seed"][ds]  # smoke trains one seed: its entry is the headline's means
+        gap = entry.pop("vit_minus_cnn")  # with its bootstrap interval over neurons
         assert entry == {"seed": 0, "area": r["area"], "cnn": r["cnn"]["mean"], "vit": r["vit"]["mean"]}
+        assert gap["value"] == pytest.approx(r["vit"]["mean"] - r["cnn"]["mean"], abs=1e-6)
+        assert gap["low"] <= gap["value"] <= gap["high"]
         assert r["vit"]["d"] == 128 and r["cnn"]["d"] == 256  # vit_mini / resnet_mini penultimate sizes
     # ISIC-like masks are small colour patches, Waterbirds-like masks the (large) background
     assert rec["sscore"]["isic"]["area"] < 0.3 < rec["sscore"]["waterbirds"]["area"]
