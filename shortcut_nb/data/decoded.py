@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..artifacts import atomic_torch_save, load_checkpoint
+from ..locks import artifact_lock
 from .fingerprint import folder_fingerprint
 from .transforms import TRANSFORM_ID
 
@@ -58,14 +59,27 @@ def decode_all(dataset: "ShortcutDataset") -> DecodedSplit:
     return DecodedSplit(images, masks, has_mask)
 
 
-def decoded_split(dataset: "ShortcutDataset", cache_dir: str | os.PathLike) -> DecodedSplit:
-    """``dataset``'s pixels from ``cache_dir``, decoded and written there (atomically) the first time."""
-    path = Path(cache_dir) / f"{dataset.kind}-{dataset.split}-{dataset.image_size}px-{decoded_key(dataset)}.pt"
+def _stored(path: Path, n: int) -> DecodedSplit | None:
     if path.is_file():
         state = load_checkpoint(path)
-        if state.get("format") == DECODED_FORMAT and int(state["images"].shape[0]) == len(dataset):
+        if state.get("format") == DECODED_FORMAT and int(state["images"].shape[0]) == n:
             return DecodedSplit(state["images"], state["masks"], state["has_mask"])
-    split = decode_all(dataset)
-    atomic_torch_save({"format": DECODED_FORMAT, "images": split.images, "masks": split.masks,
-                       "has_mask": split.has_mask}, path)
+    return None
+
+
+def decoded_split(dataset: "ShortcutDataset", cache_dir: str | os.PathLike) -> DecodedSplit:
+    """``dataset``'s pixels from ``cache_dir``, decoded and written there (atomically, under the file's lock, which
+    also clears what a killed decoder left) the first time; a finished file is read without the lock (a read-only
+    runs root serves it)."""
+    path = Path(cache_dir) / f"{dataset.kind}-{dataset.split}-{dataset.image_size}px-{decoded_key(dataset)}.pt"
+    split = _stored(path, len(dataset))
+    if split is not None:
+        return split
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with artifact_lock(path):
+        split = _stored(path, len(dataset))  # another process may have decoded it while this one waited
+        if split is None:
+            split = decode_all(dataset)
+            atomic_torch_save({"format": DECODED_FORMAT, "images": split.images, "masks": split.masks,
+                               "has_mask": split.has_mask}, path)
     return split

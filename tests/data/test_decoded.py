@@ -76,3 +76,23 @@ def test_png_folders_keep_their_keys_and_the_format_does_not_move_the_content(tm
     b = pd.read_csv(generate_waterbirds_like(tmp_path / "jpeg", jpeg) / "metadata.csv")
     same = ["y", "split", "place", "place_filename", "shape"]
     assert a[same].equals(b[same])
+
+
+def test_a_killed_decoders_temp_file_is_removed_by_the_next_decoder(tmp_path):
+    """A decoder killed mid-write leaves ``.<file>.tmp-<pid>``; the next process that decodes that split takes the
+    file's lock and removes it (a live writer's pid never appears here: it would hold the lock)."""
+    import subprocess
+    import sys
+
+    from shortcut_nb.artifacts import temp_path
+
+    root, cache = _jpeg_folder(tmp_path), tmp_path / "decoded"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    load_dataset(root, split="val", image_size=20, decoded_dir=cache)  # the name decoded files get
+    (written,) = cache.glob("*-val-20px-*.pt")
+    written.unlink()
+    leftover = temp_path(written, pid=dead_pid)
+    leftover.write_bytes(b"half a tensor")
+    again = load_dataset(root, split="val", image_size=20, decoded_dir=cache)
+    assert written.is_file() and not leftover.exists() and len(again) == 8
