@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..artifacts import atomic_write_json, read_json
+from ..artifacts import atomic_write_json, read_json, write_atomically
 from .provenance import provenance
 
 
@@ -46,9 +46,6 @@ def record(name: str, data: dict[str, Any], out: str | os.PathLike, *, inputs: M
 def save_figure(fig, name: str, out: str | os.PathLike, *, dpi: int = 110) -> Path:
     """Save a matplotlib figure as ``out/figures/<name>.png`` (atomically) and return the path."""
     folder = output_dir(Path(out) / "figures")
-    path = folder / f"{name}.png"
-    tmp = folder / f".{name}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(folder / f"{name}.png", lambda temp: fig.savefig(temp, format="png", dpi=dpi,
+                                                                              bbox_inches="tight"))
 

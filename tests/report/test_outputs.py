@@ -41,3 +41,23 @@ def test_save_figure_writes_png_under_figures(tmp_path):
     assert path == tmp_path / "figures" / "fig3.png" and path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in (tmp_path / "figures").iterdir()] == ["fig3.png"]  # no temporary file left
 
+
+
+def test_save_figure_on_a_full_disk_names_the_path_and_leaves_no_temp(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    fig, ax = plt.subplots()
+    report.save_figure(fig, "fig3", tmp_path)
+    before = (tmp_path / "figures" / "fig3.png").read_bytes()
+
+    def full(self, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(fig), "savefig", full)
+    with pytest.raises(OSError, match=r"no space left on device .*fig3.png"):
+        report.save_figure(fig, "fig3", tmp_path)
+    assert [p.name for p in (tmp_path / "figures").iterdir()] == ["fig3.png"]  # the old figure, whole; no temp
+    assert (tmp_path / "figures" / "fig3.png").read_bytes() == before
