@@ -20,7 +20,7 @@ import torch
 
 from ..artifacts import atomic_torch_save, load_checkpoint
 from ..locks import artifact_lock
-from .fingerprint import folder_fingerprint
+from .fingerprint import file_sha256, folder_fingerprint
 from .transforms import TRANSFORM_ID
 
 if TYPE_CHECKING:
@@ -38,10 +38,18 @@ class DecodedSplit:
     has_mask: torch.Tensor | None
 
 
+def _segmentations(dataset: "ShortcutDataset") -> str:
+    """The content of a Waterbirds split's CUB segmentations (a folder of their own, outside the dataset's)."""
+    if dataset.segmentation_dir is None:
+        return "none"
+    return hashlib.sha256("\n".join(file_sha256(p) for p in dataset.mask_paths).encode()).hexdigest()
+
+
 def decoded_key(dataset: "ShortcutDataset") -> str:
-    """What decides a split's decoded pixels, hashed."""
+    """What decides a split's decoded pixels, hashed: the folder's content, the split, the size, the content of
+    its segmentations (when they come from another folder) and the decoder."""
     parts = [f"v{DECODED_FORMAT}", "content", folder_fingerprint(dataset.root), dataset.split, str(dataset.image_size),
-             str(dataset.segmentation_dir), TRANSFORM_ID]
+             _segmentations(dataset), TRANSFORM_ID]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 

@@ -96,3 +96,25 @@ def test_a_killed_decoders_temp_file_is_removed_by_the_next_decoder(tmp_path):
     leftover.write_bytes(b"half a tensor")
     again = load_dataset(root, split="val", image_size=20, decoded_dir=cache)
     assert written.is_file() and not leftover.exists() and len(again) == 8
+
+
+def test_an_edited_cub_segmentation_is_decoded_again(tmp_path):
+    """Waterbirds' masks come from a folder of CUB segmentations beside the dataset: the decoded cache follows their
+    content too."""
+    import numpy as np
+    from PIL import Image
+
+    root = _jpeg_folder(tmp_path)
+    meta = pd.read_csv(root / "metadata.csv")
+    seg_root = tmp_path / "segmentations"
+    for rel in meta["img_filename"]:
+        (seg_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        w, h = Image.open(root / rel).size
+        Image.fromarray(np.full((h, w), 255, dtype=np.uint8)).save((seg_root / rel).with_suffix(".png"))
+    load = dict(split="val", image_size=20, decoded_dir=tmp_path / "decoded", segmentation_dir=seg_root)
+    first = load_dataset(root, **load)[0]["mask"]
+    assert not first.any()  # the whole image is the bird: no background
+    rel = meta.loc[meta["split"] == 1, "img_filename"].iloc[0]
+    w, h = Image.open(root / rel).size
+    Image.fromarray(np.zeros((h, w), dtype=np.uint8)).save((seg_root / rel).with_suffix(".png"))
+    assert load_dataset(root, **load)[0]["mask"].all()  # no bird left: all background, read from the new file
