@@ -163,7 +163,7 @@ def test_counterfactual_pairs_are_the_one_draw_of_the_validation_split(tiny_isic
     a6, _ = ctx.counterfactual_pairs(spec, n=6, seed=1)
     assert len(a6.indices) == 6 and torch.equal(a6.indices, ctx.counterfactual_pairs(spec, n=6, seed=1)[0].indices)
     assert profile_settings("cpu").counterfactual_pairs == 200 and profile_settings("paper").counterfactual_pairs == 300
-    assert profile_settings("cpu", dry_run=True).counterfactual_pairs == 4
+    assert profile_settings("cpu", dry_run=True).counterfactual_pairs == 8
 
 
 def test_record_names_each_datasets_source_synthetic_or_a_folder_with_its_fingerprint(tmp_path, tiny_waterbirds):
