@@ -340,14 +340,26 @@ def detector_verdict(entries: Mapping[str, Mapping[str, Any]], key: str, *, data
     return decide_effects("; ".join(parts), [effect])
 
 
-def detector_claim(prefix: str, notebook: str, key: str, text: str, *, dataset: str):
-    """Register the claim ``<prefix>.<key>``: detector ``key`` ranks the spurious neurons above the rest
-    (:func:`detector_verdict` on ``dataset``'s entry of the record's ``detectors``); no paper value."""
-    @claim(f"{prefix}.{key}", notebook, text, NO_PAPER_VALUE)
-    def check(rec: dict) -> Verdict:
-        return detector_verdict(rec["detectors"], key, dataset=dataset)
+#: What each detector's claim states (``{model}``: the architecture); the s-score first, as the paper's detector.
+DETECTOR_CLAIM_TEXTS = {
+    "sscore": "The {model}'s s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above "
+              "the rest: AUROC > 0.5 (95 % interval above 0.5)",
+    "group_gap": "The mask-free group gap (attribute labels, no masks) ranks the {model}'s spurious neurons above the "
+                 "rest: AUROC > 0.5",
+    "spuriosity": "The mask-free spuriosity gap (class labels only) ranks the {model}'s spurious neurons above the "
+                  "rest: AUROC > 0.5",
+}
 
-    return check
+
+def detector_claims(prefix: str, notebook: str, model: str, *, dataset: str) -> None:
+    """Register the claims ``<prefix>.<detector>`` of :data:`DETECTOR_CLAIM_TEXTS`: each detector ranks the
+    spurious neurons above the rest (:func:`detector_verdict` on ``dataset``'s entry of the record's
+    ``detectors``); no paper value."""
+    for key, text in DETECTOR_CLAIM_TEXTS.items():
+        def check(rec: dict, key: str = key) -> Verdict:
+            return detector_verdict(rec["detectors"], key, dataset=dataset)
+
+        claim(f"{prefix}.{key}", notebook, text.format(model=model), NO_PAPER_VALUE)(check)
 
 
 def detector_lines(entries: Mapping[str, Mapping[str, Any]], model: str) -> list[str]:

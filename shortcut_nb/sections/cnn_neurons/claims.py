@@ -5,7 +5,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...claims import Effect, claim, decide_effects, detector_claim, detector_lines, measured, verdict_lines
+from ...claims import Effect, claim, decide_effects, detector_claims, detector_lines, measured, verdict_lines
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from ...vocab import DATASET_LABELS, DETECTOR_LABELS
 from .record import NAME, ROWS, wgas
@@ -170,18 +170,7 @@ def _prune_refit(rec: dict):
 DETECTOR_DATASET = "isic"
 
 
-_sscore_auroc = detector_claim(
-    "detectors", NAME, "sscore",
-    "The CNN's s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above the rest: "
-    "AUROC > 0.5 (95 % interval above 0.5)", dataset=DETECTOR_DATASET)
-_group_gap_auroc = detector_claim(
-    "detectors", NAME, "group_gap",
-    "The mask-free group gap (attribute labels, no masks) ranks the spurious neurons above the rest: AUROC > 0.5",
-    dataset=DETECTOR_DATASET)
-_spuriosity_auroc = detector_claim(
-    "detectors", NAME, "spuriosity",
-    "The mask-free spuriosity gap (class labels only) ranks the spurious neurons above the rest: AUROC > 0.5",
-    dataset=DETECTOR_DATASET)
+detector_claims("detectors", NAME, "CNN", dataset=DETECTOR_DATASET)
 
 
 def _wga_text(row: Mapping[str, Any] | None) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ...claims import Effect, claim, decide_effects, detector_claim, detector_lines, measured, verdict_lines
+from ...claims import Effect, claim, decide_effects, detector_claims, detector_lines, measured, verdict_lines
 from ...paper import PAPER_MEAN_S
 from ...vocab import STANDIN_WEIGHTS
 from .record import NAME
@@ -132,14 +132,4 @@ def _heads_claim(rec: dict):
 DETECTOR_DATASET = "isic"
 
 
-_sscore_auroc = detector_claim(
-    "vit_detectors", NAME, "sscore",
-    "The ViT's s-score ranks the neurons the spurious attribute moves most (spurious share > 0.5) above the rest: "
-    "AUROC > 0.5 (95 % interval above 0.5)", dataset=DETECTOR_DATASET)
-_group_gap_auroc = detector_claim(
-    "vit_detectors", NAME, "group_gap",
-    "The mask-free group gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5", dataset=DETECTOR_DATASET)
-_spuriosity_auroc = detector_claim(
-    "vit_detectors", NAME, "spuriosity",
-    "The mask-free spuriosity gap ranks the ViT's spurious neurons above the rest: AUROC > 0.5",
-    dataset=DETECTOR_DATASET)
+detector_claims("vit_detectors", NAME, "ViT", dataset=DETECTOR_DATASET)
