@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..artifacts import read_json
+from ..artifacts import atomic_write_json, read_json
 
 LAST_GOOD = "last_good"
 STAGE_PREFIX = ".running-"
@@ -54,12 +54,26 @@ def _remove(folder: Path, stem: str) -> None:
 def publish(stage: Path, out: Path, stem: str) -> None:
     """A successful execution's outputs replace ``stem``'s previous outputs in ``out``; the stage is removed."""
     new = outputs_of(stage, stem)
+    _record_output_dir(stage / f"{stem}.json", out)
     for rel in new:
         _move(stage / rel, out / rel)
     for rel in set(outputs_of(out, stem)) - set(new):  # e.g. a figure this run no longer draws
         (out / rel).unlink()
     _remove(out / LAST_GOOD, stem)  # superseded by a newer good run
     shutil.rmtree(stage, ignore_errors=True)
+
+
+def _record_output_dir(record: Path, out: Path) -> None:
+    """The record's ``OUTPUT_DIR`` is where its outputs are published, not the fresh folder it executed in (kept as
+    ``provenance.executed_in``)."""
+    if not record.is_file():
+        return
+    rec = read_json(record)
+    parameters = (rec.get("provenance") or {}).get("parameters")
+    if parameters and "OUTPUT_DIR" in parameters:
+        rec["provenance"]["executed_in"] = parameters["OUTPUT_DIR"]
+        parameters["OUTPUT_DIR"] = str(out.resolve())
+        atomic_write_json(record, rec)
 
 
 def keep_last_good(stage: Path, out: Path, stem: str) -> None:

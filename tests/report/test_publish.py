@@ -130,3 +130,16 @@ def test_a_failed_rerun_shows_failed_keeps_the_last_good_outputs_and_reports_no_
     index = (out / "index.html").read_text()
     assert "FAILED" in index and "last_good/07_stub.json" in index
     assert [p.name for p in out.iterdir() if p.name.startswith(".running-")] == []
+
+
+def test_a_published_record_names_the_output_folder_it_was_published_to(tmp_path):
+    """The notebook ran with OUTPUT_DIR = its fresh folder; once published, its record says where its outputs are
+    (the fresh folder, since removed, is kept as ``executed_in``)."""
+    out = tmp_path / "out"
+    stage = stage_folder(out, "01_groups")
+    (stage / "01_groups.json").write_text(json.dumps(
+        {"provenance": {"parameters": {"PROFILE": "smoke", "OUTPUT_DIR": str(stage)}}}))
+    publish(stage, out, "01_groups")
+    provenance = json.loads((out / "01_groups.json").read_text())["provenance"]
+    assert provenance["parameters"] == {"PROFILE": "smoke", "OUTPUT_DIR": str(out.resolve())}
+    assert provenance["executed_in"] == str(stage) and not stage.exists()
