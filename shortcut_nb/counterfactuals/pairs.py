@@ -88,10 +88,17 @@ def _check_args(dataset: object, n: object, seed: object, flip: object, method: 
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def _draw(eligible: np.ndarray, n: int, seed: int, what: str) -> np.ndarray:
+def _draw(eligible: np.ndarray, groups: np.ndarray, n: int, seed: int, what: str) -> np.ndarray:
+    """``n`` of the ``eligible`` rows, spread evenly over their ``groups`` (both (N,)): each group's rows in a
+    random order, taken one per group in turn (groups in a random order) until ``n`` are drawn. Any ``n`` at
+    least the number of groups present holds every group, and no group holds more than one row above another
+    unless it ran out; a plain random draw of a few pairs misses the minority groups. Sorted."""
     if n > len(eligible):
         raise ValueError(f"n={n} exceeds the {len(eligible)} {what} of this split")
-    return np.sort(np.random.default_rng(seed).choice(eligible, size=n, replace=False))
+    rng = np.random.default_rng(seed)
+    queues = [rng.permutation(eligible[groups == g]) for g in rng.permutation(np.unique(groups))]
+    rounds = [q[k] for k in range(max(map(len, queues))) for q in queues if k < len(q)]
+    return np.sort(np.asarray(rounds[:n], dtype=eligible.dtype))
 
 
 def pairs(dataset: ShortcutDataset, n: int, seed: int, flip: Flip = "attribute", *, method: Method = "auto") -> Pairs:
@@ -99,7 +106,8 @@ def pairs(dataset: ShortcutDataset, n: int, seed: int, flip: Flip = "attribute",
 
     Args:
         dataset: one split of a dataset folder (:func:`~shortcut_nb.data.load_dataset`).
-        n: pairs to draw (rows without replacement; the same rows for both flips of one seed when rendered).
+        n: pairs to draw (rows without replacement, spread evenly over the split's groups; the same rows for both
+            flips of one seed when rendered).
         seed: which rows, and partners / shapes.
         flip: ``"attribute"`` (the spurious attribute) or ``"core"`` (the class-defining object; rendered only).
         method: ``"auto"`` (render for the synthetic benchmark, else composite), ``"render"``, ``"composite"``
@@ -124,7 +132,7 @@ def pairs(dataset: ShortcutDataset, n: int, seed: int, flip: Flip = "attribute",
                              f"benchmark has ({dataset.root} is not one: no generator.json of shortcut_nb's "
                              "generators, or method='composite'); on real folders flip the attribute by compositing")
         return _composite(dataset, n, int(seed))
-    indices = _draw(np.arange(len(dataset)), n, int(seed), "rows")
+    indices = _draw(np.arange(len(dataset)), dataset.g.numpy(), n, int(seed), "rows")
     images, cfs, regions, y_cf, a_cf = [], [], [], [], []
     for i in indices.tolist():
         r = rendered_counterfactual(dataset, i, record, flip=flip, seed=int(seed))
@@ -174,7 +182,7 @@ def _composite(dataset: ShortcutDataset, n: int, seed: int) -> Pairs:
     if len(values) < 2:
         raise ValueError(f"compositing needs rows of two attribute values with masks; this split has only "
                          f"a={values.tolist()}")
-    indices = _draw(eligible, n, seed, "rows with a mask")
+    indices = _draw(eligible, dataset.g.numpy()[eligible], n, seed, "rows with a mask")
     rng = np.random.default_rng([seed, 1])
     items: dict[int, dict] = {}
 

@@ -38,8 +38,9 @@ def flipped(test_split):
 def test_attribute_flips_rank_the_planted_spurious_neuron_first_and_the_core_one_last(planted, flipped):
     attribute, core = flipped
     effect = neuron_effects(planted, attribute.images, attribute.counterfactuals)
-    order = torch.argsort(effect, descending=True)
-    assert order[0] == 0 and order[-1] == len(effect) - 1
+    # neurons 0 and 1 (w = 1 and 0.96) are both all but purely spurious: their effects tie within noise
+    assert effect[SPURIOUS] >= 0.99 * effect.max() and effect.argmin() == len(effect) - 1
+    assert spearman(effect, torch.linspace(1, 0, len(effect))) > 0.9  # the effect falls with the planted mixing
     core_effect = neuron_effects(planted, core.images, core.counterfactuals)
     assert core_effect[SPURIOUS] == 0 and core_effect.argmin() == SPURIOUS  # the patch is not touched
     assert core_effect[CORE] > 0.5

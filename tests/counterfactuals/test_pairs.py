@@ -61,6 +61,24 @@ def test_both_flips_of_one_seed_are_of_the_same_images(isic_folder):
     assert torch.equal(again.counterfactuals, c.counterfactuals)
 
 
+@pytest.mark.parametrize("folder", ["waterbirds_folder", "isic_folder"])
+@pytest.mark.parametrize("method", ["render", "composite"])
+def test_pairs_are_drawn_evenly_over_the_groups(request, folder, method):
+    ds = load_dataset(request.getfixturevalue(folder), split="train", image_size=32)  # train: groups of unequal size
+    counts = torch.bincount(ds.g, minlength=ds.n_groups)
+    assert counts.min() < counts.max() // 2  # a random draw of a few rows would mostly miss the small groups
+    present = int((counts > 0).sum())
+    for n in (present, 2 * present + 1):
+        for seed in range(5):
+            p = pairs(ds, n, seed=seed, flip="attribute", method=method)
+            drawn = torch.bincount(ds.g[p.indices], minlength=ds.n_groups)[counts > 0]
+            size = counts[counts > 0]
+            assert len(set(p.indices.tolist())) == n and (drawn >= 1).all()  # every group
+            assert (drawn >= torch.clamp(size, max=n // present)).all()  # evenly, but for groups that ran out
+            assert (drawn[drawn < size] >= drawn.max() - 1).all()
+    assert not torch.equal(pairs(ds, present, seed=0, method=method).indices, pairs(ds, present, seed=1, method=method).indices)
+
+
 def test_jpeg_and_jittered_folders_render(tmp_path):
     settings = ISICLikeSettings(image_size=32, n_train=8, n_val=8, n_test=8, seed=2, file_format="jpeg")
     ds = load_dataset(generate_isic_like(tmp_path / "jpeg", settings), split="train", image_size=32)

@@ -136,8 +136,8 @@ def test_masked_samples_are_the_one_draw_of_the_profiles_size(tmp_path):
 
 def test_seeds_put_the_notebooks_own_first_each_once(tmp_path):
     ctx = Context.build("cpu", root=tmp_path, progress=False)
-    assert ctx.seeds() == (0, 1, 2) == ctx.settings.seeds
-    assert ctx.seeds(2) == (2, 0, 1) and ctx.seeds(5, [1, 5, 1]) == (5, 1) and ctx.seeds(1, []) == (1,)
+    assert ctx.seeds() == (0, 1, 2, 3, 4) == ctx.settings.seeds
+    assert ctx.seeds(2) == (2, 0, 1, 3, 4) and ctx.seeds(5, [1, 5, 1]) == (5, 1) and ctx.seeds(1, []) == (1,)
 
 
 def test_by_seed_builds_every_seed_but_the_notebooks_own(tmp_path):
@@ -145,9 +145,10 @@ def test_by_seed_builds_every_seed_but_the_notebooks_own(tmp_path):
     built = []
     out = ctx.by_seed(["isic", "waterbirds"], lambda ds, seed: built.append((ds, seed)) or f"{ds}{seed}",
                       own={"isic": "mine"}, own_seed=1)
-    assert out == {"isic": {1: "mine", 0: "isic0", 2: "isic2"}, "waterbirds": {1: "waterbirds1", 0: "waterbirds0",
-                                                                               2: "waterbirds2"}}
-    assert ("isic", 1) not in built and len(built) == 5
+    assert out == {"isic": {1: "mine", **{s: f"isic{s}" for s in (0, 2, 3, 4)}},
+                   "waterbirds": {s: f"waterbirds{s}" for s in (1, 0, 2, 3, 4)}}
+    assert list(out["isic"]) == [1, 0, 2, 3, 4]  # the notebook's own seed first
+    assert ("isic", 1) not in built and len(built) == 9
     assert ctx.by_seed(["isic"], lambda ds, seed: seed, [4]) == {"isic": {0: 0, 4: 4}}
 
 
@@ -163,7 +164,7 @@ def test_counterfactual_pairs_are_the_one_draw_of_the_validation_split(tiny_isic
     a6, _ = ctx.counterfactual_pairs(spec, n=6, seed=1)
     assert len(a6.indices) == 6 and torch.equal(a6.indices, ctx.counterfactual_pairs(spec, n=6, seed=1)[0].indices)
     assert profile_settings("cpu").counterfactual_pairs == 200 and profile_settings("paper").counterfactual_pairs == 300
-    assert profile_settings("cpu", dry_run=True).counterfactual_pairs == 8
+    assert profile_settings("cpu", dry_run=True).counterfactual_pairs == 4
 
 
 def test_record_names_each_datasets_source_synthetic_or_a_folder_with_its_fingerprint(tmp_path, tiny_waterbirds):

@@ -194,6 +194,5 @@ def test_planned_runs_name_every_seed_the_claims_read(tmp_path):
     """03 scores every seed's CNN for the per-seed verdicts: ``sweep plan`` must list them all, its own first."""
     ctx = Context.build("cpu", root=tmp_path, progress=False)
     runs = S.planned_runs(ctx, {"SEED": 1, "DATASETS": ["isic"]})
-    assert [(r.data.name, r.model, r.seed) for r in runs] == [("isic", "resnet_mini", 1), ("isic", "resnet_mini", 0),
-                                                              ("isic", "resnet_mini", 2)]
+    assert [(r.data.name, r.model, r.seed) for r in runs] == [("isic", "resnet_mini", s) for s in (1, 0, 2, 3, 4)]
     assert [r.seed for r in S.planned_runs(ctx, {"SEEDS": [0]})] == [0, 0]

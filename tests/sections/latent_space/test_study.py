@@ -105,7 +105,7 @@ def test_seed_neighbourhoods_reuse_the_notebooks_own_and_measure_every_other_see
                                        n_shuffles=20, seed=1)
     out = study.seed_neighbourhoods(ctx, own, datasets=["waterbirds"], archs=["cnn"], k=5, n_shuffles=20, seed=1)
     rows = out["waterbirds/cnn/train"]
-    assert [r["seed"] for r in rows] == [1, 0, 2] and built == [0, 2]
+    assert [r["seed"] for r in rows] == [1, 0, 2, 3, 4] and built == [0, 2, 3, 4]
     assert set(rows[0]) == set(study.SEED_KEYS)
     assert rows[0]["lift"] == own["waterbirds/cnn/train"]["attribute"]["lift"]
     assert rows[1]["purity"] == rows[0]["purity"]  # the same toy model: the same neighbourhoods
@@ -114,4 +114,4 @@ def test_seed_neighbourhoods_reuse_the_notebooks_own_and_measure_every_other_see
 def test_planned_runs_name_every_seeds_models(tmp_path):
     ctx = Context.build("cpu", root=tmp_path, progress=False)
     runs = study.planned_runs(ctx, {"SEED": 2, "DATASETS": ["isic"]})
-    assert [(r.seed, r.model) for r in runs] == [(s, m) for s in (2, 0, 1) for m in (ctx.settings.cnn, ctx.settings.vit)]
+    assert [(r.seed, r.model) for r in runs] == [(s, m) for s in (2, 0, 1, 3, 4) for m in (ctx.settings.cnn, ctx.settings.vit)]

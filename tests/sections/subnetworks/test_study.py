@@ -188,14 +188,14 @@ def test_seed_experiments_record_every_seeds_figs_6_and_7_for_the_claims(tiny_ct
 
 
 def test_planned_runs_name_every_seeds_masks(tmp_path):
-    """At cpu (three seeds) the plan holds the notebook's own masks, then each other seed's Fig. 6 mask and its 80 %
+    """At cpu (five seeds) the plan holds the notebook's own masks, then each other seed's Fig. 6 mask and its 80 %
     Fig. 7 masks on ISIC (what seed_experiments trains), so a sweep leaves the notebook nothing to train."""
     ctx = Context.build("cpu", root=tmp_path, progress=False)
     recipes = study.mask_recipes(ctx)
     runs = study.planned_runs(ctx, {"SEED": 1, "REMOVE_GROUPS": {"isic": [0, 1], "waterbirds": [0]}})
     own = [r for r in runs if r.spec.seed == 1]
     assert len(own) == 1 + 2 * len(recipes.keep_grid) + 1  # Fig. 6, ISIC's keep grid, Waterbirds at 80 %
-    for other in (0, 2):
+    for other in (0, 2, 3, 4):
         mine = [(r.spec.data.name, r.recipe) for r in runs if r.spec.seed == other]
         assert mine == [("isic", recipes.prusc), ("isic", study.removal_recipe(recipes.removal, 0, 0.8, other)),
                         ("isic", study.removal_recipe(recipes.removal, 1, 0.8, other))]

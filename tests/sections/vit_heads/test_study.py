@@ -276,5 +276,5 @@ def test_seed_studies_reuse_the_notebooks_own_and_score_the_others(monkeypatch, 
                                                                                kw["alpha"])) or study)
     ctx = Context.build("cpu", root=tmp_path, progress=False)
     out = ns.seed_studies(ctx, ["isic"], None, alpha=0.3, sample_seed=4, studies={"isic": "mine"}, studies_seed=1)
-    assert list(out["isic"]) == [1, 0, 2] and out["isic"][1] == "mine"
-    assert calls == [("isic", 0, 4, 0.3), ("isic", 2, 4, 0.3)]
+    assert list(out["isic"]) == [1, 0, 2, 3, 4] and out["isic"][1] == "mine"
+    assert calls == [("isic", s, 4, 0.3) for s in (0, 2, 3, 4)]
