@@ -15,6 +15,7 @@ from torch import nn
 
 from ..bands import select_neurons
 from ..lastlayer import head_metrics, refit_last_layer, used_neurons, zero_neurons
+from ..metrics import wga_change_interval
 from ..vocab import N_GROUPS
 
 Row = Literal["baseline", "pruned", "refit", "refit_pruned"]
@@ -36,6 +37,13 @@ def head_summary(head: nn.Linear, features: Mapping[str, Any], *, train_group_co
                        train_group_counts=train_group_counts)
     out.update(n_zeroed=int(n_zeroed), n_used=int(used_neurons(head.weight).sum()))
     return out
+
+
+def head_predictions(head: nn.Linear, z: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(n,) the class ``head`` predicts from features ``z`` (n, d) (as the model's forward pass does)."""
+    with torch.no_grad():
+        logits = torch.as_tensor(np.asarray(z), dtype=head.weight.dtype) @ head.weight.T + head.bias
+    return logits.argmax(1).numpy()
 
 
 def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, tau: float,
@@ -62,8 +70,10 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
         memo: optional dict reused across calls (refits keyed by the neuron set, seed and ``n_groups``).
 
     Returns:
-        ``{row: summary | None}`` for the four rows, plus ``"pruned_neurons"`` (ids, highest s first)
-        and ``"errors"`` (``{row: reason}``). A summary is :func:`head_summary`'s dict; a refit that
+        ``{row: summary | None}`` for the four rows, plus ``"pruned_neurons"`` (ids, highest s first),
+        ``"pruned_change"`` (the 95 % paired bootstrap interval over ``test``'s images of WGA(pruned) −
+        WGA(baseline), :func:`~shortcut_nb.metrics.wga_change_interval` seeded with ``seed``; None when nothing
+        is pruned) and ``"errors"`` (``{row: reason}``). A summary is :func:`head_summary`'s dict; a refit that
         cannot be made (a group missing from ``val``, every neuron pruned) is None, with the reason in
         ``errors``.
     """
@@ -98,6 +108,11 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
 
     out["baseline"] = summary(head, 0)
     out["pruned"] = summary(zero_neurons(head, pruned), len(pruned)) if len(pruned) else dict(out["baseline"])
+    out["pruned_change"] = None
+    if len(pruned):
+        out["pruned_change"] = list(wga_change_interval(
+            head_predictions(head, test["z"]), head_predictions(zero_neurons(head, pruned), test["z"]), test["y"],
+            test["g"], n_groups=n_groups, seed=int(seed)))
     out["refit"] = refit(np.arange(len(s)), 0, "refit")
     if keep.size:
         out["refit_pruned"] = refit(keep, len(pruned), "refit_pruned")

@@ -7,8 +7,8 @@ import torch
 
 from shortcut_nb.bands import select_neurons
 from shortcut_nb.lastlayer import head_metrics, refit_last_layer, zero_neurons
-from shortcut_nb.lastlayer.table4 import ROWS, head_summary, prune_and_refit
-from shortcut_nb.metrics import summarize
+from shortcut_nb.lastlayer.table4 import ROWS, head_predictions, head_summary, prune_and_refit
+from shortcut_nb.metrics import summarize, wga_change_interval
 from support.cnn_neurons import features, tiny_model, tiny_samples
 
 
@@ -52,6 +52,13 @@ def test_prune_and_refit_builds_the_four_table4_heads():
     ref = refit_last_layer(val["z"], val["y"], val["g"], seed=0)
     assert t["refit"]["groups"] == head_summary(ref, test)["groups"]
     assert all(t[k]["wga"] <= t[k]["avg"] + 1e-12 for k in ROWS)
+    # ΔWGA of pruning, with its paired bootstrap over the test images: around the point value, and as the metric's
+    low, high = t["pruned_change"]
+    assert low <= t["pruned"]["wga"] - t["baseline"]["wga"] <= high and low < high
+    model_pred = lambda h: (torch.as_tensor(test["z"]) @ h.weight.T + h.bias).argmax(1).numpy()  # noqa: E731
+    assert (head_predictions(head, test["z"]) == model_pred(head)).all()
+    assert [low, high] == list(wga_change_interval(model_pred(head), model_pred(zero_neurons(head, pruned)),
+                                                   test["y"], test["g"], n_groups=4, seed=0))
     # refits are memoised by neuron set: a second call fits nothing new
     n_memo = len(memo)
     prune_and_refit(head, scores, tau=0.7, test=test, val=val, seed=0, memo=memo)
@@ -59,6 +66,7 @@ def test_prune_and_refit_builds_the_four_table4_heads():
     # nothing above tau: the pruned head is the baseline; everything above: no refit possible, said why
     none = prune_and_refit(head, np.zeros(d), tau=0.7, test=test, val=val)
     assert none["pruned"]["groups"] == none["baseline"]["groups"] and none["pruned_neurons"] == []
+    assert none["pruned_change"] is None
     every = prune_and_refit(head, np.ones(d), tau=0.7, test=test, val=val)
     assert every["refit_pruned"] is None and "nothing left" in every["errors"]["refit_pruned"]
     # a validation set missing a group cannot be balanced over the four groups: the refit rows are None, said why

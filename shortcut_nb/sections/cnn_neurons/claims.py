@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...claims import Effect, claim, decide_effects, detector_claims, detector_lines, measured, verdict_lines
@@ -93,7 +93,8 @@ def _per_seed_text(entries: list[Mapping[str, Any]], text: Callable[[Mapping[str
 
 def _headline_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The one run's numbers in the shape of a per-seed entry (``record.SEED_KEYS``)."""
-    return {"min": entry["min"], "max": entry["max"], "n_pruned": len(entry["pruned_neurons"]), "wga": wgas(entry)}
+    return {"min": entry["min"], "max": entry["max"], "n_pruned": len(entry["pruned_neurons"]), "wga": wgas(entry),
+            "wga_change": entry.get("table4_change")}
 
 
 def _spread_effects(rec: Mapping[str, Any]) -> list[Effect]:
@@ -123,6 +124,11 @@ def _spread(rec: dict):
     return decide_effects(f"α = {rec['alpha']:g}; " + "; ".join(parts), _spread_effects(rec))
 
 
+def _interval(pair: Sequence[float] | None) -> tuple[float, float] | None:
+    """A recorded ``[low, high]`` as a tuple (None: not recorded, e.g. nothing pruned or an older record)."""
+    return None if pair is None else (float(pair[0]), float(pair[1]))
+
+
 def _delta(view: Mapping[str, Any], after: str, before: str) -> float | None:
     w = view["wga"]
     return None if w[after] is None or w[before] is None else w[after] - w[before]
@@ -140,7 +146,7 @@ def _prune_effects(rec: Mapping[str, Any]) -> list[Effect]:
 
     return [measured(f"ΔWGA after zeroing the neurons with s > {tau:g}, ISIC-like CNN", "ΔWGA", 0.0,
                      lambda v: _delta(v, "pruned", "baseline") if v["n_pruned"] > 0 else None, isic, seeds,
-                     paper=_P["pruned"] - _P["baseline"]),
+                     paper=_P["pruned"] - _P["baseline"], within=lambda v: _interval(v.get("wga_change"))),
             measured("ΔWGA of the group-balanced refits over pruning (the lower refit)", "ΔWGA", 0.0, refit_gain, isic,
                      seeds, paper=min(_P["refit"], _P["refit_pruned"]) - _P["pruned"])]
 

@@ -22,6 +22,12 @@ def _s_change(view: Mapping) -> float | None:
     return None if s0 is None or s1 is None else abs(s1 - s0)  # undefined s (no neuron kept): not measured
 
 
+def _dfr_within(view: Mapping) -> tuple[float, float] | None:
+    """A seed's bootstrap interval over test images of DFR's ΔWGA (None: an aggregate row, or an older record)."""
+    pair = view["dfr"].get("wga_change")
+    return None if pair is None else (float(pair[0]), float(pair[1]))
+
+
 def _effects(key: str, row: Mapping, seeds: list[Mapping]) -> list[Effect]:
     """One model's three effects: ΔWGA of DFR, its per-refit Prune_h, and |Δ mean s| of the used neurons."""
     paper = PAPER_TABLES.get((row["dataset"], row["arch"]))
@@ -29,7 +35,7 @@ def _effects(key: str, row: Mapping, seeds: list[Mapping]) -> list[Effect]:
     p_prune = None if paper is None else paper["dfr"]["prune_h"]
     p_s = None if paper is None else abs(paper["dfr"]["mean_s"] - paper["baseline"]["mean_s"])
     return [measured(f"ΔWGA of DFR, {key}", "ΔWGA", WGA_GAIN_MIN, lambda v: v["dfr"]["wga"] - v["baseline"]["wga"],
-                     row, seeds, paper=p_gain),
+                     row, seeds, paper=p_gain, within=_dfr_within),
             measured(f"per-refit Prune_h of DFR, {key}", "Prune_h", PRUNE_MANY_MIN,
                      lambda v: v["dfr"]["prune_h_refits"], row, seeds, paper=p_prune),
             measured(f"|Δ mean s-score| of the neurons DFR uses, {key}", "|Δ mean s|", S_UNCHANGED_TOL, _s_change, row,

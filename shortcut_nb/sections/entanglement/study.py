@@ -48,7 +48,7 @@ from ...lastlayer import (
     single_weight_edit,
     used_neurons,
 )
-from ...metrics import mean_std
+from ...metrics import mean_std, wga_change_interval
 from ...pipeline.context import Context
 from ...pipeline.feature_cache import FeatureSet
 from ...pipeline.runs import RunSpec
@@ -212,7 +212,8 @@ def analyze_heads(*, head: nn.Linear, scores, val: FeatureSet, test: FeatureSet,
 
     Returns:
         JSON-able dict: ``d``, ``baseline``, ``dfr`` (tuned), ``sweep`` (``{c_key(C): summary}``) and ``edit``.
-        Every head summary has ``wga``, ``avg``, ``groups``, Prune_h and mean s-score entries.
+        Every head summary has ``wga``, ``avg``, ``groups``, Prune_h and mean s-score entries; ``dfr`` also
+        ``wga_change``, the 95 % paired bootstrap interval over test images of WGA(DFR) − WGA(baseline).
     """
     if not isinstance(head, nn.Linear):
         raise TypeError(f"head must be an nn.Linear (the model's classifier), got {type(head).__name__}")
@@ -235,6 +236,11 @@ def analyze_heads(*, head: nn.Linear, scores, val: FeatureSet, test: FeatureSet,
         for note in notes:
             print(f"DFR note: {note}")
     dfr = _dfr_summary(res, notes, tuned=bool(res.tuning_wga), **common)  # empty table: C was not tuned
+    lin = res.to_linear(dtype=torch.float64)
+    n_groups = len(train_group_counts) if train_group_counts is not None else max(int(gt.max()) + 1, N_GROUPS)
+    # ΔWGA of DFR within this seed: a paired bootstrap over the test images (both heads on each resample)
+    dfr["wga_change"] = list(wga_change_interval((zt @ W0.T + b0).argmax(1), lin(torch.from_numpy(zt)).argmax(1).numpy(),
+                                                 yt, gt, n_groups=n_groups, seed=seed))
     sweep = {}
     for c in grid:
         r, n = fit_dfr_checked(zv, yv, gv, seed=seed, C=c, n_refits=n_refits)

@@ -117,6 +117,16 @@ def _groups(view: Mapping, group: int) -> tuple[list[float], list[float]] | None
     return list(full), list(entry["summary"]["groups"] if "summary" in entry else entry["groups"])
 
 
+def _drop_within(group: int):
+    """A view's bootstrap interval of ``group``'s own drop over its test images (None where not recorded)."""
+    def read(view: Mapping) -> tuple[float, float] | None:
+        entry = view["subnetworks"].get(subnet_key(group, PAPER_KEEP)) or {}
+        pair = (entry.get("summary") or entry).get("drop_interval")
+        return None if pair is None else (float(pair[0]), float(pair[1]))
+
+    return read
+
+
 def _drop(view: Mapping, group: int) -> float | None:
     pair = _groups(view, group)
     return None if pair is None else pair[0][group] - pair[1][group]
@@ -135,7 +145,7 @@ def _removal_effects(rec: Mapping, dataset: str = CLAIM_DATASET, group: int = 0)
     paper = PAPER_FIG7["full"][group] - PAPER_FIG7[f"without {name}"][group] \
         if f"without {name}" in PAPER_FIG7 and PAPER_FIG7[f"without {name}"][group] is not None else None
     return [measured(f"{name} accuracy drop when its data is removed ({PAPER_KEEP:.0%} mask)", "accuracy", DROP_MIN,
-                     lambda v: _drop(v, group), mean, seeds, paper=paper),
+                     lambda v: _drop(v, group), mean, seeds, paper=paper, within=_drop_within(group)),
             measured(f"largest accuracy drop of another group without {name}", "accuracy", HOLD_TOL,
                      lambda v: _other_drop(v, group), mean, seeds, side="below")]
 

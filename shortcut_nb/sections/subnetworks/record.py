@@ -71,12 +71,14 @@ def removal_entry(result: "RemovalResult") -> dict:
 def seed_record(by_seed: Mapping[int, tuple["PruscResult", Mapping[str, "RemovalResult"]]]) -> list[dict]:
     """Each seed's claim numbers (keys :data:`SEED_KEYS`) from :func:`~.study.seed_experiments`: Fig. 6's WGA and
     mean s-score before and after with their within-seed intervals (:func:`~.study.prusc_intervals`), and per dataset the full model's and each 80 % subnetwork's group accuracies
-    (``removal.<dataset>``: ``{"full": [...], "subnetworks": {subnet_key: {"removed_group", "groups"}}}``)."""
+    (``removal.<dataset>``: ``{"full": [...], "subnetworks": {subnet_key: {"removed_group", "groups",
+    "drop_interval"}}}``)."""
     out = []
     for seed, (prusc, removals) in by_seed.items():
         removal = {name: {"full": list(r.full["groups"]),
                           "subnetworks": {subnet_key(s.removed_group, s.keep): {"removed_group": s.removed_group,
-                                                                                "groups": list(s.summary["groups"])}
+                                                                                "groups": list(s.summary["groups"]),
+                                                                                "drop_interval": s.summary.get("drop_interval")}
                                           for s in r.subnetworks if abs(s.keep - PAPER_KEEP) < 1e-9}}
                    for name, r in removals.items()}
         out.append({"seed": int(seed), "wga_before": prusc.baseline["wga"], "wga_after": prusc.prusc["wga"],

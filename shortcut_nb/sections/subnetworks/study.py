@@ -33,7 +33,7 @@ from ...pipeline.context import Context
 from ...pipeline.mask_runs import MaskRecipe, MaskRun, ProfileRecipes, profile_recipes, train_or_load_mask
 from ...pipeline.runs import RunSpec
 from ...sscore import score_neurons, summarize_scores
-from ...sscore.uncertainty import LEVEL, bootstrap_means
+from ...sscore.uncertainty import LEVEL, bootstrap_interval, bootstrap_means
 from ...vocab import Arch, DatasetName
 from .record import CLAIM_DATASET, PAPER_KEEP
 
@@ -144,7 +144,8 @@ class PruscResult:
 
 @dataclass(frozen=True)
 class Subnetwork:
-    """One Fig. 7 mask: the group left out, the subnetwork's test summary and the mask's facts."""
+    """One Fig. 7 mask: the group left out, the subnetwork's test summary (with ``drop_interval``, the removed
+    group's accuracy drop's bootstrap interval, :func:`removed_drop_interval`) and the mask's facts."""
 
     removed_group: int
     keep: float
@@ -189,6 +190,21 @@ def prusc_intervals(before: Mapping[str, Any], after: Mapping[str, Any], scores_
     return {"wga_change": list(wga_change_interval(before["pred"], after["pred"], before["y"], before["g"],
                                                    n_groups=n_groups, seed=seed)),
             "mean_s_fall": [float(np.quantile(means, (1 - LEVEL) / 2)), float(np.quantile(means, (1 + LEVEL) / 2))]}
+
+
+def removed_drop_interval(full: Mapping[str, Any], subnetwork: Mapping[str, Any], group: int, *,
+                          seed: int = 0) -> list[float] | None:
+    """Fig. 7's within-seed 95 % interval of ``group``'s accuracy drop (full model minus subnetwork): a percentile
+    bootstrap over that group's test images of the paired per-image difference of correctness. ``full`` and
+    ``subnetwork`` are both models' ``ctx.evaluate`` outputs on the same test split (``pred``, ``y``, ``g`` (N,));
+    None when the group has no test image."""
+    rows = np.asarray(full["g"]) == group
+    if not rows.any():
+        return None
+    y = np.asarray(full["y"])[rows]
+    drop = (np.asarray(full["pred"])[rows] == y).astype(np.float64) - (np.asarray(subnetwork["pred"])[rows] == y)
+    low, high = bootstrap_interval(drop, seed=seed)
+    return [float(low[0]), float(high[0])]
 
 
 def prusc_experiment(ctx: Context, *, dataset: DatasetName = "isic", arch: Arch = "cnn", seed: int = 0,
@@ -253,13 +269,16 @@ def group_removal_experiment(ctx: Context, *, dataset: DatasetName = "isic", rem
     if not groups or any(g not in range(len(counts)) for g in groups):
         raise ValueError(f"remove_groups must be a non-empty list of groups in 0..{len(counts) - 1} ({dataset}), got "
                          f"{list(remove_groups)!r}")
-    full = evaluate_groups(ctx, model, spec, train_group_counts=counts)
+    full_out = ctx.evaluate(model, spec, "test")
+    full = evaluate_groups(ctx, model, spec, train_group_counts=counts, out=full_out)
     subs = []
     for g in groups:
         for keep in keeps:
             mask, minfo = train_or_load_mask(ctx, model, spec, removal_recipe(base, g, keep, seed))
-            subs.append(Subnetwork(removed_group=g, keep=float(keep),
-                                   summary=evaluate_groups(ctx, mask.apply(model), spec, train_group_counts=counts),
+            out = ctx.evaluate(mask.apply(model), spec, "test")
+            summary = evaluate_groups(ctx, mask.apply(model), spec, train_group_counts=counts, out=out)
+            summary["drop_interval"] = removed_drop_interval(full_out, out, g, seed=seed)
+            subs.append(Subnetwork(removed_group=g, keep=float(keep), summary=summary,
                                    mask=MaskFacts.of(mask, minfo, model)))
     names = ctx.split(spec, "test").groups.names
     return RemovalResult(dataset=dataset, model=spec.model, arch=arch, seed=seed, group_names=names,

@@ -98,6 +98,19 @@ def test_claims_are_decided_on_the_interval_over_seeds():
     assert "s-score spread (ISIC-like) (undecided) is decided by highest neuron s-score, ISIC-like CNN: 0.77 [" in text
 
 
+def test_one_seeds_pruning_is_decided_on_its_bootstrap_over_test_images():
+    """With one seed, the ΔWGA of pruning takes the interval recorded with it (paired bootstrap over test images)."""
+    wide, tight = _rec({"table4_change": [-0.02, 0.08]}), _rec({"table4_change": [0.01, 0.05]})
+    prune = lambda rec: next(e for e in C._prune_refit(rec).effects if e.name.startswith("ΔWGA after"))  # noqa: E731
+    assert prune(wide).interval_kind == "bootstrap within the seed" and prune(wide).outcome == "undecided"
+    assert (prune(tight).low, prune(tight).high) == (0.01, 0.05) and prune(tight).outcome == "holds"
+    assert prune(_rec({})).interval_kind is None  # a record from before the interval was kept
+    five = _rec({})
+    five["per_seed"] = {"isic": [{**_seed(s, 0.0, 0.8, 2, 0.10, 0.10 + 0.01 * s, 0.8, 0.8), "wga_change": [-0.1, 0.2]}
+                                 for s in range(5)]}
+    assert prune(five).interval_kind == "t over 5 seeds" and prune(five).within[1] == (-0.1, 0.2)
+
+
 # --------------------------------------------------------------------------- detectors against the ground truth
 
 

@@ -93,3 +93,14 @@ def test_takeaways_say_why_the_reading_fails_when_the_kept_neurons_score_otherwi
     assert ("DFR on the CNN (undecided (one seed, no interval)) is decided by |Δ mean s-score| of the neurons DFR uses, "
             "waterbirds/cnn: 0.20 |Δ mean s| (one seed, no interval; paper 0.03; needs < 0.05).") in words
     assert "Prune_h 90% each refit" in words and "(paper: Prune_h 52%)" in words
+
+
+def test_one_seed_decides_dfrs_gain_on_its_bootstrap_over_test_images():
+    row = _row("cnn", "isic", 0.3, 0.45, 0.8, 0.40, 0.40)  # ΔWGA +0.15 against the 0.10 needed
+    for interval, outcome in (([0.02, 0.28], "undecided"), ([0.12, 0.18], "holds"), ([-0.05, 0.05], "fails")):
+        seed = {**row, "dfr": {**row["dfr"], "wga_change": interval}}
+        v = claims._claim_cnn({"table": {"isic/cnn": row}, "per_seed": {"isic/cnn": [seed]}})
+        gain = next(e for e in v.effects if e.unit == "ΔWGA")
+        assert gain.interval_kind == "bootstrap within the seed" and (gain.low, gain.high) == tuple(interval)
+        assert gain.outcome == outcome
+

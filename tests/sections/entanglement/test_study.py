@@ -10,7 +10,7 @@ from support.entanglement_toys import D, SCORES, as_results, run_toy, spurious_h
 
 from shortcut_nb.data.samples import MaskedSamples, draw_masked_samples, sample_for_sscore
 from shortcut_nb.lastlayer import fit_dfr, mean_used_sscore
-from shortcut_nb.metrics import summarize
+from shortcut_nb.metrics import summarize, wga_change_interval
 from shortcut_nb.models import build_model
 from shortcut_nb.pipeline import context as context_module
 from shortcut_nb.pipeline.context import Context
@@ -41,6 +41,9 @@ def test_dfr_beats_a_spurious_head_and_its_numbers_match_the_dfr_module():
     assert d["prune_h_average"] <= d["prune_h_refits"] + 1e-12
     pred_dfr = res.predict(test["z"])
     assert d["wga"] == pytest.approx(summarize(pred_dfr, test["y"], test["g"])["wga"])
+    # DFR's ΔWGA within the seed: the paired bootstrap of metrics over the test images, around the point value
+    assert d["wga_change"] == list(wga_change_interval(pred, pred_dfr, test["y"], test["g"], n_groups=4, seed=0))
+    assert d["wga_change"][0] <= d["wga"] - b["wga"] <= d["wga_change"][1]
     assert set(out["sweep"]) == {"1", "0.1"}
     assert out["sweep"]["0.1"]["prune_h_refits"] >= out["sweep"]["1"]["prune_h_refits"]  # stronger L1, sparser
 

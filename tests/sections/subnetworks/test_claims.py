@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from support.subnetwork_records import prusc_entry, removal_entry
 
@@ -106,6 +107,33 @@ def test_the_per_seed_table_is_recorded_and_decides_figs_6_and_7():
     assert r.label == "undecided" and r.effect.name == "largest accuracy drop of another group without BwoP"
     assert "Fig. 7 (group removal) (undecided) is decided by largest accuracy drop" in C.takeaways(
         _payload(per_seed=table))
+
+
+def test_one_seed_decides_the_removed_groups_drop_on_its_bootstrap_over_its_images():
+    def removal(interval):
+        entry = removal_entry()
+        entry["subnetworks"]["g0@0.80"]["summary"]["drop_interval"] = interval
+        return _payload(removal=entry)
+
+    drop = lambda rec: next(e for e in C._removal_claim(rec).effects if e.name.startswith("BwoP accuracy drop"))  # noqa: E731
+    wide, tight = drop(removal([0.1, 0.95])), drop(removal([0.6, 0.8]))  # the drop 0.9 → 0.2 is 0.7; needs > 0.15
+    assert wide.interval_kind == tight.interval_kind == "bootstrap within the seed"
+    assert wide.outcome == "undecided" and tight.outcome == "holds" and (tight.low, tight.high) == (0.6, 0.8)
+    assert drop(_payload()).interval_kind is None  # not recorded: no interval
+
+
+def test_removed_drop_interval_is_a_paired_bootstrap_over_that_groups_images():
+    rng = np.random.default_rng(0)
+    g = np.repeat([0, 1, 2], [200, 50, 50])
+    y = rng.integers(0, 2, len(g))
+    full = {"pred": y.copy(), "y": y, "g": g}  # always right
+    wrong = np.where((g == 0) & (rng.random(len(g)) < 0.6), 1 - y, y)  # group 0 loses about 60 %
+    low, high = study.removed_drop_interval(full, {"pred": wrong, "y": y, "g": g}, 0, seed=1)
+    point = float((wrong[g == 0] != y[g == 0]).mean())
+    assert low < point < high and high - low < 0.2
+    assert study.removed_drop_interval(full, {"pred": wrong, "y": y, "g": g}, 1) == [0.0, 0.0]  # untouched group
+    assert study.removed_drop_interval(full, full, 3) is None  # no test image of that group
+    assert study.removed_drop_interval(full, {"pred": wrong, "y": y, "g": g}, 0, seed=1) == [low, high]  # seeded
 
 
 def test_seed_experiments_reuse_the_notebooks_own_and_run_every_other_seed(monkeypatch, tmp_path):
