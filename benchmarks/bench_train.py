@@ -8,6 +8,7 @@ same batch size, on whatever device is present.
 
     python benchmarks/bench_train.py            # ResNet-18 and ViT-B/16 at 224 px
     python benchmarks/bench_train.py --quick    # fewer images and steps
+    python benchmarks/bench_train.py --cpu-loop # the cpu profile's models: fine_tune's batches, resident vs loader
 On a CPU it also times the data side alone: decoded-split batches/s against PIL decode + resize batches/s.
 """
 from __future__ import annotations
@@ -102,12 +103,40 @@ def data_side(root: Path, split, *, size: int, batch_size: int, batches: int) ->
     return rates[0], rates[1]
 
 
+def cpu_loop(*, n_train: int = 2000, epochs: int = 1) -> None:
+    """The cpu profile's fine-tuning (64 px, batch 32, its two models) on the synthetic benchmark: one epoch of
+    :func:`fine_tune` cutting batches from the decoded split (``resident=True``, the default there) against the same
+    batches through a DataLoader; the weights must come out equal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generate_waterbirds_like(Path(tmp) / "wb", WaterbirdsLikeSettings(image_size=64, n_train=n_train,
+                                                                                  n_val=8, n_test=8, seed=0))
+        split = load_dataset(root, split="train", image_size=64, decoded_dir=Path(tmp) / "decoded")
+        settings = TrainSettings(epochs=epochs, lr=1e-2, batch_size=32)
+        for name in ("resnet_mini", "vit_mini"):
+            seconds, weights = {}, {}
+            for resident in (False, True):
+                seed_everything(0)
+                model = build_model(name)
+                tic = time.perf_counter()
+                fine_tune(model, split, settings=settings, seed=0, progress_bar=False, device=torch.device("cpu"),
+                          resident=resident)
+                seconds[resident], weights[resident] = time.perf_counter() - tic, model.state_dict()
+            same = all(torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
+            print(f"{name}: {len(split)} images x {epochs} epoch(s), {torch.get_num_threads()} threads: loader "
+                  f"{seconds[False]:.1f} s, resident {seconds[True]:.1f} s: ratio {seconds[False] / seconds[True]:.2f}x "
+                  f"(weights {'equal' if same else 'DIFFER'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer images and steps")
     parser.add_argument("--models", default="resnet18,vit_base_patch16_224")
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--cpu-loop", action="store_true", help="only the cpu profile's loop on a CPU")
     args = parser.parse_args()
+    if args.cpu_loop:
+        cpu_loop()
+        return
     device = get_device()
     n_train = 64 if args.quick else 256
     batch = 16 if args.quick else 32
