@@ -105,8 +105,8 @@ def data_side(root: Path, split, *, size: int, batch_size: int, batches: int) ->
 
 def cpu_loop(*, n_train: int = 2000, epochs: int = 1) -> None:
     """The cpu profile's fine-tuning (64 px, batch 32, its two models) on the synthetic benchmark: one epoch of
-    :func:`fine_tune` cutting batches from the decoded split (``resident=True``, the default there) against the same
-    batches through a DataLoader; the weights must come out equal."""
+    :func:`fine_tune` cutting batches from the decoded split (``resident=True``) against the same batches through
+    a DataLoader (the CPU default); the weights must come out equal."""
     with tempfile.TemporaryDirectory() as tmp:
         root = generate_waterbirds_like(Path(tmp) / "wb", WaterbirdsLikeSettings(image_size=64, n_train=n_train,
                                                                                   n_val=8, n_test=8, seed=0))

@@ -95,9 +95,10 @@ def fine_tune(
         stop_after_epochs: stop early after this many epochs of *this call* (tests use it to
             simulate a killed run).
         device: defaults to :func:`~shortcut_nb.config.get_device`.
-        resident: keep the split's decoded pixels on the device and cut batches there (default: whenever the
-            split was loaded with ``decoded_dir=``); the same batches, bit for bit, as the loader's, without its
-            per-item collation (CPU, the cpu profile's 64 px models: ``benchmarks/bench_train.py --cpu-loop``).
+        resident: keep the split's decoded pixels on the device and cut batches there (default: on CUDA, when
+            the split was loaded with ``decoded_dir=``); the same batches, bit for bit, as the loader's. On a CPU
+            the model's arithmetic dominates: the cpu profile's models train no faster this way
+            (``benchmarks/bench_train.py --cpu-loop``: 1.04x for the ResNet on an idle 2-core machine, within noise).
         compile: train through ``torch.compile(model)`` (CUDA speed; the weights are the model's own).
 
     Returns:
@@ -125,7 +126,7 @@ def fine_tune(
     n = len(train_set)
     epochs_run = 0
     if resident is None:
-        resident = getattr(train_set, "decoded", None) is not None
+        resident = device.type == "cuda" and getattr(train_set, "decoded", None) is not None
     on_device = _ResidentBatches(train_set, device) if resident else None
     forward = torch.compile(model) if compile else model
     for epoch in range(start_epoch, settings.epochs):
