@@ -67,7 +67,8 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
         train_group_counts: for the train-weighted average.
         n_groups: groups the balanced subsample must hold (a group missing from ``val`` fails the refit); None:
             the length of ``train_group_counts``, else 4 (the paper's).
-        memo: optional dict reused across calls (refits keyed by the neuron set, seed and ``n_groups``).
+        memo: optional dict reused across calls with the same head and features (refits and the pruning's
+            bootstrap, keyed by the neuron set, seed and ``n_groups``).
 
     Returns:
         ``{row: summary | None}`` for the four rows, plus ``"pruned_neurons"`` (ids, highest s first),
@@ -110,9 +111,12 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
     out["pruned"] = summary(zero_neurons(head, pruned), len(pruned)) if len(pruned) else dict(out["baseline"])
     out["pruned_change"] = None
     if len(pruned):
-        out["pruned_change"] = list(wga_change_interval(
-            head_predictions(head, test["z"]), head_predictions(zero_neurons(head, pruned), test["z"]), test["y"],
-            test["g"], n_groups=n_groups, seed=int(seed)))
+        key = ("pruned_change", tuple(sorted(pruned.tolist())), int(seed), int(n_groups))
+        if key not in memo:  # a widget redraw with the same neuron set reuses the bootstrap (about 0.2 s)
+            memo[key] = list(wga_change_interval(
+                head_predictions(head, test["z"]), head_predictions(zero_neurons(head, pruned), test["z"]),
+                test["y"], test["g"], n_groups=n_groups, seed=int(seed)))
+        out["pruned_change"] = list(memo[key])
     out["refit"] = refit(np.arange(len(s)), 0, "refit")
     if keep.size:
         out["refit_pruned"] = refit(keep, len(pruned), "refit_pruned")
