@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..bands import select_neurons
-from ..lastlayer import head_metrics, refit_last_layer, used_neurons, zero_neurons
+from ..lastlayer import head_metrics, head_predictions, refit_last_layer, used_neurons, zero_neurons
 from ..metrics import wga_change_interval
 from ..vocab import N_GROUPS
 
@@ -37,13 +37,6 @@ def head_summary(head: nn.Linear, features: Mapping[str, Any], *, train_group_co
                        train_group_counts=train_group_counts)
     out.update(n_zeroed=int(n_zeroed), n_used=int(used_neurons(head.weight).sum()))
     return out
-
-
-def head_predictions(head: nn.Linear, z: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(n,) the class ``head`` predicts from features ``z`` (n, d) (as the model's forward pass does)."""
-    with torch.no_grad():
-        logits = torch.as_tensor(np.asarray(z), dtype=head.weight.dtype) @ head.weight.T + head.bias
-    return logits.argmax(1).numpy()
 
 
 def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, tau: float,
@@ -113,8 +106,9 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
     if len(pruned):
         key = ("pruned_change", tuple(sorted(pruned.tolist())), int(seed), int(n_groups))
         if key not in memo:  # a widget redraw with the same neuron set reuses the bootstrap (about 0.2 s)
+            after = zero_neurons(head, pruned)
             memo[key] = list(wga_change_interval(
-                head_predictions(head, test["z"]), head_predictions(zero_neurons(head, pruned), test["z"]),
+                head_predictions(head.weight, head.bias, test["z"]), head_predictions(after.weight, after.bias, test["z"]),
                 test["y"], test["g"], n_groups=n_groups, seed=int(seed)))
         out["pruned_change"] = list(memo[key])
     out["refit"] = refit(np.arange(len(s)), 0, "refit")

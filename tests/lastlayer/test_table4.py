@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from shortcut_nb.bands import select_neurons
-from shortcut_nb.lastlayer import head_metrics, refit_last_layer, zero_neurons
-from shortcut_nb.lastlayer.table4 import ROWS, head_predictions, head_summary, prune_and_refit
+from shortcut_nb.lastlayer import head_metrics, head_predictions, refit_last_layer, zero_neurons
+from shortcut_nb.lastlayer.table4 import ROWS, head_summary, prune_and_refit
 from shortcut_nb.metrics import summarize, wga_change_interval
 from support.cnn_neurons import features, tiny_model, tiny_samples
 
@@ -56,7 +56,7 @@ def test_prune_and_refit_builds_the_four_table4_heads():
     low, high = t["pruned_change"]
     assert low <= t["pruned"]["wga"] - t["baseline"]["wga"] <= high and low < high
     model_pred = lambda h: (torch.as_tensor(test["z"]) @ h.weight.T + h.bias).argmax(1).numpy()  # noqa: E731
-    assert (head_predictions(head, test["z"]) == model_pred(head)).all()
+    assert (head_predictions(head.weight, head.bias, test["z"]) == model_pred(head)).all()
     assert [low, high] == list(wga_change_interval(model_pred(head), model_pred(zero_neurons(head, pruned)),
                                                    test["y"], test["g"], n_groups=4, seed=0))
     # refits are memoised by neuron set: a second call fits nothing new

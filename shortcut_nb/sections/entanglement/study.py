@@ -42,6 +42,7 @@ from ...lastlayer import (
     check_scores,
     fit_dfr_checked,
     head_metrics,
+    head_predictions,
     influence_weighted_sscore,
     prune_h,
     selection_test,
@@ -239,7 +240,7 @@ def analyze_heads(*, head: nn.Linear, scores, val: FeatureSet, test: FeatureSet,
     lin = res.to_linear(dtype=torch.float64)
     n_groups = len(train_group_counts) if train_group_counts is not None else max(int(gt.max()) + 1, N_GROUPS)
     # ΔWGA of DFR within this seed: a paired bootstrap over the test images (both heads on each resample)
-    dfr["wga_change"] = list(wga_change_interval((zt @ W0.T + b0).argmax(1), lin(torch.from_numpy(zt)).argmax(1).numpy(),
+    dfr["wga_change"] = list(wga_change_interval(head_predictions(W0, b0, zt), head_predictions(lin.weight, lin.bias, zt),
                                                  yt, gt, n_groups=n_groups, seed=seed))
     sweep = {}
     for c in grid:
