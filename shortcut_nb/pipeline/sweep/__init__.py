@@ -14,8 +14,8 @@ resumes from its last epoch checkpoint. Pickles and logs go under ``<runs root>/
     print(format_status(status(specs, root=root, name="table2")))
 """
 from .attempts import sweep_dir
-from .plan import LEVELS, PlannedRun, SweepStatus, expand, format_plan, format_status, plan_runs, status
+from .plan import LEVELS, PlannedRun, SweepStatus, expand, format_plan, format_status, plan_runs, remaining_work, status
 from .jobs import RunJob, SlurmOptions, Submission, sbatch_script, slurm_parameters, submit
 
 __all__ = ["LEVELS", "PlannedRun", "RunJob", "SlurmOptions", "Submission", "SweepStatus", "expand", "format_plan",
-           "format_status", "plan_runs", "sbatch_script", "slurm_parameters", "status", "submit", "sweep_dir"]
+           "format_status", "plan_runs", "remaining_work", "sbatch_script", "slurm_parameters", "status", "submit", "sweep_dir"]

@@ -187,8 +187,9 @@ def status(specs: Iterable[Plannable | PlannedRun], *, root: str | os.PathLike |
     return SweepStatus(name=name, folder=sweep_dir(root, name), runs=plan_runs(specs, root=root, name=name))
 
 
-def _work(run: PlannedRun) -> tuple[int, int]:
-    """What a run still has to do: (epochs left, or a mask's steps; images it goes through)."""
+def remaining_work(run: PlannedRun) -> tuple[int, int]:
+    """What a run still has to do: (epochs left, or a mask's steps; images it goes through: a step's batch counts
+    its images)."""
     if run.state == "done":
         return 0, 0
     if run.kind == "mask":
@@ -205,7 +206,7 @@ def format_plan(planned: Sequence[PlannedRun], *, details: bool = True) -> str:
         if not runs:
             continue
         states = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.state for r in runs).items()))
-        work = [_work(r) for r in runs]
+        work = [remaining_work(r) for r in runs]
         unit = "steps" if kind == "mask" else "epochs"
         lines.append(f"{kind:9s} {len(runs):4d} runs ({states}); to train: {sum(w[0] for w in work)} {unit}, "
                      f"{sum(w[1] for w in work):,} images")
