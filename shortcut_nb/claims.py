@@ -299,6 +299,11 @@ def interval_text(entry: Mapping[str, float | None] | None, digits: int = 2) -> 
     return f"{entry['value']:.{digits}f} [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
 
 
+def recorded_interval(pair: Sequence[float | None] | None) -> tuple[float, float] | None:
+    """A recorded within-seed ``[low, high]`` as a tuple (None: not recorded, e.g. an older record, or undefined)."""
+    return None if pair is None or not (_finite(pair[0]) and _finite(pair[1])) else (float(pair[0]), float(pair[1]))
+
+
 def _within(entry: Mapping[str, float | None]) -> tuple[float, float] | None:
     low, high = entry.get("low"), entry.get("high")
     return None if not (_finite(low) and _finite(high)) else (float(low), float(high))

@@ -16,6 +16,10 @@ module measures the same thing on the features themselves:
   when neighbourhoods ignore the attribute. It sits near 0.5 for the balanced
   score; the observed value is compared with its permutation distribution
   (``p_value``, ``lift = purity − baseline``).
+* **The lift's interval over samples.** The samples whose neighbourhoods are scored are resampled with
+  replacement (within each attribute value, its size kept, as the permutations keep it); on each resample the
+  purity is recomputed from the drawn samples' own neighbourhood shares, and the baseline from the same
+  samples' shares under each permutation (paired); the neighbour graph is not recomputed.
 * **Silhouette** by attribute within a class (and by class over all samples),
   with a shuffled baseline near 0, as a second, distance-based view.
 * **Class purity** over all samples, for contrast: how strongly neighbourhoods
@@ -38,6 +42,8 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import pairwise_distances, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
+
+from .sscore.uncertainty import LEVEL, N_BOOT, bootstrap_means, percentile_interval
 
 Projection = Literal["tsne", "umap", "pca"]
 TsneBackend = Literal["sklearn", "opentsne"]
@@ -213,6 +219,12 @@ def knn_indices(z, k: int, *, metric: Metric = "euclidean") -> np.ndarray:
     return idx[~self_hit].reshape(n, k_eff).astype(np.int64)
 
 
+def neighbour_agreement(neighbours: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each sample's share of its neighbours with its own label: float64 (..., N) of ``labels`` (..., N) (one
+    labelling, or a stack of them, e.g. permutations (S, N)) on ``neighbours`` (N, k)."""
+    return (labels[..., neighbours] == labels[..., None]).mean(-1)
+
+
 def purity_scores(neighbours: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """``(balanced, raw)`` neighbourhood purity of ``labels`` (N,) on ``neighbours`` (N, k).
 
@@ -220,10 +232,15 @@ def purity_scores(neighbours: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     averaged within each label value first, then over values, so a 95 % majority cannot make a high score by
     itself (chance level: ``raw`` ≈ Σ p_v², ``balanced`` ≈ 1 / (number of values)).
     """
-    same = labels[neighbours] == labels[:, None]
-    per_sample = same.mean(1)
+    per_sample = neighbour_agreement(neighbours, labels)
     balanced = float(np.mean([per_sample[labels == v].mean() for v in np.unique(labels)]))
     return balanced, float(per_sample.mean())
+
+
+def shuffled_labels(labels: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
+    """(n_shuffles, N) permutations of ``labels`` (N,) (value counts kept), seeded: the purity baseline's."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(labels) for _ in range(n_shuffles)])
 
 
 def purity_test(neighbours: np.ndarray, labels: np.ndarray, *, n_shuffles: int = 200, seed: int = 0) -> dict:
@@ -231,14 +248,13 @@ def purity_test(neighbours: np.ndarray, labels: np.ndarray, *, n_shuffles: int =
 
     Returns:
         ``{"purity", "purity_raw", "baseline", "baseline_std", "baseline_raw", "lift", "z", "p_value"}``:
-        ``baseline*`` are the mean (std) over ``n_shuffles`` permutations, ``lift = purity - baseline``,
-        ``z = lift / baseline_std`` (None when the std is 0) and ``p_value = (1 + #{shuffled >= observed}) /
-        (1 + n_shuffles)`` (one-sided permutation test).
+        ``baseline*`` are the mean (std) over ``n_shuffles`` permutations (:func:`shuffled_labels`),
+        ``lift = purity - baseline``, ``z = lift / baseline_std`` (None when the std is 0) and ``p_value = (1 +
+        #{shuffled >= observed}) / (1 + n_shuffles)`` (one-sided permutation test).
     """
     n_shuffles = _positive_int("n_shuffles", n_shuffles)
-    rng = np.random.default_rng(seed)
     purity, raw = purity_scores(neighbours, labels)
-    shuffled = np.array([purity_scores(neighbours, rng.permutation(labels)) for _ in range(n_shuffles)])
+    shuffled = np.array([purity_scores(neighbours, row) for row in shuffled_labels(labels, n_shuffles, seed)])
     base, base_std = float(shuffled[:, 0].mean()), float(shuffled[:, 0].std())
     return {
         "purity": purity, "purity_raw": raw,
@@ -246,6 +262,53 @@ def purity_test(neighbours: np.ndarray, labels: np.ndarray, *, n_shuffles: int =
         "lift": purity - base, "z": (purity - base) / base_std if base_std > 0 else None,
         "p_value": float((1 + np.sum(shuffled[:, 0] >= purity - 1e-12)) / (1 + n_shuffles)),
     }
+
+
+def lift_resamples(neighbours: np.ndarray, labels: np.ndarray, *, n_shuffles: int = 200, seed: int = 0,
+                   n_boot: int = N_BOOT, boot_seed: int = 0) -> np.ndarray:
+    """Bootstrap draws of :func:`purity_test`'s ``lift`` (balanced purity minus its shuffled baseline) over the
+    samples, the neighbour graph (N, k) fixed.
+
+    Each resample draws the samples of every value of ``labels`` (N,) with replacement, its count kept (so every
+    value stays present, as the permutations keep the counts). The purity is the balanced mean of the drawn
+    samples' own neighbour agreement; the baseline, paired, is the mean over the same permutations as
+    :func:`purity_test` (``n_shuffles``, ``seed``) of the balanced mean of the same drawn samples' agreement under
+    each permutation. A permutation whose value has no drawn sample (a value of one or two samples) leaves that
+    resample's baseline, which averages the others.
+
+    Returns:
+        float64 (n_boot,) lifts (NaN where no permutation has every value drawn).
+    """
+    n_shuffles = _positive_int("n_shuffles", n_shuffles)
+    n_boot = _positive_int("n_boot", n_boot)
+    values = np.unique(labels)
+    n_values = len(values)
+    observed = neighbour_agreement(neighbours, labels)  # (N,)
+    shuffled = shuffled_labels(labels, n_shuffles, seed)  # (S, N)
+    agreement = neighbour_agreement(neighbours, shuffled)  # (S, N)
+    purity = np.zeros(n_boot)
+    hits = np.zeros((n_boot, n_values * n_shuffles))  # per (value, permutation): summed agreement of its samples
+    counts = np.zeros((n_boot, n_values * n_shuffles))  # ... and how many drawn samples have that shuffled value
+    for stratum, value in enumerate(values):
+        rows = labels == value
+        member = shuffled[:, rows][None] == values[:, None, None]  # (V, S, n_value): shuffled value of each sample
+        hit = agreement[:, rows][None] * member
+        columns = np.concatenate([observed[rows][:, None], hit.reshape(-1, rows.sum()).T,
+                                  member.reshape(-1, rows.sum()).T], 1)
+        sums = bootstrap_means(columns, n_boot=n_boot, seed=[boot_seed, stratum]) * rows.sum()
+        purity += sums[:, 0] / rows.sum() / n_values
+        hits += sums[:, 1:1 + n_values * n_shuffles]
+        counts += sums[:, 1 + n_values * n_shuffles:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        balanced = (hits / counts).reshape(n_boot, n_values, n_shuffles).mean(1)  # NaN: a value not drawn
+    drawn = np.isfinite(balanced)
+    baseline = np.where(drawn.any(1), np.where(drawn, balanced, 0).sum(1) / np.maximum(drawn.sum(1), 1), np.nan)
+    return purity - baseline
+
+
+def _pair(interval: tuple[float, float] | None) -> list[float] | None:
+    """An interval as recorded in JSON: ``[low, high]``, or None."""
+    return None if interval is None else [interval[0], interval[1]]
 
 
 def silhouette_test(z: np.ndarray, labels: np.ndarray, *, n_shuffles: int = 10, seed: int = 0,
@@ -271,7 +334,8 @@ def silhouette_test(z: np.ndarray, labels: np.ndarray, *, n_shuffles: int = 10, 
 
 
 def within_class_neighbourhoods(z, y, a, *, k: int = 10, n_shuffles: int = 200, seed: int = 0,
-                                metric: Metric = "euclidean", silhouette: bool = True) -> dict:
+                                metric: Metric = "euclidean", silhouette: bool = True, n_boot: int = N_BOOT,
+                                level: float = LEVEL) -> dict:
     """How strongly latent neighbourhoods follow the spurious attribute inside each class (and the class overall).
 
     Args:
@@ -281,22 +345,28 @@ def within_class_neighbourhoods(z, y, a, *, k: int = 10, n_shuffles: int = 200, 
         seed: seed of the permutations.
         metric: neighbour metric.
         silhouette: also compute silhouettes (O(N²) per class).
+        n_boot, level: resamples and coverage of the lift's interval over samples (:func:`lift_resamples`,
+            seeded like the class's permutations).
 
     Returns:
         ``{"k", "metric", "n_shuffles", "classes": {"0": {...}, "1": {...}}, "evaluable": [classes],
         "attribute": {aggregate over evaluable classes: "purity", "baseline", "baseline_std", "lift",
-        "p_value" (the largest over classes), "silhouette", "silhouette_baseline"}, "class": {purity test of y
+        "lift_interval" ([low, high] of the mean lift over the classes, each class resampled on its own), "p_value"
+        (the largest over classes), "silhouette", "silhouette_baseline"}, "class": {purity test of y
         over all samples + silhouette}, "attribute_all": {purity test of a over all samples, ignoring class}}``.
         A class is evaluable when it has at least 3 samples and both attribute values (ISIC-like training
-        malignant images have no patch, so that class is not). Aggregates are None when no class is.
+        malignant images have no patch, so that class is not). Aggregates are None when no class is. Each
+        evaluable class also records its own ``lift_interval``.
     """
     z = as_features(z)
     n = len(z)
     y, a = as_labels(y, n, "y"), as_labels(a, n, "a")
     k = _positive_int("k", k)
     n_shuffles = _positive_int("n_shuffles", n_shuffles)
+    n_boot = _positive_int("n_boot", n_boot)
     sil_shuffles = min(n_shuffles, 10)
     classes: dict[str, dict] = {}
+    lift_draws: list[np.ndarray] = []  # (n_boot,) per evaluable class
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
         a_c = a[members]
@@ -309,6 +379,9 @@ def within_class_neighbourhoods(z, y, a, *, k: int = 10, n_shuffles: int = 200, 
             neigh = knn_indices(z[members], k, metric=metric)
             entry.update({"evaluable": True, "k": int(neigh.shape[1]),
                           **purity_test(neigh, a_c, n_shuffles=n_shuffles, seed=seed + int(c))})
+            lift_draws.append(lift_resamples(neigh, a_c, n_shuffles=n_shuffles, seed=seed + int(c), n_boot=n_boot,
+                                             boot_seed=seed + int(c)))
+            entry["lift_interval"] = _pair(percentile_interval(lift_draws[-1], level=level))
             if silhouette:
                 sil = silhouette_test(z[members], a_c, n_shuffles=sil_shuffles, seed=seed + int(c))
                 entry.update({"silhouette": sil["silhouette"], "silhouette_baseline": sil["baseline"]})
@@ -322,6 +395,8 @@ def within_class_neighbourhoods(z, y, a, *, k: int = 10, n_shuffles: int = 200, 
 
     attribute = {key: mean_of(key) for key in ("purity", "purity_raw", "baseline", "baseline_std", "lift",
                                                "silhouette", "silhouette_baseline")}
+    attribute["lift_interval"] = _pair(percentile_interval(np.mean(lift_draws, 0), level=level)) if lift_draws \
+        else None
     attribute["p_value"] = max((classes[c]["p_value"] for c in evaluable), default=None)
     result = {"k": k, "metric": metric, "n_shuffles": n_shuffles, "n": n, "classes": classes, "evaluable": evaluable,
               "attribute": attribute}

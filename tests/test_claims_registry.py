@@ -14,6 +14,7 @@ from shortcut_nb.claims import (
     detector_verdict,
     interval_text,
     measured,
+    recorded_interval,
 )
 from shortcut_nb.intervals import t_interval
 
@@ -77,6 +78,14 @@ def test_one_seed_uses_its_bootstrap_interval_and_without_one_is_undecided():
         Effect("x", "u", 0.0, (0.1, 0.2), within=((0.0, 1.0),))
     unmeasured = Effect("x", "u", 0.0, (None,))
     assert unmeasured.outcome == "undecided" and decide_effects("o", [unmeasured]).label == "undecided (not measured)"
+
+
+def test_a_recorded_interval_is_read_as_a_pair_or_none():
+    """A record's ``[low, high]`` becomes the effect's ``within``; a missing or undefined one (an older record, a JSON
+    null from a NaN bound) is None, so the row falls back to "no interval" instead of failing."""
+    assert recorded_interval([0.1, 0.3]) == (0.1, 0.3) and recorded_interval((1, 2)) == (1.0, 2.0)
+    assert recorded_interval(None) is None and recorded_interval([None, 0.3]) is None
+    assert recorded_interval([0.1, float("nan")]) is None
 
 
 def test_a_failing_effect_decides_a_claim_and_comes_first():

@@ -85,6 +85,65 @@ def test_within_class_skips_classes_with_one_attribute_and_matches_sklearn_silho
     assert none["evaluable"] == [] and none["attribute"]["purity"] is None and none["attribute"]["p_value"] is None
 
 
+def _lift_by_loop(neighbours, labels, *, n_shuffles, seed, n_boot, boot_seed):
+    """The lift on each resample, one resample at a time: the drawn samples' own neighbour shares (observed, and
+    under each of purity_test's permutations), averaged per value then over values; the draws are bootstrap_means'
+    (multinomial counts per value of ``labels``, seeded ``[boot_seed, stratum]``)."""
+    values = np.unique(labels)
+    rng_perm = np.random.default_rng(seed)
+    perms = [rng_perm.permutation(labels) for _ in range(n_shuffles)]
+    share = lambda lab: np.array([np.mean(lab[neighbours[i]] == lab[i]) for i in range(len(lab))])  # noqa: E731
+    observed, shuffled = share(labels), [share(p) for p in perms]
+    strata = [np.flatnonzero(labels == v) for v in values]
+    draws = [np.random.default_rng([boot_seed, s]).multinomial(len(idx), np.full(len(idx), 1 / len(idx)), size=n_boot)
+             for s, idx in enumerate(strata)]
+    out = []
+    for b in range(n_boot):
+        picks = np.concatenate([np.repeat(idx, d[b]) for idx, d in zip(strata, draws)])
+        purity = np.mean([observed[picks][labels[picks] == v].mean() for v in values])
+        base = [np.mean([q[picks][p[picks] == v].mean() for v in values]) for q, p in zip(shuffled, perms)
+                if all((p[picks] == v).any() for v in values)]
+        out.append(purity - np.mean(base))
+    return np.array(out)
+
+
+def test_lift_resamples_match_an_explicit_resample_loop():
+    z, _, a = clustered((12, 5, 0, 0), attr_sep=1.5)
+    neigh = emb.knn_indices(z, 4)
+    got = emb.lift_resamples(neigh, a, n_shuffles=7, seed=3, n_boot=40, boot_seed=5)
+    want = _lift_by_loop(neigh, a, n_shuffles=7, seed=3, n_boot=40, boot_seed=5)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    assert got.std() > 0  # the loop and the draws really vary
+
+
+def test_lift_interval_is_zero_width_when_every_neighbourhood_is_the_same():
+    # every sample's neighbours are all the others: each sample's share of its own value is fixed by the value
+    # counts, for the observed labels and every permutation alike, so every resample's lift is exactly 0
+    labels = np.array([0] * 9 + [1] * 4)
+    neigh = np.array([[j for j in range(13) if j != i] for i in range(13)])
+    draws = emb.lift_resamples(neigh, labels, n_shuffles=20, n_boot=50)
+    np.testing.assert_allclose(draws, 0.0, atol=1e-12)
+    assert emb.purity_test(neigh, labels, n_shuffles=20)["lift"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_within_class_records_the_lift_interval_around_the_lift():
+    z, y, a = clustered((40, 12, 40, 0), attr_sep=2.0)
+    res = emb.within_class_neighbourhoods(z, y, a, k=5, n_shuffles=30, seed=0, n_boot=300)
+    att, c0 = res["attribute"], res["classes"]["0"]
+    low, high = att["lift_interval"]
+    assert low < att["lift"] < high and low > 0  # separated by the attribute: the whole interval above 0
+    assert c0["lift_interval"] == pytest.approx(att["lift_interval"])  # one evaluable class: the aggregate is it
+    assert "lift_interval" not in res["classes"]["1"]  # one attribute value: nothing to resample
+    mixed = emb.within_class_neighbourhoods(np.random.default_rng(4).normal(size=(92, 8)), y, a, k=5, n_shuffles=30,
+                                            n_boot=300)
+    m_low, m_high = mixed["attribute"]["lift_interval"]
+    assert m_low < 0 < m_high and m_high - m_low < 0.4  # neighbourhoods that ignore the attribute: 0 covered
+    none = emb.within_class_neighbourhoods(z[y == 1], y[y == 1], a[y == 1], k=5, n_shuffles=10, n_boot=10)
+    assert none["attribute"]["lift_interval"] is None
+    with pytest.raises(ValueError, match="n_boot must be"):
+        emb.within_class_neighbourhoods(z, y, a, n_boot=0)
+
+
 def test_within_class_rejects_bad_input():
     z, y, a = clustered()
     with pytest.raises(ValueError, match="y must have shape"):

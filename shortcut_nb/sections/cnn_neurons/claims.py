@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...claims import Effect, claim, decide_effects, detector_claims, detector_lines, measured, verdict_lines
+from ...claims import recorded_interval as _interval
 from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from ...vocab import DATASET_LABELS, DETECTOR_LABELS
 from .record import NAME, ROWS, wgas
@@ -94,17 +95,20 @@ def _per_seed_text(entries: list[Mapping[str, Any]], text: Callable[[Mapping[str
 def _headline_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The one run's numbers in the shape of a per-seed entry (``record.SEED_KEYS``)."""
     return {"min": entry["min"], "max": entry["max"], "n_pruned": len(entry["pruned_neurons"]), "wga": wgas(entry),
-            "wga_change": entry.get("table4_change")}
+            "wga_change": entry.get("table4_change"), "range_interval": entry.get("range_interval"),
+            "max_interval": entry.get("max_interval")}
 
 
 def _spread_effects(rec: Mapping[str, Any]) -> list[Effect]:
+    """The s-score range (max − min) and the highest neuron's s-score, one value per seed, each with its bootstrap
+    interval over the scored images (``range_interval`` / ``max_interval``; None in older records)."""
     high = rec["band_edges"][1]
     isic, seeds = _headline_view(rec["datasets"]["isic"]), _seeds(rec, "isic")
     lo, hi = PAPER_SSCORE_RANGE
     return [measured("s-score range (max − min), ISIC-like CNN", "s-score", SPREAD_MIN, lambda v: v["max"] - v["min"],
-                     isic, seeds, paper=hi - lo),
+                     isic, seeds, paper=hi - lo, within=lambda v: _interval(v.get("range_interval"))),
             measured("highest neuron s-score, ISIC-like CNN", "s-score", high, lambda v: v["max"], isic, seeds,
-                     paper=hi)]
+                     paper=hi, within=lambda v: _interval(v.get("max_interval")))]
 
 
 @claim("neurons.spread", NAME, "CNN s-scores spread over a wide range, some neurons high (s > 0.7)",
@@ -122,11 +126,6 @@ def _spread(rec: dict):
     seeds = _seeds(rec, "isic")
     parts[0] += _per_seed_text(seeds, lambda e: f"{e['min']:.2f}–{e['max']:.2f} ({e['n_high']} high)")
     return decide_effects(f"α = {rec['alpha']:g}; " + "; ".join(parts), _spread_effects(rec))
-
-
-def _interval(pair: Sequence[float] | None) -> tuple[float, float] | None:
-    """A recorded ``[low, high]`` as a tuple (None: not recorded, e.g. nothing pruned or an older record)."""
-    return None if pair is None else (float(pair[0]), float(pair[1]))
 
 
 def _delta(view: Mapping[str, Any], after: str, before: str) -> float | None:

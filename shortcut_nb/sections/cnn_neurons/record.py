@@ -15,6 +15,7 @@ from ...paper import PAPER_SSCORE_RANGE, PAPER_TABLE4
 from ...sscore import small_map_note, summarize_scores
 from ...sscore.depth import ROW_KEYS
 from ...sscore.grid import ALPHA_GRID
+from ...sscore.uncertainty import spread_intervals
 
 if TYPE_CHECKING:
     from .detector_study import DetectorStudy, MaskFreeRanking
@@ -35,7 +36,7 @@ SUMMARY_KEYS = ("scores", "d", "min", "max", "mean", "median", "std", "area", "l
 #: One dataset's entry under ``datasets``.
 DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau", *SUMMARY_KEYS, "table4",
                 "table4_change", "table4_errors", "pruned_neurons", "alpha_sensitivity", "group_names", "seconds",
-                "target_map", "target_map_warning")
+                "target_map", "target_map_warning", "range_interval", "max_interval")
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
         "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
@@ -51,7 +52,8 @@ PRUNING_ROW_KEYS = ("neurons", "overlap_truth", "pruned", "refit_pruned", "error
 #: One dataset's entry under ``mask_free`` (:func:`mask_free_record`): a dataset without masks.
 MASK_FREE_KEYS = ("dataset", "model", "reason", "split", "n_images", "scores", "top", "agreement")
 #: One seed's entry under ``per_seed.<dataset>`` (:func:`seed_entry`): what the claims are decided on per seed.
-SEED_KEYS = ("seed", "min", "max", "mean", "area", "n_high", "n_high_above_chance", "n_pruned", "wga", "wga_change")
+SEED_KEYS = ("seed", "min", "max", "mean", "area", "n_high", "n_high_above_chance", "n_pruned", "wga", "wga_change",
+             "range_interval", "max_interval")
 #: One row of ``method_bands`` (:func:`~.study.method_variant_bands`).
 METHOD_BAND_KEYS = ("factor", "method", "variant", "dilation", "band_counts", "mean", "max", "chance", "n_above_chance")
 #: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``ROW_KEYS``.
@@ -80,7 +82,9 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
                    sensitivity_alphas: Sequence[float] = SENSITIVITY_ALPHAS) -> dict[str, Any]:
     """Scores, bands and Table 4 of one dataset at ``alpha`` / ``tau``: the JSON-able entry the notebook records.
 
-    ``sensitivity_alphas`` not on the study's grid are skipped. Keys: :data:`DATASET_KEYS`.
+    ``sensitivity_alphas`` not on the study's grid are skipped. ``range_interval`` / ``max_interval``: the 95 %
+    bootstrap intervals over the scored images of max − min and of the max (:func:`spread_intervals`, seeded with
+    ``seed``). Keys: :data:`DATASET_KEYS`.
     """
     s = study.scores(alpha)
     table = study.table4(alpha, tau, seed)
@@ -98,18 +102,26 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
         "pruned_neurons": table["pruned_neurons"], "alpha_sensitivity": sens,
         "group_names": list(study.group_names), "seconds": dict(study.seconds), "target_map": list(study.target_map),
         "target_map_warning": small_map_note(study.target_map, study.images.shape[-1]),
+        **_spread_record(study, alpha, seed),
     }
+
+
+def _spread_record(study: NeuronStudy, alpha: float, seed: int) -> dict[str, list[float] | None]:
+    """``{"range_interval", "max_interval"}`` of ``study``'s neurons at ``alpha`` as JSON ``[low, high]``."""
+    spread = spread_intervals(study.per_sample_at(alpha), seed=seed)
+    return {f"{key}_interval": None if pair is None else list(pair) for key, pair in spread.items()}
 
 
 
 def seed_entry(study: NeuronStudy, *, alpha: float, tau: float, seed: int) -> dict[str, Any]:
     """One seed's s-score range, Table-4 WGAs and the pruning's ΔWGA bootstrap interval over test images
-    (``wga_change``) at ``alpha`` / ``tau`` (keys: :data:`SEED_KEYS`); the refit's
-    subsample is seeded with the model's seed, as the notebook's own."""
+    (``wga_change``) at ``alpha`` / ``tau``, and the range's and max's bootstrap intervals over the scored images
+    (``range_interval``, ``max_interval``) (keys: :data:`SEED_KEYS`); the refit's subsample is seeded with the
+    model's seed, as the notebook's own."""
     st = summarize_scores(study.scores(alpha), study.area, tau=tau)
     table = study.table4(alpha, tau, seed)
     return {"seed": int(seed), **{k: st[k] for k in SEED_KEYS[1:7]}, "n_pruned": len(table["pruned_neurons"]),
-            "wga": table_wgas(table), "wga_change": table["pruned_change"]}
+            "wga": table_wgas(table), "wga_change": table["pruned_change"], **_spread_record(study, alpha, seed)}
 
 
 def seed_record(by_seed: Mapping[str, Mapping[int, NeuronStudy]], *, alpha: float,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...claims import Effect, Verdict, claim, decide_effects, measured, verdict_lines
+from ...claims import Effect, Verdict, claim, decide_effects, measured, recorded_interval, verdict_lines
 from ...vocab import CLASS_NAMES
 from .record import NAME
 
@@ -33,8 +33,10 @@ def takeaways(recorded: Mapping) -> str:
         used = ", ".join(names[int(c)] for c in r["evaluable"])
         cls_txt = f"; class purity {cls['purity']:.2f} (shuffled {cls['baseline']:.2f})" if cls.get("purity") is not None \
             else ""
+        interval = recorded_interval(att.get("lift_interval"))
+        ci = f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else ""
         lines.append(f"- {key} ({r['model']}): within-class attribute purity {att['purity']:.2f} vs shuffled "
-                     f"{att['baseline']:.2f} (lift {att['lift']:+.2f}, p ≤ {att['p_value']:.3f}; classes: {used})"
+                     f"{att['baseline']:.2f} (lift {att['lift']:+.2f}{ci}, p ≤ {att['p_value']:.3f}; classes: {used})"
                      f"{cls_txt}.")
     verdicts = [verdict(r) for key, r in recorded["neighbourhoods"].items() if r["split"] == split]
     verdicts = [v for v in verdicts if v is not None]
@@ -61,11 +63,13 @@ def takeaways(recorded: Mapping) -> str:
 
 def _lift_effects(rec: Mapping) -> list[Effect]:
     """Each model's within-class attribute lift over the shuffled baseline on the claim split, one value per seed
-    (``neighbourhoods_per_seed``; the one run when not recorded); the paper shows pictures only, no value."""
+    (``neighbourhoods_per_seed``; the one run when not recorded), each with its bootstrap interval over the scored
+    samples (``lift_interval``; None in older records); the paper shows pictures only, no value."""
     split = rec.get("claim_split", "train")
     per_seed = rec.get("neighbourhoods_per_seed") or {}
     return [measured(f"within-class attribute purity lift, {key.rsplit('/', 1)[0]}", "purity over shuffled",
-                     LIFT_MIN, lambda v: v.get("lift"), r["attribute"], per_seed.get(key, ()))
+                     LIFT_MIN, lambda v: v.get("lift"), r["attribute"], per_seed.get(key, ()),
+                     within=lambda v: recorded_interval(v.get("lift_interval")))
             for key, r in rec["neighbourhoods"].items()
             if r["split"] == split and r["attribute"].get("purity") is not None]
 

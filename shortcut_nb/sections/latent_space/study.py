@@ -292,14 +292,15 @@ def neighbourhood_analysis(source: LatentSource, *, datasets: Sequence[str], arc
 
 
 #: What is recorded of each seed's neighbourhood result (``neighbourhoods_per_seed``): the claim's numbers.
-SEED_KEYS = ("seed", "purity", "baseline", "lift", "p_value")
+SEED_KEYS = ("seed", "purity", "baseline", "lift", "p_value", "lift_interval")
 
 
 def seed_neighbourhoods(ctx: Context, results: Results, *, datasets: Sequence[str], archs: Sequence[str],
                         split: str = "train", k: int = 10, n_shuffles: int = 200, seed: int = 0,
                         seeds: Sequence[int] | None = None, **source_kwargs) -> dict[str, list[dict]]:
     """The within-class attribute purity of every seed's models on ``split`` (the claim's), to decide the claim
-    over seeds: ``{"<dataset>/<arch>/<split>": [{"seed", "purity", "baseline", "lift", "p_value"}, ...]}``.
+    over seeds: ``{"<dataset>/<arch>/<split>": [{"seed", "purity", "baseline", "lift", "p_value", "lift_interval"},
+    ...]}`` (``lift_interval``: the seed's own bootstrap over samples, which decides a one-seed claim).
 
     ``seeds``: None: the profile's (:meth:`Context.seeds`, ``seed`` first). ``results`` (the notebook's own, for
     ``seed``) are reused; another seed's models come from the run cache (notebook 01 trains them) and its features

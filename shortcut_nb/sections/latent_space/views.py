@@ -159,7 +159,9 @@ def log_frame(source: LatentSource) -> pd.DataFrame:
 
 
 def neighbourhood_frame(results: Mapping[str, Mapping]) -> pd.DataFrame:
-    """One row per model/dataset/split: attribute purity within class vs its shuffled baseline, and class purity."""
+    """One row per model/dataset/split: attribute purity within class vs its shuffled baseline (the lift, and its
+    95 % bootstrap interval over the images: ``lift low`` / ``lift high``, None in older results), and class
+    purity."""
 
     def r2(v):
         return None if v is None else round(float(v), 3)
@@ -167,13 +169,14 @@ def neighbourhood_frame(results: Mapping[str, Mapping]) -> pd.DataFrame:
     rows = []
     for r in results.values():
         att, cls = r["attribute"], r.get("class") or {}
+        low, high = att.get("lift_interval") or (None, None)
         rows.append({
             "dataset": r["dataset"], "model": r["model"], "split": r["split"], "n": r["n"],
             "classes used": ", ".join((r.get("class_names") or CLASS_NAMES.get(r["dataset"], ("0", "1")))[int(c)]
                                   for c in r["evaluable"])
             or "none",
             "attr. purity": r2(att["purity"]), "shuffled": r2(att["baseline"]), "lift": r2(att["lift"]),
-            "p (perm.)": r2(att["p_value"]),
+            "lift low": r2(low), "lift high": r2(high), "p (perm.)": r2(att["p_value"]),
             "attr. silhouette": r2(att["silhouette"]), "shuffled sil.": r2(att["silhouette_baseline"]),
             "class purity": r2(cls.get("purity")), "class shuffled": r2(cls.get("baseline")),
             "class silhouette": r2(cls.get("silhouette")),

@@ -111,6 +111,31 @@ def test_one_seeds_pruning_is_decided_on_its_bootstrap_over_test_images():
     assert prune(five).interval_kind == "t over 5 seeds" and prune(five).within[1] == (-0.1, 0.2)
 
 
+def test_one_seeds_spread_is_decided_on_its_bootstrap_over_the_scored_images():
+    """With one seed, the range (max − min) and the highest neuron's s-score take the intervals recorded with them
+    (bootstrap over the s-score images); an older record without them stays undecided for want of an interval."""
+    spread = lambda rec: {e.name.split(" ")[0]: e for e in C._spread(rec).effects}  # noqa: E731
+    tight = _rec({"range_interval": [0.62, 0.9], "max_interval": [0.74, 0.9]})
+    v = C._spread(tight)
+    assert v.label == "holds" and {e.interval_kind for e in v.effects} == {"bootstrap within the seed"}
+    assert (spread(tight)["s-score"].low, spread(tight)["highest"].low) == (0.62, 0.74)
+    assert spread(tight)["s-score"].value == pytest.approx(0.8) and spread(tight)["highest"].value == 0.8
+    wide = _rec({"range_interval": [0.62, 0.9], "max_interval": [0.66, 0.9]})  # the max's interval covers 0.7
+    assert C._spread(wide).label == "undecided" and C._spread(wide).effect.name.startswith("highest neuron")
+    low = _rec({"max": 0.6, "range_interval": [0.3, 0.45], "max_interval": [0.55, 0.65]})
+    assert C._spread(low).label == "fails"
+    assert C._spread(_rec({})).label == "undecided (one seed, no interval)"
+    one = _rec({})  # the notebook's one seed recorded under per_seed: read from there
+    one["per_seed"] = {"isic": [{**_seed(0, 0.0, 0.85, 3, 0.1, 0.12, 0.8, 0.82), "range_interval": [0.7, 0.95],
+                                 "max_interval": [0.75, 0.95]}]}
+    assert C._spread(one).label == "undecided (one seed, no interval)"  # a one-entry per_seed is not read (headline)
+    three = _rec({})
+    three["per_seed"] = {"isic": [{**_seed(s, 0.0, 0.8 + 0.02 * s, 3, 0.1, 0.12, 0.8, 0.82),
+                                   "range_interval": [0.7, 0.95], "max_interval": [0.75, 0.95]} for s in range(3)]}
+    top = spread(three)["highest"]
+    assert top.interval_kind == "t over 3 seeds" and top.within[2] == (0.75, 0.95)
+
+
 # --------------------------------------------------------------------------- detectors against the ground truth
 
 

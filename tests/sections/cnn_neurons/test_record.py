@@ -8,6 +8,7 @@ import pytest
 from shortcut_nb.sections.cnn_neurons import record as R
 from shortcut_nb.sections.cnn_neurons import study as S
 from shortcut_nb.sscore import summarize_scores
+from shortcut_nb.sscore.uncertainty import spread_intervals
 from shortcut_nb.vocab import GROUP_NAMES
 from support.cnn_neurons import tiny_study
 
@@ -87,3 +88,20 @@ def test_record_payload_holds_the_detectors_and_the_mask_free_rankings(study):
     assert rec["detectors"] is not detectors  # copies, not the caller's dicts
     plain = R.record_payload({"isic": res}, profile="smoke", seconds=1.0, alpha=0.5, tau=0.7)
     assert plain["detectors"] == {} and plain["mask_free"] == {}
+
+
+def test_the_range_and_the_max_carry_their_bootstrap_over_the_scored_images(study):
+    """Recorded with the one run and with each seed: the intervals of the neurons' max − min and max over the
+    s-score images, from the study's per-sample scores at the recorded alpha (seeded with the model's seed)."""
+    res = R.dataset_record(study, alpha=0.5, tau=0.7, seed=0)
+    per_sample = study.per_sample_at(0.5)
+    assert per_sample.shape == (res["n_samples"], res["d"])
+    spread = spread_intervals(per_sample, seed=0)
+    assert res["range_interval"] == list(spread["range"]) and res["max_interval"] == list(spread["max"])
+    low, high = res["max_interval"]
+    assert low <= high and res["min"] <= low and high <= 1.0  # a max of means of scores in [0, 1]
+    assert res["range_interval"][1] <= res["max_interval"][1]
+    entries = R.seed_record({"isic": {2: study, 0: study}}, alpha=0.5, tau=0.7)["isic"]
+    assert entries[1]["range_interval"] == res["range_interval"] and entries[1]["max_interval"] == res["max_interval"]
+    assert entries[0]["max_interval"] == list(spread_intervals(per_sample, seed=2)["max"])
+    json.dumps(entries)

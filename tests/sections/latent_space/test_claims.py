@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from shortcut_nb.claims import CLAIMS
-from shortcut_nb.sections.latent_space import claims, record, study
+from shortcut_nb.sections.latent_space import claims, record, study, views
 from support.claims import astuple_verdict, point_holds
 
 
@@ -27,10 +27,13 @@ def test_payload_takeaways_and_claim(toy_source):
     ours, _ = astuple_verdict(check(rec))
     assert "waterbirds/cnn" in ours and "isic/cnn" in ours
 
-    def with_lift(lift, p):
+    assert all(len(r["attribute"]["lift_interval"]) == 2 for r in rec["neighbourhoods"].values())
+
+    def with_lift(lift, p):  # a record made before the lift had an interval
         fake = json.loads(json.dumps(rec))
         for r in fake["neighbourhoods"].values():
             r["attribute"].update({"purity": 0.5 + lift, "baseline": 0.5, "lift": lift, "p_value": p})
+            del r["attribute"]["lift_interval"]
         return fake
 
     assert point_holds(check(with_lift(0.3, 0.005))) is True
@@ -70,3 +73,45 @@ def test_the_claim_is_decided_over_the_seeds_recorded(toy_source):
     v = claims.within_class(rec)
     assert v.label == "undecided" and v.effect.low < 0.05 < v.effect.high
     assert "is decided by within-class attribute purity lift, waterbirds/cnn: 0.10 [" in claims.takeaways(rec)
+
+
+def test_one_seed_is_decided_by_its_bootstrap_interval_of_the_lift(toy_source):
+    """One seed: the lift's bootstrap interval over the images decides (holds above 0.05, undecided across it, fails
+    below); recorded per seed it decides the same; an older record without it stays undecided for want of one."""
+    results = study.neighbourhood_analysis(toy_source, datasets=["waterbirds"], archs=["cnn"], splits=["train"],
+                                           k=5, n_shuffles=20)
+    key = "waterbirds/cnn/train"
+
+    def one_seed(interval, *, per_seed=False):
+        rec = json.loads(json.dumps(record.payload(results, toy_source, profile="cpu", seconds=1.0)))
+        att = rec["neighbourhoods"][key]["attribute"]
+        att.update({"purity": 0.75, "baseline": 0.5, "lift": 0.25, "p_value": 0.005, "lift_interval": interval})
+        if per_seed:  # the notebook's one seed, recorded in neighbourhoods_per_seed; the headline's left unmeasured
+            rec["neighbourhoods_per_seed"] = {key: [{"seed": 0, **{k: att[k] for k in study.SEED_KEYS[1:]}}]}
+            att["lift_interval"] = None
+        return claims.within_class(rec)
+
+    v = one_seed([0.15, 0.35])
+    assert v.label == "holds" and v.effect.interval_kind == "bootstrap within the seed"
+    assert (v.effect.low, v.effect.high) == (0.15, 0.35) and v.effect.value == 0.25
+    assert one_seed([0.15, 0.35], per_seed=True).label == "holds"
+    v = one_seed([0.0, 0.4])
+    assert v.label == "undecided" and v.effect.low < claims.LIFT_MIN < v.effect.high
+    assert "is decided by within-class attribute purity lift, waterbirds/cnn: 0.25 [0.00, 0.40]" in \
+        claims.verdict_lines([("x", v)])[1]
+    assert one_seed([-0.1, 0.02]).label == "fails"
+    assert one_seed(None).label == "undecided (one seed, no interval)"
+
+
+def test_takeaways_and_table_show_the_recorded_lift_interval(toy_source):
+    results = study.neighbourhood_analysis(toy_source, datasets=["waterbirds"], archs=["cnn"], splits=["train"],
+                                           k=5, n_shuffles=20)
+    att = results["waterbirds/cnn/train"]["attribute"]
+    att.update({"lift": 0.25, "lift_interval": [0.15, 0.35]})
+    rec = record.payload(results, toy_source, profile="cpu", seconds=1.0)
+    assert "(lift +0.25 [+0.15, +0.35], p ≤" in claims.takeaways(rec)
+    row = views.neighbourhood_frame(results).iloc[0]
+    assert (row["lift low"], row["lift high"]) == (0.15, 0.35)
+    del att["lift_interval"]  # results computed before the interval existed
+    assert "(lift +0.25, p ≤" in claims.takeaways(record.payload(results, toy_source, profile="cpu", seconds=1.0))
+    assert views.neighbourhood_frame(results).iloc[0]["lift low"] is None

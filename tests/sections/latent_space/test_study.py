@@ -109,6 +109,9 @@ def test_seed_neighbourhoods_reuse_the_notebooks_own_and_measure_every_other_see
     assert set(rows[0]) == set(study.SEED_KEYS)
     assert rows[0]["lift"] == own["waterbirds/cnn/train"]["attribute"]["lift"]
     assert rows[1]["purity"] == rows[0]["purity"]  # the same toy model: the same neighbourhoods
+    # each seed's own bootstrap of the lift over the images, resampled with that seed
+    assert rows[0]["lift_interval"] == own["waterbirds/cnn/train"]["attribute"]["lift_interval"]
+    assert rows[1]["lift_interval"] != rows[0]["lift_interval"] and len(rows[1]["lift_interval"]) == 2
 
 
 def test_planned_runs_name_every_seeds_models(tmp_path):
