@@ -15,7 +15,7 @@ from torch import nn
 
 from ..bands import select_neurons
 from ..lastlayer import head_metrics, head_predictions, refit_last_layer, used_neurons, zero_neurons
-from ..metrics import wga_change_interval
+from ..metrics import group_accuracy_interval, wga_change_interval, worst_group
 from ..vocab import N_GROUPS
 
 Row = Literal["baseline", "pruned", "refit", "refit_pruned"]
@@ -37,6 +37,13 @@ def head_summary(head: nn.Linear, features: Mapping[str, Any], *, train_group_co
                        train_group_counts=train_group_counts)
     out.update(n_zeroed=int(n_zeroed), n_used=int(used_neurons(head.weight).sum()))
     return out
+
+
+def refit_gain(accuracies: np.ndarray) -> np.ndarray:
+    """The refits' gain over pruning, min(WGA(refit), WGA(refit_pruned)) − WGA(pruned), of per-group accuracies
+    (..., 3, n_groups) of the heads (pruned, refit, refit_pruned) → (...)."""
+    wga = worst_group(accuracies)
+    return np.minimum(wga[..., 1], wga[..., 2]) - wga[..., 0]
 
 
 def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, tau: float,
@@ -67,7 +74,9 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
         ``{row: summary | None}`` for the four rows, plus ``"pruned_neurons"`` (ids, highest s first),
         ``"pruned_change"`` (the 95 % paired bootstrap interval over ``test``'s images of WGA(pruned) −
         WGA(baseline), :func:`~shortcut_nb.metrics.wga_change_interval` seeded with ``seed``; None when nothing
-        is pruned) and ``"errors"`` (``{row: reason}``). A summary is :func:`head_summary`'s dict; a refit that
+        is pruned), ``"refit_change"`` (the same paired bootstrap of the refits' gain over pruning,
+        min(WGA(refit), WGA(refit_pruned)) − WGA(pruned), :func:`refit_gain`; None when a refit could not be
+        made) and ``"errors"`` (``{row: reason}``). A summary is :func:`head_summary`'s dict; a refit that
         cannot be made (a group missing from ``val``, every neuron pruned) is None, with the reason in
         ``errors``.
     """
@@ -86,7 +95,7 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
     def summary(h: nn.Linear, n_zeroed: int) -> dict:
         return head_summary(h, test, train_group_counts=train_group_counts, n_zeroed=n_zeroed)
 
-    def refit(neurons: np.ndarray, n_zeroed: int, row: str) -> dict | None:
+    def refit_head(neurons: np.ndarray) -> nn.Linear | ValueError:
         key = ("refit", tuple(neurons.tolist()), int(seed), int(n_groups))
         if key not in memo:
             try:
@@ -94,7 +103,10 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
                                              n_groups=n_groups)
             except ValueError as err:
                 memo[key] = err
-        h = memo[key]
+        return memo[key]
+
+    def refit(neurons: np.ndarray, n_zeroed: int, row: str) -> dict | None:
+        h = refit_head(neurons)
         if isinstance(h, Exception):
             out["errors"][row] = str(h)
             return None
@@ -117,5 +129,15 @@ def prune_and_refit(head: nn.Linear, scores: np.ndarray | Sequence[float], *, ta
     else:
         out["refit_pruned"] = None
         out["errors"]["refit_pruned"] = f"every neuron has s > {tau}: nothing left to refit"
+    out["refit_change"] = None
+    if out["refit"] is not None and out["refit_pruned"] is not None:
+        key = ("refit_change", tuple(sorted(pruned.tolist())), int(seed), int(n_groups))
+        if key not in memo:  # memoised as the pruning's bootstrap is
+            heads = (zero_neurons(head, pruned) if len(pruned) else head, refit_head(np.arange(len(s))),
+                     refit_head(keep))
+            memo[key] = list(group_accuracy_interval(
+                refit_gain, ([head_predictions(h.weight, h.bias, test["z"]) for h in heads], test["y"], test["g"]),
+                n_groups=n_groups, seed=int(seed)))
+        out["refit_change"] = list(memo[key])
     out["pruned_neurons"] = pruned.tolist()
     return out

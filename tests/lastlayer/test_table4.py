@@ -7,8 +7,8 @@ import torch
 
 from shortcut_nb.bands import select_neurons
 from shortcut_nb.lastlayer import head_metrics, head_predictions, refit_last_layer, zero_neurons
-from shortcut_nb.lastlayer.table4 import ROWS, head_summary, prune_and_refit
-from shortcut_nb.metrics import summarize, wga_change_interval
+from shortcut_nb.lastlayer.table4 import ROWS, head_summary, prune_and_refit, refit_gain
+from shortcut_nb.metrics import group_accuracy_interval, summarize, wga_change_interval
 from support.cnn_neurons import features, tiny_model, tiny_samples
 
 
@@ -59,22 +59,39 @@ def test_prune_and_refit_builds_the_four_table4_heads():
     assert (head_predictions(head.weight, head.bias, test["z"]) == model_pred(head)).all()
     assert [low, high] == list(wga_change_interval(model_pred(head), model_pred(zero_neurons(head, pruned)),
                                                    test["y"], test["g"], n_groups=4, seed=0))
-    # refits are memoised by neuron set: a second call fits nothing new
+    # the refits' gain over pruning, min(WGA refit, WGA refit after pruning) − WGA pruned, bootstrapped on the same
+    # test images: around the point value, and the metrics' bootstrap of the three heads' predictions
+    low, high = t["refit_change"]
+    assert low <= min(t["refit"]["wga"], t["refit_pruned"]["wga"]) - t["pruned"]["wga"] <= high and low < high
+    heads = [zero_neurons(head, pruned), refit_last_layer(val["z"], val["y"], val["g"], seed=0),
+             refit_last_layer(val["z"], val["y"], val["g"], seed=0, neuron_mask=keep)]
+    assert [low, high] == list(group_accuracy_interval(refit_gain, ([model_pred(h) for h in heads], test["y"],
+                                                                    test["g"]), n_groups=4, seed=0))
+    # refits and both bootstraps are memoised by neuron set: a second call fits and resamples nothing new
     n_memo = len(memo)
     prune_and_refit(head, scores, tau=0.7, test=test, val=val, seed=0, memo=memo)
     assert len(memo) == n_memo
     # nothing above tau: the pruned head is the baseline; everything above: no refit possible, said why
     none = prune_and_refit(head, np.zeros(d), tau=0.7, test=test, val=val)
     assert none["pruned"]["groups"] == none["baseline"]["groups"] and none["pruned_neurons"] == []
-    assert none["pruned_change"] is None
+    assert none["pruned_change"] is None and none["refit_change"] is not None  # the refits still gain
     every = prune_and_refit(head, np.ones(d), tau=0.7, test=test, val=val)
     assert every["refit_pruned"] is None and "nothing left" in every["errors"]["refit_pruned"]
+    assert every["refit_change"] is None  # no refit after pruning: no gain to bootstrap
     # a validation set missing a group cannot be balanced over the four groups: the refit rows are None, said why
     keep_rows = val["g"] != 3
     short = {k: v[keep_rows] for k, v in val.items()}
     miss = prune_and_refit(head, scores, tau=0.7, test=test, val=short)
-    assert miss["refit"] is None and "group" in miss["errors"]["refit"]
+    assert miss["refit"] is None and "group" in miss["errors"]["refit"] and miss["refit_change"] is None
     with pytest.raises(ValueError, match="tau must be"):
         prune_and_refit(head, scores, tau=1.5, test=test, val=val)
     with pytest.raises(ValueError, match="scores must have shape"):
         prune_and_refit(head, scores[:3], tau=0.7, test=test, val=val)
+
+
+def test_refit_gain_is_the_lower_refits_wga_minus_the_pruned_wga():
+    """Per-group accuracies of (pruned, refit, refit_pruned) → min of the refits' worst groups − the pruned one's,
+    over any leading axes; an absent group (nan) is not a worst group."""
+    acc = np.array([[[0.9, 0.4, 0.8, np.nan], [0.7, 0.6, 0.9, np.nan], [0.8, 0.9, 0.5, np.nan]],
+                    [[0.5, 0.5, 0.5, 0.5], [0.9, 0.9, 0.9, 0.9], [0.6, 0.7, 0.8, 0.9]]])
+    assert refit_gain(acc) == pytest.approx([0.5 - 0.4, 0.6 - 0.5])

@@ -95,8 +95,8 @@ def _per_seed_text(entries: list[Mapping[str, Any]], text: Callable[[Mapping[str
 def _headline_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The one run's numbers in the shape of a per-seed entry (``record.SEED_KEYS``)."""
     return {"min": entry["min"], "max": entry["max"], "n_pruned": len(entry["pruned_neurons"]), "wga": wgas(entry),
-            "wga_change": entry.get("table4_change"), "range_interval": entry.get("range_interval"),
-            "max_interval": entry.get("max_interval")}
+            "wga_change": entry.get("table4_change"), "refit_change": entry.get("table4_refit_change"),
+            "range_interval": entry.get("range_interval"), "max_interval": entry.get("max_interval")}
 
 
 def _spread_effects(rec: Mapping[str, Any]) -> list[Effect]:
@@ -147,7 +147,8 @@ def _prune_effects(rec: Mapping[str, Any]) -> list[Effect]:
                      lambda v: _delta(v, "pruned", "baseline") if v["n_pruned"] > 0 else None, isic, seeds,
                      paper=_P["pruned"] - _P["baseline"], within=lambda v: _interval(v.get("wga_change"))),
             measured("ΔWGA of the group-balanced refits over pruning (the lower refit)", "ΔWGA", 0.0, refit_gain, isic,
-                     seeds, paper=min(_P["refit"], _P["refit_pruned"]) - _P["pruned"])]
+                     seeds, paper=min(_P["refit"], _P["refit_pruned"]) - _P["pruned"],
+                     within=lambda v: _interval(v.get("refit_change")))]
 
 
 @claim("neurons.prune_refit", NAME,

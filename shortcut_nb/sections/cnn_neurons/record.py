@@ -35,8 +35,8 @@ SUMMARY_KEYS = ("scores", "d", "min", "max", "mean", "median", "std", "area", "l
                 "above_chance", "n_above_chance", "n_above_tau", "n_high", "n_high_above_chance", "top")
 #: One dataset's entry under ``datasets``.
 DATASET_KEYS = ("dataset", "model", "n_samples", "sample_index", "alpha", "tau", *SUMMARY_KEYS, "table4",
-                "table4_change", "table4_errors", "pruned_neurons", "alpha_sensitivity", "group_names", "seconds",
-                "target_map", "target_map_warning", "range_interval", "max_interval")
+                "table4_change", "table4_refit_change", "table4_errors", "pruned_neurons", "alpha_sensitivity",
+                "group_names", "seconds", "target_map", "target_map_warning", "range_interval", "max_interval")
 #: The record's top-level keys.
 KEYS = ("profile", "seconds", "alpha", "tau", "band_edges", "alpha_grid", "sample_choice", "refit_set",
         "accuracy_split", "headline", "min", "max", "area", "wga", "datasets", "paper_table4", "paper_sscore_range",
@@ -53,7 +53,7 @@ PRUNING_ROW_KEYS = ("neurons", "overlap_truth", "pruned", "refit_pruned", "error
 MASK_FREE_KEYS = ("dataset", "model", "reason", "split", "n_images", "scores", "top", "agreement")
 #: One seed's entry under ``per_seed.<dataset>`` (:func:`seed_entry`): what the claims are decided on per seed.
 SEED_KEYS = ("seed", "min", "max", "mean", "area", "n_high", "n_high_above_chance", "n_pruned", "wga", "wga_change",
-             "range_interval", "max_interval")
+             "refit_change", "range_interval", "max_interval")
 #: One row of ``method_bands`` (:func:`~.study.method_variant_bands`).
 METHOD_BAND_KEYS = ("factor", "method", "variant", "dilation", "band_counts", "mean", "max", "chance", "n_above_chance")
 #: ``depth_profile.<dataset>`` (:meth:`shortcut_nb.sscore.depth.DepthProfile.record`); its rows: ``ROW_KEYS``.
@@ -98,7 +98,7 @@ def dataset_record(study: NeuronStudy, *, alpha: float, tau: float, seed: int = 
         "sample_index": study.sample_index.tolist(), "alpha": float(alpha), "tau": float(tau),
         **summarize_scores(s, study.area, tau=tau),
         "table4": {row: table[row] for row in ROWS}, "table4_change": table["pruned_change"],
-        "table4_errors": table["errors"],
+        "table4_refit_change": table["refit_change"], "table4_errors": table["errors"],
         "pruned_neurons": table["pruned_neurons"], "alpha_sensitivity": sens,
         "group_names": list(study.group_names), "seconds": dict(study.seconds), "target_map": list(study.target_map),
         "target_map_warning": small_map_note(study.target_map, study.images.shape[-1]),
@@ -114,14 +114,15 @@ def _spread_record(study: NeuronStudy, alpha: float, seed: int) -> dict[str, lis
 
 
 def seed_entry(study: NeuronStudy, *, alpha: float, tau: float, seed: int) -> dict[str, Any]:
-    """One seed's s-score range, Table-4 WGAs and the pruning's ΔWGA bootstrap interval over test images
-    (``wga_change``) at ``alpha`` / ``tau``, and the range's and max's bootstrap intervals over the scored images
-    (``range_interval``, ``max_interval``) (keys: :data:`SEED_KEYS`); the refit's subsample is seeded with the
-    model's seed, as the notebook's own."""
+    """One seed's s-score range, Table-4 WGAs, the bootstrap intervals over test images of the pruning's ΔWGA
+    (``wga_change``) and of the refits' gain over pruning (``refit_change``) at ``alpha`` / ``tau``, and the range's
+    and max's bootstrap intervals over the scored images (``range_interval``, ``max_interval``) (keys:
+    :data:`SEED_KEYS`); the refit's subsample is seeded with the model's seed, as the notebook's own."""
     st = summarize_scores(study.scores(alpha), study.area, tau=tau)
     table = study.table4(alpha, tau, seed)
     return {"seed": int(seed), **{k: st[k] for k in SEED_KEYS[1:7]}, "n_pruned": len(table["pruned_neurons"]),
-            "wga": table_wgas(table), "wga_change": table["pruned_change"], **_spread_record(study, alpha, seed)}
+            "wga": table_wgas(table), "wga_change": table["pruned_change"], "refit_change": table["refit_change"],
+            **_spread_record(study, alpha, seed)}
 
 
 def seed_record(by_seed: Mapping[str, Mapping[int, NeuronStudy]], *, alpha: float,

@@ -2,12 +2,12 @@
 read from the recorded JSON only."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ...claims import Effect, Verdict, claim, decide_effects, measured, verdict_lines
 from ...paper import PAPER_TABLE2, PAPER_TABLE3
 from ...vocab import GROUP_NAMES
-from .record import NAME
+from .record import MAJORITY_GROUPS, MINORITY_GROUPS, NAME
 
 __all__ = ["WGA_GAP_MIN", "MINORITY_NOISE", "MAJORITY_MIN", "ZERO_MINORITY_MIN", "takeaways"]
 
@@ -19,7 +19,17 @@ ZERO_MINORITY_MIN = 0.10  # at 0 % the minority groups stay "above zero"
 
 def _minority(r: Mapping) -> float:
     """Mean accuracy of the minority groups G1 and G2."""
-    return (r["groups"][1] + r["groups"][2]) / 2
+    return sum(r["groups"][k] for k in MINORITY_GROUPS) / len(MINORITY_GROUPS)
+
+
+def _majority(r: Mapping) -> float:
+    """The weaker majority group's accuracy, min(G0, G3)."""
+    return min(r["groups"][k] for k in MAJORITY_GROUPS)
+
+
+def _pair(interval: Sequence[float] | None) -> tuple[float, float] | None:
+    """A recorded ``[low, high]`` as a tuple (None: not recorded, e.g. an older record)."""
+    return None if interval is None else (float(interval[0]), float(interval[1]))
 
 
 def takeaways(recorded: Mapping) -> str:
@@ -46,10 +56,9 @@ def takeaways(recorded: Mapping) -> str:
     checks = [("WGA well below AVG", _gap(recorded))] + ([("the minority sweep", _sweep(recorded))] if sweep else [])
     lines.extend(verdict_lines(checks))
     if sweep and not _sweep(recorded).holds:
-        low = min((r for r in sweep if r["ratio"] < 0.5), key=lambda r: min(r["groups"][0], r["groups"][3]),
-                  default=None)
+        low = min((r for r in sweep if r["ratio"] < 0.5), key=_majority, default=None)
         if low is not None:
-            g = min((0, 3), key=low["groups"].__getitem__)
+            g = min(MAJORITY_GROUPS, key=low["groups"].__getitem__)
             std = (low.get("groups_std") or [None] * 4)[g]
             paper = PAPER_TABLE3.get(low["ratio"])
             lines.append(f"  The weakest majority group is G{g} at {low['ratio']:.0%}, "
@@ -99,7 +108,9 @@ def _paper_majority(ratio: float) -> float | None:
 
 def _sweep_effects(rec: Mapping) -> list[Effect]:
     """The sweep's three criteria as effects: the minority accuracy's fall between neighbouring ratios (a rise
-    within MINORITY_NOISE tolerated), the weaker majority group below 50 %, and the minority accuracy at 0 %."""
+    within MINORITY_NOISE tolerated), the weaker majority group below 50 %, and the minority accuracy at 0 %. A
+    one-seed run is decided on that seed's bootstrap intervals over test images (``sweep_per_seed``'s
+    ``minority_fall_interval``, ``majority_interval``, ``minority_interval``; none in older records)."""
     points = sorted(rec["sweep"].items(), key=lambda kv: -kv[1]["ratio"])
     runs = rec.get("sweep_per_seed", {})
     n = min((len(runs.get(k, ())) for k, _ in points), default=0)
@@ -111,16 +122,19 @@ def _sweep_effects(rec: Mapping) -> list[Effect]:
         pa, pb = _paper_minority(a), _paper_minority(b)
         effects.append(measured(f"minority accuracy (G1, G2) fall {a:.0%} → {b:.0%}", "accuracy", -MINORITY_NOISE,
                                 lambda v, k1=k1, k2=k2: _minority(v[k1]) - _minority(v[k2]), mean, seeds,
-                                paper=None if pa is None or pb is None else pa - pb))
+                                paper=None if pa is None or pb is None else pa - pb,
+                                within=lambda v, k1=k1, k2=k2: _pair(
+                                    (v[k2].get("minority_fall_interval") or {}).get(k1))))
     for k, r in points:
         if r["ratio"] < 0.5:
             effects.append(measured(f"weaker majority group (G0, G3) at {r['ratio']:.0%}", "accuracy", MAJORITY_MIN,
-                                    lambda v, k=k: min(v[k]["groups"][0], v[k]["groups"][3]), mean, seeds,
-                                    paper=_paper_majority(r["ratio"])))
+                                    lambda v, k=k: _majority(v[k]), mean, seeds, paper=_paper_majority(r["ratio"]),
+                                    within=lambda v, k=k: _pair(v[k].get("majority_interval"))))
     zero = [k for k, r in points if r["ratio"] == 0]
     effects.append(measured("minority accuracy (G1, G2) at 0 %", "accuracy", ZERO_MINORITY_MIN,
                             lambda v: _minority(v[zero[0]]) if zero else None, mean, seeds,
-                            paper=_paper_minority(0.0)))  # no 0 % run: not measured, undecided
+                            paper=_paper_minority(0.0),  # no 0 % run: not measured, undecided
+                            within=lambda v: _pair(v[zero[0]].get("minority_interval")) if zero else None))
     return effects
 
 
@@ -132,5 +146,5 @@ def _sweep(rec: Mapping) -> Verdict:
     minority = [_minority(r) for r in sweep]
     ours = "minority mean " + " / ".join(f"{m:.2f}" for m in minority) + " at " + \
         " / ".join(f"{r['ratio'] * 100:g}%" for r in sweep) + "; majority min " + \
-        " / ".join(f"{min(r['groups'][0], r['groups'][3]):.2f}" for r in sweep)
+        " / ".join(f"{_majority(r):.2f}" for r in sweep)
     return decide_effects(ours, _sweep_effects(rec))

@@ -4,7 +4,8 @@ Top-level ``avg``/``wga``/``gap``/``groups`` (:data:`HEADLINE`) are the headline
 Waterbirds-like set at the default minority ratio (or the first row present). ``table2`` holds each model's
 aggregate over seeds with ``model``, ``dataset`` and ``arch``; ``table2_per_seed`` each seed's summary;
 ``sweep`` each minority ratio's aggregate with ``ratio``, ``sweep_per_seed`` each seed's summary at each ratio
-(the claims decide per seed too); ``runs`` the context's run log (cached runs trained
+(the claims decide per seed too) with its bootstrap intervals over test images (:data:`SWEEP_INTERVAL_KEYS`,
+absent from older records); ``runs`` the context's run log (cached runs trained
 and loaded); ``weights`` what the models started from (``"random (dry run)"`` in a dry run without ImageNet
 weights).
 """
@@ -23,6 +24,12 @@ HEADLINE_MODEL = "waterbirds/cnn"
 HEADLINE = ("avg", "wga", "gap", "groups")
 KEYS = ("profile", "seconds", "headline", *HEADLINE, "table2", "table2_per_seed", "sweep", "sweep_per_seed", "runs",
         "weights")
+#: A sweep seed's intervals (:func:`~.study.sweep_intervals`): the minority accuracy, the weaker majority group, and
+#: ``{"<next higher ratio>": [low, high]}`` of the minority accuracy's fall from that ratio.
+SWEEP_INTERVAL_KEYS = ("minority_interval", "majority_interval", "minority_fall_interval")
+#: The paper's minority groups (G1, G2: each class on the other background) and majority groups (G0, G3).
+MINORITY_GROUPS = (1, 2)
+MAJORITY_GROUPS = (0, 3)
 
 
 def table2_row(r: "GroupResult") -> dict[str, Any]:

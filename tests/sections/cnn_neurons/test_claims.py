@@ -136,6 +136,25 @@ def test_one_seeds_spread_is_decided_on_its_bootstrap_over_the_scored_images():
     assert top.interval_kind == "t over 3 seeds" and top.within[2] == (0.75, 0.95)
 
 
+def test_one_seeds_refit_gain_is_decided_on_its_bootstrap_over_test_images():
+    """With one seed, the refits' gain over pruning takes the interval recorded with it (``table4_refit_change``,
+    per seed ``refit_change``): an interval covering 0 leaves it undecided, one above 0 holds; none recorded (an
+    older record) leaves the one seed without an interval."""
+    gain = lambda rec: next(e for e in C._prune_refit(rec).effects if e.name.startswith("ΔWGA of the group"))  # noqa: E731
+    tight = _rec({"table4_change": [0.01, 0.05], "table4_refit_change": [0.05, 0.18]})
+    wide = _rec({"table4_change": [0.01, 0.05], "table4_refit_change": [-0.03, 0.25]})
+    assert gain(tight).value == pytest.approx(0.51 - 0.40) and gain(tight).interval_kind == "bootstrap within the seed"
+    assert (gain(tight).low, gain(tight).high) == (0.05, 0.18) and C._prune_refit(tight).label == "holds"
+    assert gain(wide).outcome == "undecided" and C._prune_refit(wide).label == "undecided"
+    assert C._prune_refit(wide).effect.name.startswith("ΔWGA of the group")  # the refits' gain decides it
+    old = _rec({"table4_change": [0.01, 0.05]})
+    assert gain(old).interval_kind is None and C._prune_refit(old).label == "undecided (one seed, no interval)"
+    three = _rec({})
+    three["per_seed"] = {"isic": [{**_seed(s, 0.0, 0.8, 2, 0.40, 0.42, 0.5 + 0.01 * s, 0.56), "refit_change": [0.0, 0.2]}
+                                  for s in range(3)]}
+    assert gain(three).interval_kind == "t over 3 seeds" and gain(three).within == ((0.0, 0.2),) * 3
+
+
 # --------------------------------------------------------------------------- detectors against the ground truth
 
 

@@ -31,6 +31,9 @@ def test_dataset_record_holds_the_summary_and_table4(study):
     assert res["table4"]["pruned"]["n_zeroed"] == res["n_above_tau"] == len(res["pruned_neurons"])
     table = study.table4(0.5, 0.7, 0)
     assert res["table4"] == {row: table[row] for row in R.ROWS} and res["table4_errors"] == table["errors"]
+    # the within-seed intervals: pruning's ΔWGA and the refits' gain over pruning
+    assert (res["table4_change"], res["table4_refit_change"]) == (table["pruned_change"], table["refit_change"])
+    assert res["table4_refit_change"] is not None
     assert res["sample_index"] == study.sample_index.tolist() and res["group_names"] == list(GROUP_NAMES["isic"])
     json.dumps(res)  # JSON-able
 
@@ -75,6 +78,7 @@ def test_seed_entries_are_each_seeds_summary_and_table4(study):
     assert {k: e[k] for k in ("min", "max", "mean", "area", "n_high")} == {k: full[k] for k in
                                                                            ("min", "max", "mean", "area", "n_high")}
     assert e["wga"] == R.wgas(full) and e["n_pruned"] == len(full["pruned_neurons"])
+    assert (e["wga_change"], e["refit_change"]) == (full["table4_change"], full["table4_refit_change"])
     json.dumps(entries)
 
 

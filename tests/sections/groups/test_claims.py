@@ -91,3 +91,37 @@ def test_verdicts_are_decided_on_the_interval_over_seeds():
     assert v.per_seed == (True, True, False) and v.label == "undecided"
     assert v.effect.name == "minority accuracy (G1, G2) fall 5% → 0%"
     assert v.effect.paper == pytest.approx((0.78 + 0.46) / 2 - (0.34 + 0.22) / 2)  # Table 3
+
+
+def _one_seed(intervals: dict) -> dict:
+    """A one-seed sweep record: each ratio's seed entry is its row plus ``intervals[key]``."""
+    return {"sweep": SWEEP, "sweep_per_seed": {k: [{**r, **intervals.get(k, {})}] for k, r in SWEEP.items()}}
+
+
+def _bootstrap(fall_50_25=(0.0, 0.15), fall_5_0=(0.2, 0.5), majority_5=(0.93, 0.99), minority_0=(0.15, 0.35)):
+    """Intervals of SWEEP's one seed (point values: falls +0.08, +0.25, +0.35; weaker majority 0.93, 0.95, 0.96 below
+    50 %; minority 0.25 at 0 %)."""
+    return {"0.25": {"minority_fall_interval": {"0.5": list(fall_50_25)}, "majority_interval": [0.91, 0.95]},
+            "0.05": {"minority_fall_interval": {"0.25": [0.15, 0.35]}, "majority_interval": list(majority_5)},
+            "0": {"minority_fall_interval": {"0.05": list(fall_5_0)}, "majority_interval": [0.94, 0.99],
+                  "minority_interval": list(minority_0)}}
+
+
+def test_one_seeds_sweep_is_decided_on_its_bootstrap_over_test_images():
+    """One seed: each of the sweep's effects takes that seed's interval over its test images; the verdict holds when
+    all lie on the paper's side, is undecided when one covers its threshold, and fails when one lies beyond it.
+    A record from before the intervals were kept leaves the one seed without an interval."""
+    check = _check("groups.sweep")
+    v = check(_one_seed(_bootstrap()))
+    assert v.label == "holds" and all(e.interval_kind == "bootstrap within the seed" for e in v.effects)
+    fall = next(e for e in v.effects if e.name == "minority accuracy (G1, G2) fall 5% → 0%")
+    assert (fall.value, fall.low, fall.high) == (pytest.approx(0.35), 0.2, 0.5)
+    v = check(_one_seed(_bootstrap(fall_50_25=(-0.05, 0.2))))  # the fall's interval covers the −0.02 tolerated
+    assert v.label == "undecided" and v.effect.name == "minority accuracy (G1, G2) fall 50% → 25%"
+    v = check(_one_seed(_bootstrap(majority_5=(0.85, 0.89))))  # weaker majority group wholly below 0.9
+    assert v.label == "fails" and v.effect.name == "weaker majority group (G0, G3) at 5%"
+    v = check(_one_seed(_bootstrap(minority_0=(0.05, 0.4))))
+    assert v.label == "undecided" and v.effect.name == "minority accuracy (G1, G2) at 0 %"
+    old = check(_one_seed({}))
+    assert old.label == "undecided (one seed, no interval)" and all(e.interval_kind is None for e in old.effects)
+    assert check({"sweep": SWEEP}).label == "undecided (one seed, no interval)"  # no per-seed entries at all

@@ -1,12 +1,13 @@
 """Notebook 01's study: the flat aggregate, one run's summary through the Context, Table 2 and the sweep."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from shortcut_nb.metrics import aggregate_seeds, summarize
+from shortcut_nb.metrics import aggregate_seeds, group_accuracy_interval, summarize
 from shortcut_nb.pipeline import context as context_module
 from shortcut_nb.pipeline.context import Context
-from shortcut_nb.sections.groups import study
+from shortcut_nb.sections.groups import claims, record, study
 
 
 def _summary(groups, avg=0.5, avg_weighted=0.6):
@@ -57,7 +58,63 @@ def test_minority_sweep_keys_by_ratio(smoke_ctx):
     assert list(sweep) == ["0.05"]
     point = sweep["0.05"]
     assert point.ratio == 0.05 and point["n_seeds"] == 1 and len(point["groups"]) == 4
-    assert point.per_seed[0]["seed"] == 0
+    (run,) = point.per_seed
+    assert run["seed"] == 0
+    # the seed's own bootstrap intervals over its test images; one ratio: no neighbour to fall from
+    low, high = run["minority_interval"]
+    assert low <= (run["groups"][1] + run["groups"][2]) / 2 <= high
+    low, high = run["majority_interval"]
+    assert low <= min(run["groups"][0], run["groups"][3]) <= high
+    assert run["minority_fall_interval"] == {}
+
+
+def test_a_one_seed_sweep_is_decided_on_the_intervals_it_records(smoke_ctx):
+    """End to end: the sweep records each seed's fall from the next higher ratio, and the claims of its payload
+    decide the one seed on those intervals instead of leaving it without one."""
+    sweep = study.minority_sweep(smoke_ctx, ratios=[0.05, 0.0], seeds=[0])
+    zero, five = sweep["0"].per_seed[0], sweep["0.05"].per_seed[0]
+    (low, high), = zero["minority_fall_interval"].values()
+    assert list(zero["minority_fall_interval"]) == ["0.05"] and five["minority_fall_interval"] == {}
+    fall = (five["groups"][1] + five["groups"][2]) / 2 - (zero["groups"][1] + zero["groups"][2]) / 2
+    assert low <= fall <= high  # (the smoke models answer one class everywhere: the interval may be a point)
+    effects = claims._sweep_effects(record.payload({}, sweep, profile="smoke", seconds=1.0))
+    assert [e.name for e in effects] == ["minority accuracy (G1, G2) fall 5% → 0%", "weaker majority group (G0, G3) "
+                                         "at 5%", "weaker majority group (G0, G3) at 0%", "minority accuracy (G1, G2) at 0 %"]
+    assert all(e.interval_kind == "bootstrap within the seed" for e in effects)
+    assert (effects[0].low, effects[0].high) == (low, high)
+
+
+def _test_predictions(n_per_group, accuracy, seed):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(4), n_per_group)
+    y = g // 2
+    return {"pred": np.where(rng.random(len(g)) < np.asarray(accuracy)[g], y, 1 - y), "y": y, "g": g, "n_groups": 4}
+
+
+def test_sweep_intervals_bootstrap_each_criterion_on_the_ratios_own_test_images():
+    """Minority accuracy (mean of G1, G2) and the weaker majority group (min of G0, G3) at each ratio, and the
+    minority accuracy's fall from the next higher ratio, resampling the two ratios' test sets independently."""
+    tests = {0.05: _test_predictions(40, [0.99, 0.6, 0.5, 0.95], 1), 0.5: _test_predictions(40, [0.95, 0.9, 0.9, 0.9], 2),
+             0.0: _test_predictions(30, [0.99, 0.3, 0.2, 0.96], 3)}
+    got = study.sweep_intervals(tests, seed=4)
+    assert set(got) == {0.5, 0.05, 0.0} and got[0.5]["minority_fall_interval"] == {}
+    assert set(got[0.05]["minority_fall_interval"]) == {"0.5"} and set(got[0.0]["minority_fall_interval"]) == {"0.05"}
+    summaries = {r: summarize(t["pred"], t["y"], t["g"])["groups"] for r, t in tests.items()}
+    minority = {r: (a[1] + a[2]) / 2 for r, a in summaries.items()}
+    for r, t in tests.items():
+        low, high = got[r]["minority_interval"]
+        assert low <= minority[r] <= high and low < high
+        low, high = got[r]["majority_interval"]
+        assert low <= min(summaries[r][0], summaries[r][3]) <= high
+    low, high = got[0.0]["minority_fall_interval"]["0.05"]
+    assert low <= minority[0.05] - minority[0.0] <= high and low > 0  # a fall of about 0.3, clearly above zero
+
+    def fall(a):
+        return a[:, 0, 1:3].mean(-1) - a[:, 1, 1:3].mean(-1)
+
+    a, b = tests[0.05], tests[0.0]
+    assert [low, high] == list(group_accuracy_interval(fall, ([a["pred"]], a["y"], a["g"]), ([b["pred"]], b["y"], b["g"]),
+                                                       n_groups=4, seed=4))
 
 
 class _Routed(Exception):
